@@ -1,0 +1,146 @@
+"""Apps' virtual keys and the usage they generate."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from decimal import Decimal
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from django.utils import timezone
+
+from mappings.models import ModelProviderMapping
+from providers.models import Provider, ProviderKeyCredential
+
+VIRTUAL_KEY_PREFIX = "sk-gw-"
+
+
+def hash_key(plaintext: str) -> str:
+    """SHA-256 hex digest of a presented virtual key (what is stored and looked up)."""
+    return hashlib.sha256(plaintext.encode()).hexdigest()
+
+
+def generate_key() -> str:
+    """A new virtual key: recognisable prefix + 256 bits of randomness."""
+    return VIRTUAL_KEY_PREFIX + secrets.token_urlsafe(32)
+
+
+class BudgetPeriod(models.TextChoices):
+    DAILY = "daily", "Daily"
+    MONTHLY = "monthly", "Monthly"
+    TOTAL = "total", "Total (lifetime)"
+
+
+class VirtualKey(models.Model):
+    """A gateway-issued key an app presents instead of a provider key.
+
+    Only the SHA-256 of the key is stored; the plaintext is shown once when created.
+    ``allowed_models`` empty means every alias. Limits and budget are optional.
+    """
+
+    name = models.CharField(max_length=100, unique=True)
+    key_hash = models.CharField(max_length=64, unique=True, editable=False)
+    key_prefix = models.CharField(
+        max_length=16, editable=False, help_text="First characters, to recognise the key."
+    )
+    allowed_models = models.JSONField(default=list, blank=True, help_text="Empty: all aliases.")
+    expires_at = models.DateTimeField(null=True, blank=True)
+    is_enabled = models.BooleanField(default=True)
+    requests_per_minute = models.PositiveIntegerField(null=True, blank=True)
+    tokens_per_minute = models.PositiveIntegerField(null=True, blank=True)
+    budget_amount = models.DecimalField(
+        max_digits=14,
+        decimal_places=2,
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(Decimal(0))],
+        help_text="In USD; empty: no budget.",
+    )
+    budget_period = models.CharField(
+        max_length=16, choices=BudgetPeriod.choices, default=BudgetPeriod.MONTHLY
+    )
+    budget_alert_threshold = models.DecimalField(
+        max_digits=4,
+        decimal_places=3,
+        default=Decimal("0.8"),
+        validators=[MinValueValidator(Decimal(0)), MaxValueValidator(Decimal(1))],
+        help_text="Alert when spend reaches this fraction of the budget.",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def set_key(self, plaintext: str) -> None:
+        """Store the hash and a recognisable prefix of ``plaintext`` (never the key)."""
+        self.key_hash = hash_key(plaintext)
+        self.key_prefix = plaintext[: len(VIRTUAL_KEY_PREFIX) + 4]
+
+    @property
+    def is_expired(self) -> bool:
+        return self.expires_at is not None and self.expires_at <= timezone.now()
+
+    def clean(self) -> None:
+        errors: dict[str, Any] = {}
+        models_ = self.allowed_models
+        if models_ in (None, ""):
+            self.allowed_models = []
+        elif not isinstance(models_, list) or not all(
+            isinstance(m, str) and m.strip() for m in models_
+        ):
+            errors["allowed_models"] = "must be a list of alias names"
+        if errors:
+            raise ValidationError(errors)
+
+
+class UsageRecord(models.Model):
+    """One request through the gateway: who, where it went, tokens, latency, cost.
+
+    ``request_id`` is unique, so recording a redelivered event changes nothing. ``cost`` is
+    ``None`` when no price applied (shown as unpriced, never as $0). Provider FK is PROTECT:
+    an instance with usage cannot be deleted (disable it), or cost history would dangle.
+    """
+
+    request_id = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(db_index=True)
+    endpoint = models.CharField(max_length=32)
+    virtual_key = models.ForeignKey(
+        "gateway.VirtualKey", null=True, blank=True, on_delete=models.PROTECT
+    )
+    model_alias = models.CharField(max_length=200, blank=True)
+    provider = models.ForeignKey(Provider, null=True, blank=True, on_delete=models.PROTECT)
+    provider_key = models.ForeignKey(
+        ProviderKeyCredential, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    mapping = models.ForeignKey(
+        ModelProviderMapping, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    account_group = models.PositiveSmallIntegerField(null=True, blank=True)
+    provider_model = models.CharField(max_length=200, blank=True)
+    stream = models.BooleanField(default=False)
+    status_code = models.PositiveSmallIntegerField()
+    error_type = models.CharField(max_length=64, blank=True)
+    prompt_tokens = models.PositiveIntegerField(default=0)
+    completion_tokens = models.PositiveIntegerField(default=0)
+    cached_tokens = models.PositiveIntegerField(default=0)
+    latency_ms = models.FloatField(default=0)
+    ttft_ms = models.FloatField(null=True, blank=True)
+    attempts = models.JSONField(default=list, blank=True)
+    cost = models.DecimalField(max_digits=18, decimal_places=10, null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(fields=["provider", "created_at"], name="usage_provider_time"),
+            models.Index(fields=["virtual_key", "created_at"], name="usage_vkey_time"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.request_id} {self.model_alias} {self.status_code}"

@@ -1,0 +1,139 @@
+"""Model aliases mapped to provider instances, and their prices."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.core.validators import MinValueValidator
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from providers.models import Provider
+
+
+class ModelProviderMapping(models.Model):
+    """An alias served by one provider instance (by ID) under that instance's model name.
+
+    The same alias mapped to several instances is how failover and load balancing are
+    configured: ``priority`` orders them (lowest first), ``weight`` shares traffic.
+    """
+
+    model_alias = models.CharField(max_length=200, db_index=True)
+    provider = models.ForeignKey(Provider, on_delete=models.CASCADE, related_name="mappings")
+    provider_model_id = models.CharField(
+        max_length=200, help_text="The model (or Azure deployment) name at the provider."
+    )
+    is_enabled = models.BooleanField(default=True)
+    priority = models.PositiveIntegerField(default=1, help_text="Lower is tried first.")
+    weight = models.PositiveIntegerField(default=1, validators=[MinValueValidator(1)])
+    supports_chat = models.BooleanField(default=True)
+    supports_vision = models.BooleanField(default=False)
+    supports_tools = models.BooleanField(default=False)
+    supports_streaming = models.BooleanField(default=True)
+    supports_embeddings = models.BooleanField(default=False)
+    supports_json_mode = models.BooleanField(default=False)
+    max_context_tokens = models.PositiveIntegerField(null=True, blank=True)
+    max_output_tokens = models.PositiveIntegerField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["model_alias", "priority", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["model_alias", "provider", "provider_model_id"], name="uniq_alias_target"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.model_alias} -> {self.provider.name}:{self.provider_model_id}"
+
+    def clean(self) -> None:
+        if self.model_alias and self.model_alias != self.model_alias.strip():
+            raise ValidationError({"model_alias": "alias must not start or end with spaces"})
+        if not (self.supports_chat or self.supports_embeddings):
+            raise ValidationError("a mapping must support chat or embeddings")
+
+
+class ModelPrice(models.Model):
+    """Price per million tokens, effective from a point in time.
+
+    Either for one mapping, or for a provider instance + provider model (covering every alias
+    that routes there). Prices never change history: a price already in effect cannot be
+    edited; add a new row with a later ``effective_from`` instead. Usage records store the
+    cost computed at request time.
+    """
+
+    mapping = models.ForeignKey(
+        ModelProviderMapping, null=True, blank=True, on_delete=models.CASCADE, related_name="prices"
+    )
+    provider = models.ForeignKey(
+        Provider, null=True, blank=True, on_delete=models.CASCADE, related_name="prices"
+    )
+    provider_model_id = models.CharField(max_length=200, blank=True)
+    input_per_million = models.DecimalField(
+        max_digits=14, decimal_places=6, validators=[MinValueValidator(Decimal(0))]
+    )
+    output_per_million = models.DecimalField(
+        max_digits=14, decimal_places=6, validators=[MinValueValidator(Decimal(0))]
+    )
+    cached_input_per_million = models.DecimalField(
+        max_digits=14,
+        decimal_places=6,
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(Decimal(0))],
+        help_text="Empty: cached input tokens cost the normal input price.",
+    )
+    effective_from = models.DateTimeField(default=timezone.now)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-effective_from", "-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=(Q(mapping__isnull=False) & Q(provider__isnull=True))
+                | (Q(mapping__isnull=True) & Q(provider__isnull=False) & ~Q(provider_model_id="")),
+                name="price_target_mapping_xor_provider_model",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["mapping", "effective_from"], name="price_mapping_from"),
+            models.Index(
+                fields=["provider", "provider_model_id", "effective_from"],
+                name="price_provider_model_from",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        target = str(self.mapping) if self.mapping_id else f"{self.provider}:{self.provider_model_id}"
+        return f"{target} in {self.input_per_million}/out {self.output_per_million} per 1M"
+
+    def clean(self) -> None:
+        errors: dict[str, Any] = {}
+        if self.mapping_id and (self.provider_id or self.provider_model_id):
+            errors["mapping"] = "give either a mapping, or a provider and provider model, not both"
+        elif not self.mapping_id and not (self.provider_id and self.provider_model_id):
+            errors["mapping"] = "give a mapping, or a provider and a provider model"
+        if self.pk:
+            old = ModelPrice.objects.filter(pk=self.pk).first()
+            if old is not None and old.effective_from <= timezone.now():
+                changed = any(
+                    getattr(old, f) != getattr(self, f)
+                    for f in (
+                        "input_per_million",
+                        "output_per_million",
+                        "cached_input_per_million",
+                        "effective_from",
+                    )
+                )
+                if changed:
+                    errors["effective_from"] = (
+                        "this price is already in effect and cannot change history; add a new "
+                        "price with a later effective_from"
+                    )
+        if errors:
+            raise ValidationError(errors)

@@ -1,0 +1,77 @@
+"""The configuration version: bumped on every config change, polled by gateway processes."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import redis
+from asgiref.sync import sync_to_async
+from django.db import models, transaction
+from django.db.models import F
+from django.db.models.signals import post_delete, post_save
+
+from providers.models import ConfigVersion
+from providers.redis_conn import async_redis, sync_redis
+
+logger = logging.getLogger(__name__)
+
+REDIS_KEY = "gw:config:version"
+
+
+def config_version_bump() -> None:
+    """Record that routing-relevant configuration changed.
+
+    The database row moves inside the caller's transaction (so a rolled-back import bumps
+    nothing); the Redis copy moves after commit, so no process rebuilds from uncommitted data.
+    """
+    updated = ConfigVersion.objects.filter(pk=1).update(version=F("version") + 1)
+    if not updated:
+        ConfigVersion.objects.get_or_create(pk=1, defaults={"version": 1})
+    transaction.on_commit(_bump_redis)
+
+
+def _bump_redis() -> None:
+    client = sync_redis()
+    if client is None:
+        return
+    try:
+        client.incr(REDIS_KEY)
+    except redis.RedisError:
+        # Processes fall back to the database row when Redis misbehaves; the DB bump happened.
+        logger.warning("could not bump the config version in Redis; database row was bumped")
+
+
+def config_version_db() -> int:
+    """The version as the database has it (sync)."""
+    row = ConfigVersion.objects.filter(pk=1).values_list("version", flat=True).first()
+    return int(row or 0)
+
+
+async def config_version_current() -> str:
+    """The version a process compares with its snapshot's (async, request-path safe).
+
+    Redis when configured and answering (a GET, no SQL); otherwise the database row. The value
+    is opaque: processes rebuild on any change, including Redis losing the key.
+    """
+    client = async_redis()
+    if client is not None:
+        try:
+            value = await client.get(REDIS_KEY)
+            return "r" + (value.decode() if value else "0")
+        except (redis.RedisError, OSError):
+            logger.debug("config version: Redis unavailable, reading the database")
+    return "d" + str(await sync_to_async(config_version_db, thread_sensitive=False)())
+
+
+def _on_change(sender: Any, **kwargs: Any) -> None:
+    if kwargs.get("raw"):  # loaddata
+        return
+    config_version_bump()
+
+
+def watch(model: type[models.Model]) -> None:
+    """Bump the config version whenever ``model`` is saved or deleted."""
+    uid = f"config-version-{model._meta.label}"
+    post_save.connect(_on_change, sender=model, dispatch_uid=uid + "-save")
+    post_delete.connect(_on_change, sender=model, dispatch_uid=uid + "-delete")

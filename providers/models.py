@@ -1,0 +1,199 @@
+"""Provider instances, their key credentials and the configuration version."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from django.db.models import Q
+
+from providers.envsubst import has_reference
+from providers.secrets import EncryptedTextField
+from providers.types import DEFAULT_BASE_URLS, KEYLESS_TYPES, ProviderType
+from providers.validators import validate_custom_headers, validate_header_list
+
+MAX_ACCOUNT_GROUP = 32
+
+
+class HealthProbe(models.TextChoices):
+    """How a health check asks an instance whether it is up."""
+
+    MODELS = "models", "List models (free)"
+    COMPLETION = "completion", "1-token completion"
+
+
+class Provider(models.Model):
+    """One provider *instance*: a type plus its own URL, headers, limits and keys.
+
+    Several instances of one type live side by side (production and development OpenAI
+    accounts, Azure in two regions); mappings refer to instances by ID, never by type.
+    Invariants (``clean``): Azure needs ``api_version``; types without a default base URL need
+    one; custom headers are valid, injection-free and not gateway-owned.
+    """
+
+    name = models.CharField(max_length=100, unique=True)
+    provider_type = models.CharField(max_length=32, choices=ProviderType.choices)
+    base_url = models.CharField(
+        max_length=500,
+        blank=True,
+        help_text="Empty: the type's default. ${VAR} references are resolved at load time.",
+    )
+    is_enabled = models.BooleanField(default=True)
+    api_version = models.CharField(
+        max_length=50, blank=True, help_text="Azure OpenAI only, e.g. 2024-10-21."
+    )
+    timeout = models.FloatField(
+        default=90.0,
+        validators=[MinValueValidator(0.1)],
+        help_text="Seconds to wait for the upstream (read timeout).",
+    )
+    connect_timeout = models.FloatField(default=10.0, validators=[MinValueValidator(0.1)])
+    max_retries = models.PositiveSmallIntegerField(
+        default=3, validators=[MaxValueValidator(10)]
+    )
+    custom_headers = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text='Sent on every request to this instance, e.g. {"X-Cost-Center": "${CC}"}.',
+    )
+    forward_headers = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="Client request headers passed through to this instance (allow-list).",
+    )
+    requests_per_minute = models.PositiveIntegerField(null=True, blank=True)
+    tokens_per_minute = models.PositiveIntegerField(null=True, blank=True)
+    health_check_interval = models.PositiveIntegerField(
+        default=300, validators=[MinValueValidator(10)], help_text="Seconds between probes."
+    )
+    health_check_probe = models.CharField(
+        max_length=16, choices=HealthProbe.choices, default=HealthProbe.MODELS
+    )
+    health_check_model = models.CharField(
+        max_length=200, blank=True, help_text="Model for completion probes."
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.provider_type})"
+
+    @property
+    def effective_base_url(self) -> str:
+        """The configured base URL or the type's default (``${VAR}`` still unresolved)."""
+        return (self.base_url or DEFAULT_BASE_URLS.get(self.provider_type, "")).rstrip("/")
+
+    def clean(self) -> None:
+        errors: dict[str, Any] = {}
+        if self.provider_type not in ProviderType.values:
+            errors["provider_type"] = f"unknown provider type {self.provider_type!r}"
+        if self.provider_type == ProviderType.AZURE_OPENAI and not self.api_version:
+            errors["api_version"] = "Azure OpenAI instances need an api_version"
+        if not self.base_url and self.provider_type not in DEFAULT_BASE_URLS:
+            errors["base_url"] = f"{self.provider_type} instances need a base_url"
+        if self.base_url and not has_reference(self.base_url):
+            if not self.base_url.startswith(("http://", "https://")):
+                errors["base_url"] = "base_url must start with http:// or https://"
+        try:
+            validate_custom_headers(self.custom_headers)
+        except ValidationError as exc:
+            errors["custom_headers"] = exc.messages
+        try:
+            validate_header_list(self.forward_headers)
+        except ValidationError as exc:
+            errors["forward_headers"] = exc.messages
+        if errors:
+            raise ValidationError(errors)
+
+
+class ProviderKeyCredential(models.Model):
+    """One API key of a provider instance (ConduitLLM semantics).
+
+    Keys in the same ``account_group`` (0-32) share the upstream account's limits, so on a 429
+    the gateway moves to a key of *another* group. At most one key per instance is primary
+    (partial unique constraint); the primary enabled key is tried first. ``api_key`` is
+    encrypted at rest; a ``${VAR}`` reference is stored as the reference.
+    """
+
+    provider = models.ForeignKey(Provider, on_delete=models.CASCADE, related_name="keys")
+    key_name = models.CharField(max_length=100)
+    api_key = EncryptedTextField(blank=True)
+    account_group = models.PositiveSmallIntegerField(
+        default=0, validators=[MaxValueValidator(MAX_ACCOUNT_GROUP)]
+    )
+    is_primary = models.BooleanField(default=False)
+    is_enabled = models.BooleanField(default=True)
+    base_url = models.CharField(
+        max_length=500, blank=True, help_text="Overrides the instance's base URL for this key."
+    )
+    organization = models.CharField(
+        max_length=200, blank=True, help_text="Sent as OpenAI-Organization."
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["provider_id", "-is_primary", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["provider", "key_name"], name="uniq_key_name"),
+            models.UniqueConstraint(
+                fields=["provider"], condition=Q(is_primary=True), name="one_primary_key"
+            ),
+            models.CheckConstraint(
+                condition=Q(account_group__gte=0) & Q(account_group__lte=MAX_ACCOUNT_GROUP),
+                name="account_group_0_32",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.provider.name}/{self.key_name}"
+
+    @property
+    def masked_key(self) -> str:
+        """What may be shown of the key: a ``${VAR}`` reference as is, else its last 4."""
+        value = self.api_key or ""
+        if not value:
+            return "(none)"
+        if has_reference(value):
+            return value
+        return f"…{value[-4:]}" if len(value) > 8 else "****"
+
+    def clean(self) -> None:
+        errors: dict[str, Any] = {}
+        if self.account_group is not None and not 0 <= self.account_group <= MAX_ACCOUNT_GROUP:
+            errors["account_group"] = f"account group must be between 0 and {MAX_ACCOUNT_GROUP}"
+        if self.base_url and not has_reference(self.base_url):
+            if not self.base_url.startswith(("http://", "https://")):
+                errors["base_url"] = "base_url must start with http:// or https://"
+        provider = getattr(self, "provider", None) if self.provider_id else None
+        if provider is not None and not self.api_key and provider.provider_type not in KEYLESS_TYPES:
+            errors["api_key"] = f"{provider.provider_type} keys need an api_key"
+        if self.is_primary and self.provider_id:
+            others = ProviderKeyCredential.objects.filter(
+                provider_id=self.provider_id, is_primary=True
+            ).exclude(pk=self.pk)
+            if others.exists():
+                errors["is_primary"] = "this instance already has a primary key"
+        if errors:
+            raise ValidationError(errors)
+
+
+class ConfigVersion(models.Model):
+    """A single row counting configuration changes.
+
+    Every save/delete of routing-relevant configuration bumps it (and the Redis copy when Redis
+    is configured); gateway processes poll it about once a second and rebuild their in-memory
+    route table when it moves. It is the database fallback when there is no Redis.
+    """
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1)
+    version = models.BigIntegerField(default=0)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"config v{self.version}"
