@@ -6,7 +6,8 @@ class GatewayConfig(AppConfig):
     verbose_name = "Gateway"
 
     def ready(self) -> None:
-        from gateway.models import VirtualKey
+        from gateway.models import RoutingSettings, VirtualKey
         from providers import config_version
 
         config_version.watch(VirtualKey)
+        config_version.watch(RoutingSettings)

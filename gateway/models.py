@@ -144,3 +144,42 @@ class UsageRecord(models.Model):
 
     def __str__(self) -> str:
         return f"{self.request_id} {self.model_alias} {self.status_code}"
+
+
+class RoutingStrategy(models.TextChoices):
+    PRIORITY = "priority", "Priority (lowest first, next on failure)"
+    ROUND_ROBIN = "round_robin", "Round robin"
+    WEIGHTED = "weighted", "Weighted by mapping weight"
+    RANDOM = "random", "Random"
+    LEAST_COST = "least_cost", "Least cost"
+    LOWEST_LATENCY = "lowest_latency", "Lowest latency"
+    LEAST_BUSY = "least_busy", "Least busy"
+
+
+class RoutingSettings(models.Model):
+    """Global routing policy (a single row): default strategy and circuit breaker tuning."""
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1, editable=False)
+    strategy = models.CharField(
+        max_length=32, choices=RoutingStrategy.choices, default=RoutingStrategy.PRIORITY
+    )
+    failure_threshold = models.PositiveIntegerField(
+        default=5, validators=[MinValueValidator(1)], help_text="Consecutive failures to open."
+    )
+    recovery_timeout = models.PositiveIntegerField(
+        default=60, validators=[MinValueValidator(1)], help_text="Seconds a circuit stays open."
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "routing settings"
+        verbose_name_plural = "routing settings"
+
+    def __str__(self) -> str:
+        return f"routing: {self.strategy}"
+
+    @classmethod
+    def load(cls) -> RoutingSettings:
+        """The single row, created with defaults on first use."""
+        obj, _ = cls.objects.get_or_create(pk=1)
+        return obj

@@ -17,6 +17,20 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.CreateModel(
+            name='RoutingSettings',
+            fields=[
+                ('id', models.PositiveSmallIntegerField(default=1, editable=False, primary_key=True, serialize=False)),
+                ('strategy', models.CharField(choices=[('priority', 'Priority (lowest first, next on failure)'), ('round_robin', 'Round robin'), ('weighted', 'Weighted by mapping weight'), ('random', 'Random'), ('least_cost', 'Least cost'), ('lowest_latency', 'Lowest latency'), ('least_busy', 'Least busy')], default='priority', max_length=32)),
+                ('failure_threshold', models.PositiveIntegerField(default=5, help_text='Consecutive failures to open.', validators=[django.core.validators.MinValueValidator(1)])),
+                ('recovery_timeout', models.PositiveIntegerField(default=60, help_text='Seconds a circuit stays open.', validators=[django.core.validators.MinValueValidator(1)])),
+                ('updated_at', models.DateTimeField(auto_now=True)),
+            ],
+            options={
+                'verbose_name': 'routing settings',
+                'verbose_name_plural': 'routing settings',
+            },
+        ),
+        migrations.CreateModel(
             name='VirtualKey',
             fields=[
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),

@@ -1,0 +1,55 @@
+"""Writes on the gateway's own models (HackSoft style: keyword-only, typed, one verb each)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+
+from django.db import transaction
+
+from gateway.models import BudgetPeriod, VirtualKey, generate_key
+
+
+@transaction.atomic
+def virtual_key_create(
+    *,
+    name: str,
+    key: str | None = None,
+    allowed_models: list[str] | None = None,
+    expires_at: datetime | None = None,
+    is_enabled: bool = True,
+    requests_per_minute: int | None = None,
+    tokens_per_minute: int | None = None,
+    budget_amount: Decimal | None = None,
+    budget_period: str = BudgetPeriod.MONTHLY,
+    budget_alert_threshold: Decimal = Decimal("0.8"),
+) -> tuple[VirtualKey, str]:
+    """Create a virtual key and return it with its plaintext (the only time it exists).
+
+    ``key`` lets configuration-as-code bring its own key; otherwise one is generated.
+    """
+    plaintext = key or generate_key()
+    vkey = VirtualKey(
+        name=name,
+        allowed_models=list(allowed_models or []),
+        expires_at=expires_at,
+        is_enabled=is_enabled,
+        requests_per_minute=requests_per_minute,
+        tokens_per_minute=tokens_per_minute,
+        budget_amount=budget_amount,
+        budget_period=budget_period,
+        budget_alert_threshold=budget_alert_threshold,
+    )
+    vkey.set_key(plaintext)
+    vkey.full_clean()
+    vkey.save()
+    return vkey, plaintext
+
+
+@transaction.atomic
+def virtual_key_rotate(*, vkey: VirtualKey, key: str | None = None) -> str:
+    """Replace the key of ``vkey``; the old key stops working at the next config refresh."""
+    plaintext = key or generate_key()
+    vkey.set_key(plaintext)
+    vkey.save(update_fields=["key_hash", "key_prefix", "updated_at"])
+    return plaintext
