@@ -75,3 +75,15 @@ def watch(model: type[models.Model]) -> None:
     uid = f"config-version-{model._meta.label}"
     post_save.connect(_on_change, sender=model, dispatch_uid=uid + "-save")
     post_delete.connect(_on_change, sender=model, dispatch_uid=uid + "-delete")
+
+
+def config_version_current_sync() -> str:
+    """Sync twin of :func:`config_version_current` (same value format), for table builds."""
+    client = sync_redis()
+    if client is not None:
+        try:
+            value = client.get(REDIS_KEY)
+            return "r" + (value.decode() if isinstance(value, bytes) else "0")
+        except redis.RedisError:
+            logger.debug("config version: Redis unavailable, reading the database")
+    return "d" + str(config_version_db())

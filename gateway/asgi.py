@@ -1,0 +1,16 @@
+"""ASGI entry point: the lean /v1 front in front of Django (see gateway.api.asgi_app)."""
+
+from __future__ import annotations
+
+import os
+
+from django.core.asgi import get_asgi_application
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "gateway.settings")
+
+# Django must be set up before the API module imports models.
+django_application = get_asgi_application()
+
+from gateway.api.asgi_app import GatewayApp  # noqa: E402
+
+application = GatewayApp(django_application)

@@ -1,0 +1,154 @@
+"""What every provider adapter provides: request building and response translation.
+
+The gateway speaks OpenAI's chat-completions format to its clients; an adapter turns such a
+request into its provider's wire format and the provider's answer (whole or streamed) back into
+OpenAI's format. Adapters do no I/O: ``providers.http`` sends what they build.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import orjson
+
+from providers.snapshot import KeySnapshot, ProviderSnapshot
+
+
+@dataclass(slots=True)
+class Usage:
+    """Token counts as the upstream reported them (OpenAI names)."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_tokens: int = 0
+
+    @classmethod
+    def from_openai(cls, usage: Mapping[str, Any] | None) -> Usage:
+        if not usage:
+            return cls()
+        details = usage.get("prompt_tokens_details") or {}
+        return cls(
+            prompt_tokens=int(usage.get("prompt_tokens") or 0),
+            completion_tokens=int(usage.get("completion_tokens") or 0),
+            cached_tokens=int(details.get("cached_tokens") or 0),
+        )
+
+
+@dataclass(slots=True)
+class UpstreamRequest:
+    """A request ready to send. ``headers`` excludes the instance's custom headers: the HTTP
+    seam adds those, so no code path can forget them."""
+
+    method: str
+    url: str
+    headers: dict[str, str]
+    body: bytes = b""
+    params: dict[str, str] = field(default_factory=dict)
+
+
+class StreamTranslator:
+    """Turns upstream SSE events into OpenAI ``chat.completion.chunk`` SSE lines.
+
+    ``feed`` takes one event's ``data`` (and ``event`` name for formats that use it) and returns
+    the bytes to send to the client (possibly none). ``usage`` holds what the stream reported.
+    ``error`` is set when the upstream sent an error event. ``started`` becomes true once a
+    chunk with content (text, tool call, finish) has been produced.
+    """
+
+    def __init__(self, *, include_usage: bool) -> None:
+        self.include_usage = include_usage
+        self.usage = Usage()
+        self.error: dict[str, Any] | None = None
+        self.started = False
+        self.done = False
+
+    def feed(self, data: str, event: str = "") -> list[bytes]:
+        raise NotImplementedError
+
+    def finish(self) -> list[bytes]:
+        """Bytes to send after the upstream stream ended (e.g. ``data: [DONE]``)."""
+        if self.done:
+            return []
+        self.done = True
+        return [b"data: [DONE]\n\n"]
+
+
+def sse(payload: Any) -> bytes:
+    """One OpenAI-style SSE ``data:`` line from a JSON-serialisable payload."""
+    return b"data: " + orjson.dumps(payload) + b"\n\n"
+
+
+class Adapter:
+    """Base for adapters. Subclasses set ``provider_type`` and override what differs."""
+
+    provider_type: ClassVar[str] = ""
+    #: True for adapters answered inside the process (``mock``): the seam calls ``respond``.
+    in_process: ClassVar[bool] = False
+    #: Whether the wire format is OpenAI's (so OpenAI bodies pass through untranslated).
+    openai_wire: ClassVar[bool] = True
+
+    # -- chat -------------------------------------------------------------------------------
+    def chat_request(
+        self,
+        *,
+        provider: ProviderSnapshot,
+        key: KeySnapshot | None,
+        model: str,
+        body: dict[str, Any],
+        stream: bool,
+    ) -> UpstreamRequest:
+        raise NotImplementedError
+
+    def chat_response(self, payload: bytes) -> tuple[bytes, Usage]:
+        """Translate a successful non-streaming body to OpenAI's format; report usage."""
+        raise NotImplementedError
+
+    def chat_stream(self, *, include_usage: bool) -> StreamTranslator:
+        raise NotImplementedError
+
+    # -- embeddings -------------------------------------------------------------------------
+    def embeddings_request(
+        self,
+        *,
+        provider: ProviderSnapshot,
+        key: KeySnapshot | None,
+        model: str,
+        body: dict[str, Any],
+    ) -> UpstreamRequest:
+        raise UnsupportedOperation(f"{self.provider_type} instances do not serve embeddings")
+
+    def embeddings_response(self, payload: bytes) -> tuple[bytes, Usage]:
+        data = orjson.loads(payload)
+        return payload, Usage.from_openai(data.get("usage"))
+
+    # -- health -----------------------------------------------------------------------------
+    def models_request(
+        self, *, provider: ProviderSnapshot, key: KeySnapshot | None
+    ) -> UpstreamRequest:
+        """The cheapest request that proves the instance and key work (list models)."""
+        raise NotImplementedError
+
+    # -- errors -----------------------------------------------------------------------------
+    def error_details(self, status: int, payload: bytes) -> tuple[str, str, str | None]:
+        """(message, type, code) from an upstream error body, whatever its format."""
+        try:
+            data = orjson.loads(payload)
+        except orjson.JSONDecodeError:
+            text = payload[:200].decode("utf-8", "replace").strip()
+            return (text or f"upstream returned HTTP {status}", "upstream_error", None)
+        err = data.get("error") if isinstance(data, dict) else None
+        if isinstance(err, dict):
+            return (
+                str(err.get("message") or f"upstream returned HTTP {status}"),
+                str(err.get("type") or "upstream_error"),
+                str(err["code"]) if err.get("code") is not None else None,
+            )
+        if isinstance(err, str):
+            return err, "upstream_error", None
+        return f"upstream returned HTTP {status}", "upstream_error", None
+
+
+class UnsupportedOperation(Exception):
+    """The adapter cannot do what was asked (e.g. embeddings on Anthropic)."""

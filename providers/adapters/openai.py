@@ -1,0 +1,207 @@
+"""OpenAI and every upstream that speaks its wire format (compatible servers, Ollama, Azure)."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import orjson
+
+from providers.adapters.base import Adapter, StreamTranslator, UpstreamRequest, Usage
+from providers.snapshot import KeySnapshot, ProviderSnapshot
+from providers.types import ProviderType
+
+_JSON = "application/json"
+
+
+class OpenAIStreamTranslator(StreamTranslator):
+    """Relays OpenAI chunks as they are (no re-serialisation) and watches for usage.
+
+    The gateway always asks upstream for ``stream_options.include_usage``; the extra final
+    chunk (``choices: []`` plus ``usage``) is dropped when the client did not ask for it.
+    """
+
+    def feed(self, data: str, event: str = "") -> list[bytes]:
+        if data == "[DONE]":
+            return self.finish()
+        try:
+            chunk = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            self.error = {
+                "message": "upstream sent a malformed stream chunk",
+                "type": "upstream_error",
+            }
+            return []
+        if not isinstance(chunk, dict):
+            return []
+        if "error" in chunk and not chunk.get("choices"):
+            err = chunk["error"]
+            self.error = err if isinstance(err, dict) else {"message": str(err)}
+            return []
+        usage = chunk.get("usage")
+        choices = chunk.get("choices")
+        if usage:
+            self.usage = Usage.from_openai(usage)
+            if not choices and not self.include_usage:
+                return []
+            if not self.include_usage:
+                # Usage riding on a content chunk (some compatible servers): strip it.
+                chunk = {k: v for k, v in chunk.items() if k != "usage"}
+                self.started = True
+                return [b"data: " + orjson.dumps(chunk) + b"\n\n"]
+        if choices and not self.started:
+            # A role-only first chunk is not content yet: until real content (or a finish)
+            # arrives, an error may still fail over to another instance.
+            for choice in choices:
+                delta = choice.get("delta") or {}
+                if (
+                    delta.get("content")
+                    or delta.get("tool_calls")
+                    or delta.get("function_call")
+                    or delta.get("refusal")
+                    or choice.get("finish_reason")
+                ):
+                    self.started = True
+                    break
+        # Azure sends a first chunk with ``choices: []`` (prompt filter results): harmless,
+        # passed through like any other chunk.
+        return [b"data: " + data.encode() + b"\n\n"]
+
+
+class OpenAIAdapter(Adapter):
+    """``{base}/chat/completions`` with a Bearer key and optional OpenAI-Organization."""
+
+    provider_type: ClassVar[str] = ProviderType.OPENAI
+
+    def _headers(self, key: KeySnapshot | None) -> dict[str, str]:
+        headers = {"content-type": _JSON, "accept": _JSON}
+        if key is not None and key.api_key:
+            headers["authorization"] = f"Bearer {key.api_key}"
+        if key is not None and key.organization:
+            headers["openai-organization"] = key.organization
+        return headers
+
+    def _base(self, provider: ProviderSnapshot, key: KeySnapshot | None) -> str:
+        return key.base_url if key is not None and key.base_url else provider.base_url
+
+    def _url(
+        self, provider: ProviderSnapshot, key: KeySnapshot | None, path: str, model: str
+    ) -> str:
+        return f"{self._base(provider, key)}/{path}"
+
+    def _params(self, provider: ProviderSnapshot) -> dict[str, str]:
+        return {}
+
+    def _body(self, body: dict[str, Any], model: str) -> dict[str, Any]:
+        out = dict(body)
+        out["model"] = model
+        return out
+
+    def chat_request(
+        self,
+        *,
+        provider: ProviderSnapshot,
+        key: KeySnapshot | None,
+        model: str,
+        body: dict[str, Any],
+        stream: bool,
+    ) -> UpstreamRequest:
+        out = self._body(body, model)
+        if stream:
+            out["stream"] = True
+            options = dict(out.get("stream_options") or {})
+            options["include_usage"] = True
+            out["stream_options"] = options
+        headers = self._headers(key)
+        if stream:
+            headers["accept"] = "text/event-stream"
+        return UpstreamRequest(
+            method="POST",
+            url=self._url(provider, key, "chat/completions", model),
+            headers=headers,
+            body=orjson.dumps(out),
+            params=self._params(provider),
+        )
+
+    def chat_response(self, payload: bytes) -> tuple[bytes, Usage]:
+        data = orjson.loads(payload)
+        usage = Usage.from_openai(data.get("usage") if isinstance(data, dict) else None)
+        return payload, usage
+
+    def chat_stream(self, *, include_usage: bool) -> StreamTranslator:
+        return OpenAIStreamTranslator(include_usage=include_usage)
+
+    def embeddings_request(
+        self,
+        *,
+        provider: ProviderSnapshot,
+        key: KeySnapshot | None,
+        model: str,
+        body: dict[str, Any],
+    ) -> UpstreamRequest:
+        return UpstreamRequest(
+            method="POST",
+            url=self._url(provider, key, "embeddings", model),
+            headers=self._headers(key),
+            body=orjson.dumps(self._body(body, model)),
+            params=self._params(provider),
+        )
+
+    def models_request(
+        self, *, provider: ProviderSnapshot, key: KeySnapshot | None
+    ) -> UpstreamRequest:
+        headers = self._headers(key)
+        headers.pop("content-type", None)
+        return UpstreamRequest(
+            method="GET",
+            url=f"{self._base(provider, key)}/models",
+            headers=headers,
+            params=self._params(provider),
+        )
+
+
+class OpenAICompatibleAdapter(OpenAIAdapter):
+    """Any server that speaks OpenAI's API at a required base URL (vLLM, LM Studio, ...)."""
+
+    provider_type: ClassVar[str] = ProviderType.OPENAI_COMPATIBLE
+
+
+class OllamaAdapter(OpenAIAdapter):
+    """Ollama's OpenAI-compatible endpoint; a key is optional."""
+
+    provider_type: ClassVar[str] = ProviderType.OLLAMA
+
+
+class AzureOpenAIAdapter(OpenAIAdapter):
+    """Azure OpenAI: deployment in the path, ``api-version`` query, ``api-key`` header."""
+
+    provider_type: ClassVar[str] = ProviderType.AZURE_OPENAI
+
+    def _headers(self, key: KeySnapshot | None) -> dict[str, str]:
+        headers = {"content-type": _JSON, "accept": _JSON}
+        if key is not None and key.api_key:
+            headers["api-key"] = key.api_key
+        return headers
+
+    def _url(
+        self, provider: ProviderSnapshot, key: KeySnapshot | None, path: str, model: str
+    ) -> str:
+        return f"{self._base(provider, key)}/openai/deployments/{model}/{path}"
+
+    def _params(self, provider: ProviderSnapshot) -> dict[str, str]:
+        return {"api-version": provider.api_version}
+
+    def _body(self, body: dict[str, Any], model: str) -> dict[str, Any]:
+        # The deployment in the URL selects the model; Azure ignores a body ``model``.
+        return dict(body)
+
+    def models_request(
+        self, *, provider: ProviderSnapshot, key: KeySnapshot | None
+    ) -> UpstreamRequest:
+        headers = self._headers(key)
+        headers.pop("content-type", None)
+        return UpstreamRequest(
+            method="GET",
+            url=f"{self._base(provider, key)}/openai/models",
+            headers=headers,
+            params=self._params(provider),
+        )

@@ -1,0 +1,123 @@
+"""The one outbound HTTP seam: every request to a provider instance goes through ``send``.
+
+It owns the process's shared ``httpx.AsyncClient`` (pooled keep-alive connections over an
+aiohttp transport: stock httpx costs more than the gateway's whole overhead budget, see
+DESIGN.md) and adds each instance's custom headers, so that no code path (chat, embeddings,
+health probes) can forget them and no instance's headers can leak into another's request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import weakref
+from collections.abc import Mapping
+
+import httpx
+from django.conf import settings
+from httpx_aiohttp import AiohttpTransport
+
+from providers.adapters import get_adapter
+from providers.adapters.base import UpstreamRequest
+from providers.snapshot import ProviderSnapshot
+
+_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def get_client() -> httpx.AsyncClient:
+    """The running loop's shared client, created on first use.
+
+    One per event loop because connection pools are bound to their loop; a server process has
+    one loop, so this is one client per process.
+    """
+    loop = asyncio.get_running_loop()
+    client = _clients.get(loop)
+    if client is None or client.is_closed:
+        limits = httpx.Limits(
+            max_connections=settings.GATEWAY_HTTP_MAX_CONNECTIONS,
+            max_keepalive_connections=settings.GATEWAY_HTTP_MAX_KEEPALIVE,
+            keepalive_expiry=30.0,
+        )
+        client = httpx.AsyncClient(
+            transport=AiohttpTransport(limits=limits),
+            limits=limits,
+            # Upstreams never redirect API calls; following one could leak a key elsewhere.
+            follow_redirects=False,
+            trust_env=False,
+        )
+        _clients[loop] = client
+    return client
+
+
+async def close_client() -> None:
+    """Close the running loop's client (process shutdown)."""
+    client = _clients.pop(asyncio.get_running_loop(), None)
+    if client is not None:
+        await client.aclose()
+
+
+def instance_headers(
+    provider: ProviderSnapshot,
+    headers: Mapping[str, str],
+    client_headers: Mapping[str, str] | None = None,
+) -> dict[str, str]:
+    """The final header set of one upstream request to ``provider``.
+
+    Order matters: the adapter's headers (auth, content type), then the client headers the
+    instance allow-lists, then the instance's custom headers. Nothing else from the client
+    is forwarded; the client's own credentials never are (validators refuse to allow-list them).
+    """
+    out = dict(headers)
+    if client_headers and provider.forward_headers:
+        for name, value in client_headers.items():
+            if name in provider.forward_headers:
+                out[name] = value
+    for name, value in provider.custom_headers:
+        out[name] = value
+    return out
+
+
+def timeout_for(provider: ProviderSnapshot, *, deadline: float | None = None) -> httpx.Timeout:
+    """Connect and read split per instance; ``deadline`` (seconds left) caps both."""
+    read = provider.timeout if deadline is None else max(0.001, min(provider.timeout, deadline))
+    connect = (
+        provider.connect_timeout
+        if deadline is None
+        else max(0.001, min(provider.connect_timeout, deadline))
+    )
+    return httpx.Timeout(connect=connect, read=read, write=read, pool=connect)
+
+
+async def send(
+    provider: ProviderSnapshot,
+    request: UpstreamRequest,
+    *,
+    client_headers: Mapping[str, str] | None = None,
+    stream: bool = False,
+    deadline: float | None = None,
+) -> httpx.Response:
+    """Send ``request`` to ``provider``; the caller must close the response (``aclose``).
+
+    With ``stream`` the body is not read: the caller relays it chunk by chunk.
+    In-process adapters (``mock``) answer here without a network round trip, after the same
+    header handling, so tests of the seam cover them too.
+    """
+    headers = instance_headers(provider, request.headers, client_headers)
+    adapter = get_adapter(provider.provider_type)
+    if adapter.in_process:
+        request.headers = headers
+        response: httpx.Response = await adapter.respond(request)  # type: ignore[attr-defined]
+        if not stream:
+            await response.aread()
+        return response
+    client = get_client()
+    built = client.build_request(
+        request.method,
+        request.url,
+        params=request.params or None,
+        headers=headers,
+        content=request.body or None,
+        timeout=timeout_for(provider, deadline=deadline),
+    )
+    return await client.send(built, stream=stream)
