@@ -109,7 +109,9 @@ class ModelPrice(models.Model):
         ]
 
     def __str__(self) -> str:
-        target = str(self.mapping) if self.mapping_id else f"{self.provider}:{self.provider_model_id}"
+        target = (
+            str(self.mapping) if self.mapping_id else f"{self.provider}:{self.provider_model_id}"
+        )
         return f"{target} in {self.input_per_million}/out {self.output_per_million} per 1M"
 
     def clean(self) -> None:

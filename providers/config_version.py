@@ -83,7 +83,7 @@ def config_version_current_sync() -> str:
     if client is not None:
         try:
             value = client.get(REDIS_KEY)
-            return "r" + (value.decode() if isinstance(value, bytes) else "0")
+            return "r" + (value.decode() if isinstance(value, bytes) else str(value or 0))
         except redis.RedisError:
             logger.debug("config version: Redis unavailable, reading the database")
     return "d" + str(config_version_db())

@@ -50,9 +50,7 @@ class Provider(models.Model):
         help_text="Seconds to wait for the upstream (read timeout).",
     )
     connect_timeout = models.FloatField(default=10.0, validators=[MinValueValidator(0.1)])
-    max_retries = models.PositiveSmallIntegerField(
-        default=3, validators=[MaxValueValidator(10)]
-    )
+    max_retries = models.PositiveSmallIntegerField(default=3, validators=[MaxValueValidator(10)])
     custom_headers = models.JSONField(
         default=dict,
         blank=True,
@@ -96,9 +94,12 @@ class Provider(models.Model):
             errors["api_version"] = "Azure OpenAI instances need an api_version"
         if not self.base_url and self.provider_type not in DEFAULT_BASE_URLS:
             errors["base_url"] = f"{self.provider_type} instances need a base_url"
-        if self.base_url and not has_reference(self.base_url):
-            if not self.base_url.startswith(("http://", "https://")):
-                errors["base_url"] = "base_url must start with http:// or https://"
+        if (
+            self.base_url
+            and not has_reference(self.base_url)
+            and not self.base_url.startswith(("http://", "https://"))
+        ):
+            errors["base_url"] = "base_url must start with http:// or https://"
         try:
             validate_custom_headers(self.custom_headers)
         except ValidationError as exc:
@@ -167,11 +168,18 @@ class ProviderKeyCredential(models.Model):
         errors: dict[str, Any] = {}
         if self.account_group is not None and not 0 <= self.account_group <= MAX_ACCOUNT_GROUP:
             errors["account_group"] = f"account group must be between 0 and {MAX_ACCOUNT_GROUP}"
-        if self.base_url and not has_reference(self.base_url):
-            if not self.base_url.startswith(("http://", "https://")):
-                errors["base_url"] = "base_url must start with http:// or https://"
+        if (
+            self.base_url
+            and not has_reference(self.base_url)
+            and not self.base_url.startswith(("http://", "https://"))
+        ):
+            errors["base_url"] = "base_url must start with http:// or https://"
         provider = getattr(self, "provider", None) if self.provider_id else None
-        if provider is not None and not self.api_key and provider.provider_type not in KEYLESS_TYPES:
+        if (
+            provider is not None
+            and not self.api_key
+            and provider.provider_type not in KEYLESS_TYPES
+        ):
             errors["api_key"] = f"{provider.provider_type} keys need an api_key"
         if self.is_primary and self.provider_id:
             others = ProviderKeyCredential.objects.filter(

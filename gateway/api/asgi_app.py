@@ -199,10 +199,10 @@ class GatewayApp:
             raise
         except Exception:
             logger.exception("unhandled error on %s", path)
-            error = GatewayError(
+            internal = GatewayError(
                 500, "The gateway failed to process the request.", code="internal_error"
             )
-            await send_json(send, 500, error.openai_body())
+            await send_json(send, 500, internal.openai_body())
 
     @staticmethod
     def _allow(method: str, allowed: str) -> None:

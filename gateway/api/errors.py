@@ -42,7 +42,7 @@ class GatewayError(Exception):
         status: int,
         message: str,
         *,
-        type: str | None = None,  # noqa: A002 - the wire field is called "type"
+        type: str | None = None,  # the wire field is called "type"
         code: str | None = None,
         param: str | None = None,
         provider_id: int | None = None,
