@@ -58,7 +58,7 @@ async def config_version_current() -> str:
     if client is not None:
         try:
             value = await client.get(REDIS_KEY)
-            return "r" + (value.decode() if value else "0")
+            return "r" + (value.decode() if isinstance(value, bytes) else str(value or 0))
         except (redis.RedisError, OSError):
             logger.debug("config version: Redis unavailable, reading the database")
     return "d" + str(await sync_to_async(config_version_db, thread_sensitive=False)())
