@@ -1,0 +1,115 @@
+"""Anthropic's Messages API (``{base}/messages``, ``x-api-key`` + ``anthropic-version``).
+
+The translation lives in pure modules, one per direction:
+
+- ``to_anthropic``: OpenAI chat-completions request -> Messages request;
+- ``from_anthropic``: Messages response -> ``chat.completion``;
+- ``stream``: Messages SSE events -> ``chat.completion.chunk`` lines;
+- ``front_door`` / ``front_door_stream``: the reverse, for clients calling the gateway in
+  Anthropic's format (Messages request -> OpenAI request, OpenAI answer -> Messages answer).
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import orjson
+
+from providers.adapters.anthropic.from_anthropic import (
+    anthropic_response_to_openai,
+    usage_from_anthropic,
+)
+from providers.adapters.anthropic.front_door import (
+    anthropic_request_to_openai,
+    openai_response_to_anthropic,
+)
+from providers.adapters.anthropic.front_door_stream import OpenAIToAnthropicStream
+from providers.adapters.anthropic.stream import AnthropicStreamTranslator
+from providers.adapters.anthropic.to_anthropic import openai_request_to_anthropic
+from providers.adapters.base import Adapter, StreamTranslator, UpstreamRequest, Usage
+from providers.snapshot import KeySnapshot, ProviderSnapshot
+from providers.types import ProviderType
+
+#: The API version the translation is written against; newer features arrive by opting in
+#: (an ``anthropic-beta`` custom header on the instance), never by a silent format change.
+ANTHROPIC_VERSION = "2023-06-01"
+_JSON = "application/json"
+
+
+class AnthropicAdapter(Adapter):
+    """Anthropic instances: every chat request and answer is translated (``openai_wire`` off);
+    no embeddings (the base class refuses them)."""
+
+    provider_type: ClassVar[str] = ProviderType.ANTHROPIC
+    openai_wire: ClassVar[bool] = False
+
+    def _base(self, provider: ProviderSnapshot, key: KeySnapshot | None) -> str:
+        return key.base_url if key is not None and key.base_url else provider.base_url
+
+    def _headers(self, key: KeySnapshot | None) -> dict[str, str]:
+        headers = {"anthropic-version": ANTHROPIC_VERSION, "accept": _JSON}
+        if key is not None and key.api_key:
+            headers["x-api-key"] = key.api_key
+        return headers
+
+    def chat_request(
+        self,
+        *,
+        provider: ProviderSnapshot,
+        key: KeySnapshot | None,
+        model: str,
+        body: dict[str, Any],
+        stream: bool,
+    ) -> UpstreamRequest:
+        headers = self._headers(key)
+        headers["content-type"] = _JSON
+        if stream:
+            headers["accept"] = "text/event-stream"
+        return UpstreamRequest(
+            method="POST",
+            url=f"{self._base(provider, key)}/messages",
+            headers=headers,
+            body=orjson.dumps(openai_request_to_anthropic(body, model=model, stream=stream)),
+        )
+
+    def chat_response(self, payload: bytes) -> tuple[bytes, Usage]:
+        data = orjson.loads(payload)
+        if not isinstance(data, dict):
+            data = {}
+        return orjson.dumps(anthropic_response_to_openai(data)), usage_from_anthropic(
+            data.get("usage")
+        )
+
+    def chat_stream(self, *, include_usage: bool) -> StreamTranslator:
+        return AnthropicStreamTranslator(include_usage=include_usage)
+
+    def models_request(
+        self, *, provider: ProviderSnapshot, key: KeySnapshot | None
+    ) -> UpstreamRequest:
+        return UpstreamRequest(
+            method="GET", url=f"{self._base(provider, key)}/models", headers=self._headers(key)
+        )
+
+    def error_details(self, status: int, payload: bytes) -> tuple[str, str, str | None]:
+        """Anthropic errors read ``{"type": "error", "error": {"type", "message"}}``."""
+        try:
+            data = orjson.loads(payload)
+        except orjson.JSONDecodeError:
+            data = None
+        err = data.get("error") if isinstance(data, dict) else None
+        if isinstance(data, dict) and data.get("type") == "error" and isinstance(err, dict):
+            message = str(err.get("message") or f"upstream returned HTTP {status}")
+            return message, str(err.get("type") or "api_error"), None
+        return super().error_details(status, payload)
+
+
+__all__ = [
+    "ANTHROPIC_VERSION",
+    "AnthropicAdapter",
+    "AnthropicStreamTranslator",
+    "OpenAIToAnthropicStream",
+    "anthropic_request_to_openai",
+    "anthropic_response_to_openai",
+    "openai_request_to_anthropic",
+    "openai_response_to_anthropic",
+]
