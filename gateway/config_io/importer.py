@@ -1,0 +1,117 @@
+"""Configuration import: validate the whole file, then write it in one transaction."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from django.db import models, transaction
+
+from gateway.config_io.base import Item, Plan
+from gateway.config_io.plan import plan_build
+from gateway.config_io.report import ImportReport
+from gateway.services import virtual_key_create
+
+
+class _DryRunRollback(Exception):
+    """Raised inside the transaction to undo a dry run's writes."""
+
+
+def config_import(
+    *, data: dict[str, Any], dry_run: bool = False, environ: Mapping[str, str] | None = None
+) -> ImportReport:
+    """Import a parsed configuration file (upsert by name); return what was done.
+
+    Everything is validated before the first write; an invalid file raises
+    :class:`~gateway.config_io.errors.ConfigError` listing every problem and writes nothing.
+    All writes share one transaction. Rows whose values already equal the file's are not
+    saved at all, so a repeated import leaves ``updated_at`` and the config version alone.
+    ``dry_run`` performs the same writes and rolls them back. ``environ`` (default
+    ``os.environ``) is where ``${VAR}`` references must be set.
+    """
+    env = os.environ if environ is None else environ
+    report = ImportReport(dry_run=dry_run)
+    try:
+        # Validation reads inside the transaction too, so the plan cannot go stale between
+        # checking and writing (SQLite takes the write lock at BEGIN IMMEDIATE).
+        with transaction.atomic():
+            plan = plan_build(data=data, environ=env)
+            _write(plan, report)
+            if dry_run:
+                raise _DryRunRollback
+    except _DryRunRollback:
+        pass
+    return report
+
+
+def _save(item: Item[Any]) -> None:
+    """Insert a new row, update only the changed columns of a changed one, else nothing."""
+    if item.is_new:
+        item.obj.save()
+    elif item.changed:
+        fields = list(item.changed)
+        if _has_field(item.obj, "updated_at"):
+            fields.append("updated_at")
+        item.obj.save(update_fields=fields)
+
+
+def _has_field(obj: models.Model, name: str) -> bool:
+    return any(f.name == name for f in obj._meta.get_fields())
+
+
+def _write(plan: Plan, report: ImportReport) -> None:
+    for provider in plan.providers:
+        _save(provider)
+        report.add("provider", provider.label, provider.action, provider.paths)
+        # Demote before promoting: the partial unique index allows one primary at any moment.
+        demoted = [k for k in provider.keys if "is_primary" in k.changed and not k.obj.is_primary]
+        for key in demoted + [k for k in provider.keys if k not in demoted]:
+            key.obj.provider = provider.obj  # a new instance got its ID just now
+            _save(key)
+        for key in provider.keys:
+            report.add("key", key.label, key.action, key.paths)
+    for mapping in plan.mappings:
+        _save(mapping)
+        report.add("mapping", mapping.label, mapping.action, mapping.paths)
+        price = mapping.price
+        if price is None:
+            continue
+        if price.is_new or price.changed:
+            # Never edit a price in effect: the new one starts now, the old stays as history.
+            price.obj.mapping = mapping.obj
+            price.obj.save()
+        report.add("price", price.label, price.action, price.paths)
+    for vkey in plan.virtual_keys:
+        result = report.add("virtual_key", vkey.label, vkey.action, vkey.paths)
+        if vkey.is_new:
+            obj = vkey.obj
+            _, plaintext = virtual_key_create(
+                name=obj.name,
+                key=vkey.plaintext,
+                allowed_models=obj.allowed_models,
+                expires_at=obj.expires_at,
+                is_enabled=obj.is_enabled,
+                requests_per_minute=obj.requests_per_minute,
+                tokens_per_minute=obj.tokens_per_minute,
+                budget_amount=obj.budget_amount,
+                budget_period=obj.budget_period,
+                budget_alert_threshold=obj.budget_alert_threshold,
+            )
+            if vkey.plaintext is None:
+                # Generated here: the report is the only place it will ever appear. A dry run
+                # rolls it back, so showing it would hand out a key that does not exist.
+                if report.dry_run:
+                    result.fields = ["a key would be generated"]
+                else:
+                    result.new_key = plaintext
+                    result.fields = ["key generated"]
+        else:
+            if "key_hash" in vkey.changed:
+                vkey.changed.append("key_prefix")
+            _save(vkey)
+    if plan.routing is not None:
+        _save(plan.routing)
+        report.add("routing", plan.routing.label, plan.routing.action, plan.routing.paths)
+    for kind, label in plan.left:
+        report.add(kind, label, "left")
