@@ -1,0 +1,232 @@
+"""Admin for model alias mappings and their prices.
+
+A price already in effect is history (usage was priced with it): its fields are shown
+disabled here, a post that still carries them is refused with a message, and the model's
+``clean`` refuses the change as a last line.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from django import forms
+from django.contrib import admin
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.html import format_html
+
+from mappings.models import ModelPrice, ModelProviderMapping
+from providers.admin_base import GatewayModelAdmin
+
+CAPABILITIES = (
+    ("supports_chat", "chat"),
+    ("supports_vision", "vision"),
+    ("supports_tools", "tools"),
+    ("supports_streaming", "streaming"),
+    ("supports_embeddings", "embeddings"),
+    ("supports_json_mode", "json"),
+)
+PRICE_FIELDS = ("input_per_million", "output_per_million", "cached_input_per_million")
+LOCKED_HELP = (
+    "This price is in effect and locked: prices never change history. To change the price, "
+    "add a new price with a later “effective from”."
+)
+STALE_HELP = (
+    "This price took effect after the page was loaded and can no longer change: nothing was "
+    "saved. Reload the page; to change the price, add a new price with a later “effective from”."
+)
+
+
+def price_in_effect(price: ModelPrice) -> bool:
+    """True for a saved price whose ``effective_from`` has passed (no longer editable)."""
+    return bool(price.pk) and price.effective_from <= timezone.now()
+
+
+def price_status(price: ModelPrice) -> str:
+    if not price.pk:
+        return "—"
+    if price_in_effect(price):
+        return "in effect (locked)"
+    return "scheduled (editable until it takes effect)"
+
+
+class AliasListFilter(admin.SimpleListFilter):
+    """Filter by one alias: the set of instances (and their order) that serve it."""
+
+    title = "alias"
+    parameter_name = "alias"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        aliases = (
+            ModelProviderMapping.objects.order_by("model_alias")
+            .values_list("model_alias", flat=True)
+            .distinct()
+        )
+        return [(a, a) for a in aliases]
+
+    def queryset(
+        self, request: HttpRequest, queryset: QuerySet[ModelProviderMapping]
+    ) -> QuerySet[ModelProviderMapping]:
+        if self.value():
+            return queryset.filter(model_alias=self.value())
+        return queryset
+
+
+class ModelPriceForm(forms.ModelForm):
+    """A price; once in effect its fields are disabled (shown, never taken from the post).
+
+    A form rendered while the price was still scheduled and posted after it took effect
+    carries the now-locked fields: that is refused with a message instead of being dropped
+    silently.
+    """
+
+    LOCKED: tuple[str, ...] = (
+        "mapping",
+        "provider",
+        "provider_model_id",
+        *PRICE_FIELDS,
+        "effective_from",
+    )
+
+    class Meta:
+        model = ModelPrice
+        fields = ["mapping", "provider", "provider_model_id", *PRICE_FIELDS, "effective_from"]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.locked = price_in_effect(self.instance)
+        if self.locked:
+            for name in self.LOCKED:
+                if name in self.fields:
+                    self.fields[name].disabled = True
+            self.fields["effective_from"].help_text = LOCKED_HELP
+
+    def _posted(self, name: str) -> bool:
+        # A split date/time field posts name_0 and name_1.
+        key = self.add_prefix(name)
+        return any(k == key or re.fullmatch(re.escape(key) + r"_\d+", k) for k in self.data)
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        if self.locked:
+            if any(self._posted(n) for n in self.LOCKED if n in self.fields):
+                self.add_error("effective_from", STALE_HELP)
+            # A disabled field cleans its rendered value, and the date/time widget drops
+            # microseconds: keep the stored values exactly, so the model sees no change.
+            for name in self.LOCKED:
+                if name in cleaned:
+                    cleaned[name] = getattr(self.instance, name)
+        return cleaned
+
+
+class ModelPriceInlineForm(ModelPriceForm):
+    """A price row under its mapping (the mapping is the inline's parent)."""
+
+    LOCKED = (*PRICE_FIELDS, "effective_from")
+
+    class Meta:
+        model = ModelPrice
+        fields = [*PRICE_FIELDS, "effective_from"]
+
+    def full_clean(self) -> None:
+        super().full_clean()
+        # On "add mapping" the mapping has no id yet while its inline prices validate, so the
+        # model's "give a mapping" rule fires although the formset sets the mapping on save.
+        mapping = getattr(self.instance, "mapping", None) if self.is_bound else None
+        if mapping is not None and mapping.pk is None:
+            self.errors.pop("mapping", None)
+
+
+class ModelPriceInline(admin.TabularInline):
+    model = ModelPrice
+    fk_name = "mapping"
+    form = ModelPriceInlineForm
+    extra = 0
+    fields = (*PRICE_FIELDS, "effective_from", "status")
+    readonly_fields = ("status",)
+    verbose_name = "price"
+    verbose_name_plural = "prices (per million tokens, USD)"
+
+    @admin.display(description="status")
+    def status(self, obj: ModelPrice) -> str:
+        return price_status(obj)
+
+
+@admin.register(ModelProviderMapping)
+class ModelProviderMappingAdmin(GatewayModelAdmin):
+    inlines = [ModelPriceInline]
+    list_display = (
+        "model_alias",
+        "provider_link",
+        "provider_model_id",
+        "priority",
+        "weight",
+        "is_enabled",
+        "capabilities",
+    )
+    list_filter = (AliasListFilter, "provider", "is_enabled")
+    list_select_related = ("provider",)
+    search_fields = ("model_alias",)
+    actions = ["enable_selected", "disable_selected"]
+    readonly_fields = ("created_at", "updated_at")
+    fieldsets = (
+        (
+            None,
+            {
+                "fields": (
+                    "model_alias",
+                    "provider",
+                    "provider_model_id",
+                    "is_enabled",
+                    ("priority", "weight"),
+                )
+            },
+        ),
+        ("Capabilities", {"fields": tuple(f for f, _ in CAPABILITIES)}),
+        ("Limits", {"fields": (("max_context_tokens", "max_output_tokens"),)}),
+        ("Metadata", {"classes": ("collapse",), "fields": ("created_at", "updated_at")}),
+    )
+
+    @admin.display(description="provider", ordering="provider__name")
+    def provider_link(self, obj: ModelProviderMapping) -> str:
+        url = reverse("admin:providers_provider_change", args=[obj.provider_id])
+        return format_html('<a href="{}">{}</a>', url, obj.provider.name)
+
+    @admin.display(description="capabilities")
+    def capabilities(self, obj: ModelProviderMapping) -> str:
+        return ", ".join(label for field, label in CAPABILITIES if getattr(obj, field)) or "—"
+
+
+@admin.register(ModelPrice)
+class ModelPriceAdmin(GatewayModelAdmin):
+    list_display = ("target", *PRICE_FIELDS, "effective_from", "status")
+    list_filter = ("mapping__provider", "provider")
+    list_select_related = ("mapping__provider", "provider")
+    search_fields = ("mapping__model_alias", "provider__name", "provider_model_id")
+    date_hierarchy = "effective_from"
+    form = ModelPriceForm
+    fields = ("status", "mapping", "provider", "provider_model_id", *PRICE_FIELDS, "effective_from")
+    readonly_fields = ("status",)
+
+    def formfield_for_foreignkey(
+        self, db_field: Any, request: HttpRequest, **kwargs: Any
+    ) -> forms.ModelChoiceField[Any] | None:
+        if db_field.name == "mapping":
+            # A mapping's label names its provider: one query for the whole select.
+            kwargs["queryset"] = ModelProviderMapping.objects.select_related("provider")
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    @admin.display(description="applies to")
+    def target(self, obj: ModelPrice) -> str:
+        if obj.mapping_id:
+            return str(obj.mapping)
+        return f"{obj.provider.name if obj.provider else '?'}:{obj.provider_model_id} (all aliases)"
+
+    @admin.display(description="status")
+    def status(self, obj: ModelPrice) -> str:
+        if price_in_effect(obj):
+            return f"{price_status(obj)}. {LOCKED_HELP}"
+        return price_status(obj)

@@ -1,0 +1,200 @@
+"""Admin for provider instances and their key credentials.
+
+API keys are write-only here: the form never renders a stored key (not as a value, not as an
+initial value), the page shows only ``masked_key``, and an empty box on edit keeps the key.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.contrib import admin
+from django.db.models import Count, QuerySet
+from django.forms.models import BaseInlineFormSet
+from django.http import HttpRequest
+from django.utils.html import format_html
+
+from providers.admin_base import GatewayModelAdmin
+from providers.models import Provider, ProviderKeyCredential
+from providers.types import KEYLESS_TYPES
+
+KEY_FIELDS = [
+    "key_name",
+    "api_key",
+    "account_group",
+    "is_primary",
+    "is_enabled",
+    "organization",
+    "base_url",
+]
+
+
+class ProviderKeyCredentialForm(forms.ModelForm):
+    """A key credential with a write-only ``api_key``."""
+
+    api_key = forms.CharField(
+        label="API key",
+        required=False,
+        strip=True,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
+    )
+
+    class Meta:
+        model = ProviderKeyCredential
+        fields = KEY_FIELDS
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # model_to_dict put the decrypted key into the initial data; drop it so nothing can
+        # render it and so an empty box counts as "unchanged" (no spurious log entries).
+        self.initial["api_key"] = ""
+        field = self.fields["api_key"]
+        if self.instance.pk:
+            # help_text is rendered unescaped by the admin templates: format_html escapes.
+            field.help_text = format_html(
+                "Stored: <code>{}</code>. Leave empty to keep it; type a new key or a "
+                "${{VAR}} reference to replace it.",
+                self.instance.masked_key,
+            )
+        else:
+            field.help_text = (
+                "The key, or a ${VAR} reference resolved from the environment. "
+                "Not needed for Ollama and mock instances."
+            )
+
+    def clean_api_key(self) -> str:
+        value: str = self.cleaned_data.get("api_key") or ""
+        if not value and self.instance.pk:
+            return self.instance.api_key or ""  # empty on edit: keep the stored key
+        return value
+
+
+class ProviderKeyFormSet(BaseInlineFormSet):
+    """Checks across the keys of one submission, against the instance's (new) type.
+
+    The model's own checks look at the database: they cannot see the type chosen on this
+    form, nor two keys marked primary in one submission (which would otherwise reach the
+    partial unique constraint as an IntegrityError).
+    """
+
+    def clean(self) -> None:
+        super().clean()
+        provider_type = self.instance.provider_type
+        primaries = []
+        for form in self.forms:
+            if not hasattr(form, "cleaned_data") or form in self.deleted_forms:
+                continue
+            if not form.instance.pk and not form.has_changed():
+                continue  # an untouched extra row
+            data = form.cleaned_data
+            if (
+                "api_key" in data
+                and not data["api_key"]
+                and provider_type not in KEYLESS_TYPES
+                and "api_key" not in form.errors
+            ):
+                form.add_error("api_key", f"{provider_type} keys need an api_key")
+            if data.get("is_primary"):
+                primaries.append(form)
+        for form in primaries[1:]:
+            form.add_error("is_primary", "only one key of an instance can be primary")
+
+
+class ProviderKeyCredentialInline(admin.StackedInline):
+    model = ProviderKeyCredential
+    form = ProviderKeyCredentialForm
+    formset = ProviderKeyFormSet
+    extra = 0
+    readonly_fields = ("stored_key",)
+    verbose_name = "key"
+    verbose_name_plural = "keys"
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:
+        if self.has_change_permission(request, obj):
+            return tuple(KEY_FIELDS)
+        # View-only staff get read-only fields, and Django renders a read-only field's value
+        # as is: show the masked key instead of the key.
+        return tuple("stored_key" if f == "api_key" else f for f in KEY_FIELDS)
+
+    @admin.display(description="API key")
+    def stored_key(self, obj: ProviderKeyCredential) -> str:
+        return obj.masked_key if obj.pk else "—"
+
+
+class ProviderForm(forms.ModelForm):
+    class Meta:
+        model = Provider
+        exclude: list[str] = []
+        help_texts = {
+            "custom_headers": (
+                'A JSON object of header name to value, e.g. {"X-Cost-Center": "${CC}"}. '
+                "Hop-by-hop headers, Host and Content-Length are managed by the gateway."
+            ),
+            "forward_headers": (
+                'A JSON list of client header names passed through, e.g. ["X-Request-Id"]. '
+                "Credentials (Authorization, x-api-key, Cookie) are never forwarded."
+            ),
+        }
+
+
+@admin.register(Provider)
+class ProviderAdmin(GatewayModelAdmin):
+    form = ProviderForm
+    inlines = [ProviderKeyCredentialInline]
+    list_display = (
+        "name",
+        "provider_type",
+        "is_enabled",
+        "base_url_display",
+        "key_count",
+        "health",
+    )
+    list_filter = ("provider_type", "is_enabled")
+    search_fields = ("name",)
+    actions = ["enable_selected", "disable_selected"]
+    readonly_fields = ("created_at", "updated_at")
+    fieldsets = (
+        (
+            "Connection",
+            {
+                "fields": (
+                    "name",
+                    "provider_type",
+                    "is_enabled",
+                    "base_url",
+                    "api_version",
+                    ("timeout", "connect_timeout"),
+                    "max_retries",
+                )
+            },
+        ),
+        ("Headers", {"fields": ("custom_headers", "forward_headers")}),
+        ("Limits", {"fields": (("requests_per_minute", "tokens_per_minute"),)}),
+        (
+            "Health check",
+            {"fields": ("health_check_interval", "health_check_probe", "health_check_model")},
+        ),
+        ("Metadata", {"classes": ("collapse",), "fields": ("created_at", "updated_at")}),
+    )
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Provider]:
+        # One query for the changelist, however many keys each instance has.
+        return super().get_queryset(request).annotate(_key_count=Count("keys"))
+
+    @admin.display(description="base URL", ordering="base_url")
+    def base_url_display(self, obj: Provider) -> str:
+        return obj.effective_base_url or "(in process)"
+
+    @admin.display(description="keys", ordering="_key_count")
+    def key_count(self, obj: Provider) -> int:
+        return int(getattr(obj, "_key_count", 0))
+
+    @admin.display(description="health")
+    def health(self, obj: Provider) -> str:
+        """Health column: a placeholder until health-check records exist.
+
+        Replace this method to show the latest record's status; annotate that status in
+        ``get_queryset`` so the changelist stays one query.
+        """
+        return "—"

@@ -1,0 +1,181 @@
+"""Virtual keys (plaintext shown once, rotation, actions), routing settings, usage records."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from django.test import Client
+
+from gateway.models import RoutingSettings, UsageRecord, VirtualKey, hash_key
+from providers.config_version import config_version_db
+from tests.admin.helpers import (
+    admin_form_data,
+    admin_url,
+    form_data,
+    make_provider,
+    make_usage,
+    make_vkey,
+    page_errors,
+)
+
+pytestmark = pytest.mark.django_db
+
+KEY_RE = re.compile(r"<code>(sk-gw-[A-Za-z0-9_-]{43})</code>")
+
+
+def shown_keys(html: str) -> list[str]:
+    return KEY_RE.findall(html)
+
+
+# --- virtual keys ----------------------------------------------------------------------------
+
+
+def test_add_form_has_no_key_field(admin_client: Client) -> None:
+    data = admin_form_data(admin_client, admin_url(VirtualKey, "add"), VirtualKey)
+    assert not any("key" in name for name in data if name != "csrfmiddlewaretoken")
+
+
+def test_created_key_is_shown_once_and_only_its_hash_is_stored(admin_client: Client) -> None:
+    url = admin_url(VirtualKey, "add")
+    data = admin_form_data(admin_client, url, VirtualKey)
+    data.update(name="marketing-app", allowed_models='["gpt-4o"]')
+    response = admin_client.post(url, data, follow=True)
+
+    assert response.status_code == 200, page_errors(response)
+    keys = shown_keys(response.content.decode())
+    assert len(keys) == 1
+    plaintext = keys[0]
+    assert "Copy it now, it will not be shown again" in response.content.decode()
+    vkey = VirtualKey.objects.get(name="marketing-app")
+    assert vkey.key_hash == hash_key(plaintext)
+    assert plaintext.startswith(vkey.key_prefix) and vkey.allowed_models == ["gpt-4o"]
+
+    for later in (admin_url(VirtualKey, "changelist"), admin_url(VirtualKey, "change", vkey.pk)):
+        html = admin_client.get(later).content.decode()
+        assert plaintext not in html, later
+        assert vkey.key_hash not in html, later  # the hash is never shown either
+        assert vkey.key_prefix in html, later
+
+
+def test_emptied_allowed_models_means_all(admin_client: Client) -> None:
+    vkey = make_vkey(allowed_models=["gpt-4o"])
+    url = admin_url(VirtualKey, "change", vkey.pk)
+    data = admin_form_data(admin_client, url, VirtualKey)
+    data["allowed_models"] = ""
+    response = admin_client.post(url, data)
+    assert response.status_code == 302, page_errors(response)
+    vkey.refresh_from_db()
+    assert vkey.allowed_models == []
+
+
+def test_editing_a_key_keeps_its_hash(admin_client: Client) -> None:
+    vkey = make_vkey()
+    url = admin_url(VirtualKey, "change", vkey.pk)
+    data = admin_form_data(admin_client, url, VirtualKey)
+    data["requests_per_minute"] = "60"
+    response = admin_client.post(url, data, follow=True)
+    assert response.status_code == 200
+    assert shown_keys(response.content.decode()) == []
+    refreshed = VirtualKey.objects.get(pk=vkey.pk)
+    assert (refreshed.key_hash, refreshed.requests_per_minute) == (vkey.key_hash, 60)
+
+
+def test_rotate_action_shows_each_new_key_once(admin_client: Client) -> None:
+    a, b = make_vkey(name="a"), make_vkey(name="b")
+    old = {a.pk: a.key_hash, b.pk: b.key_hash}
+    version = config_version_db()
+    response = admin_client.post(
+        admin_url(VirtualKey, "changelist"),
+        {"action": "rotate_keys", "_selected_action": [a.pk, b.pk]},
+        follow=True,
+    )
+
+    html = response.content.decode()
+    keys = shown_keys(html)
+    assert len(keys) == 2
+    hashes = set(VirtualKey.objects.values_list("key_hash", flat=True))
+    assert hashes == {hash_key(k) for k in keys}
+    assert hashes.isdisjoint(old.values())
+    assert "the old key stops working" in html
+    assert config_version_db() > version  # processes refresh their key snapshots
+    html = admin_client.get(admin_url(VirtualKey, "changelist")).content.decode()
+    assert shown_keys(html) == [] and not any(k in html for k in keys)
+
+
+def test_disable_action_bumps_the_config_version_once(admin_client: Client) -> None:
+    a, b = make_vkey(), make_vkey()
+    version = config_version_db()
+    admin_client.post(
+        admin_url(VirtualKey, "changelist"),
+        {"action": "disable_selected", "_selected_action": [a.pk, b.pk]},
+    )
+    assert not VirtualKey.objects.filter(is_enabled=True).exists()
+    assert config_version_db() == version + 1
+
+
+def test_virtual_key_with_usage_cannot_be_deleted(admin_client: Client) -> None:
+    vkey = make_vkey(name="app")
+    make_usage(make_provider(), virtual_key=vkey)
+    response = admin_client.post(
+        admin_url(VirtualKey, "delete", vkey.pk), {"post": "yes"}, follow=True
+    )
+    html = response.content.decode()
+    assert "The virtual key “app” cannot be deleted: usage records refer to it" in html
+    assert "Disable it instead" in html
+    assert VirtualKey.objects.filter(pk=vkey.pk).exists()
+
+
+# --- routing settings (singleton) ---------------------------------------------------------------
+
+
+def test_routing_settings_list_goes_to_the_single_row(admin_client: Client) -> None:
+    response = admin_client.get(admin_url(RoutingSettings, "changelist"), follow=True)
+    # No row yet: the list leads to the add form.
+    assert response.redirect_chain[-1][0] == admin_url(RoutingSettings, "add")
+    data = form_data(response.content.decode(), "routingsettings_form")
+    data["strategy"] = "weighted"
+    response = admin_client.post(admin_url(RoutingSettings, "add"), data)
+    assert response.status_code == 302, page_errors(response)
+    settings_row = RoutingSettings.objects.get()
+    assert (settings_row.pk, settings_row.strategy) == (1, "weighted")
+
+    response = admin_client.get(admin_url(RoutingSettings, "changelist"), follow=True)
+    assert response.redirect_chain[-1][0] == admin_url(RoutingSettings, "change", 1)
+
+
+def test_routing_settings_cannot_be_added_twice_or_deleted(admin_client: Client) -> None:
+    RoutingSettings.load()
+    assert admin_client.get(admin_url(RoutingSettings, "add")).status_code == 403
+    assert (
+        admin_client.post(admin_url(RoutingSettings, "delete", 1), {"post": "yes"}).status_code
+        == 403
+    )
+    html = admin_client.get(admin_url(RoutingSettings, "change", 1)).content.decode()
+    assert admin_url(RoutingSettings, "delete", 1) not in html
+    assert RoutingSettings.objects.count() == 1
+
+
+def test_routing_settings_edit_bumps_config_version(admin_client: Client) -> None:
+    RoutingSettings.load()
+    version = config_version_db()
+    url = admin_url(RoutingSettings, "change", 1)
+    data = admin_form_data(admin_client, url, RoutingSettings)
+    data.update(strategy="least_cost", failure_threshold="3")
+    assert admin_client.post(url, data).status_code == 302
+    assert RoutingSettings.load().strategy == "least_cost"
+    assert config_version_db() == version + 1
+
+
+# --- usage records (read-only) -------------------------------------------------------------------
+
+
+def test_usage_records_are_read_only(admin_client: Client) -> None:
+    record = make_usage(make_provider(), cost=None)
+    html = admin_client.get(admin_url(UsageRecord, "changelist")).content.decode()
+    assert "unpriced" in html  # no price is not $0
+    url = admin_url(UsageRecord, "change", record.pk)
+    assert admin_client.post(url, {"status_code": "500"}).status_code == 403
+    assert admin_client.post(admin_url(UsageRecord, "delete", record.pk)).status_code == 403
+    record.refresh_from_db()
+    assert record.status_code == 200
