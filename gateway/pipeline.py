@@ -137,7 +137,22 @@ def _upstream_error(
     adapter: Adapter, candidate: Candidate, status: int, payload: bytes
 ) -> GatewayError:
     message, etype, code = adapter.error_details(status, payload)
-    return GatewayError(status, message, type=etype, code=code, provider_id=candidate.provider.id)
+    return GatewayError(
+        status,
+        _redact(message, candidate),
+        type=etype,
+        code=code,
+        provider_id=candidate.provider.id,
+    )
+
+
+def _redact(text: str, candidate: Candidate) -> str:
+    """``text`` from an upstream without the instance's API keys: some upstreams echo the key
+    they were given in auth errors, and upstream messages are relayed to the client."""
+    for key in candidate.provider.keys:
+        if key.api_key and key.api_key in text:
+            text = text.replace(key.api_key, "[redacted]")
+    return text
 
 
 def _classify(status: int, payload: bytes) -> str:
@@ -449,7 +464,7 @@ async def _prefetch(
         ) from exc
     if translator.error is not None and not translator.started:
         await response.aclose()
-        message = str(translator.error.get("message") or "stream error")
+        message = _redact(str(translator.error.get("message") or "stream error"), candidate)
         raise _Failure(
             502,
             message,
@@ -497,7 +512,7 @@ async def _relay(
             status, error_type = 502, "upstream_stream_error"
             err = GatewayError(
                 502,
-                str(translator.error.get("message") or "stream error"),
+                _redact(str(translator.error.get("message") or "stream error"), candidate),
                 type=str(translator.error.get("type") or "upstream_error"),
                 provider_id=candidate.provider.id,
             )

@@ -12,6 +12,7 @@ import asyncio
 import weakref
 from collections.abc import Mapping
 
+import aiohttp
 import httpx
 from django.conf import settings
 from httpx_aiohttp import AiohttpTransport
@@ -120,4 +121,23 @@ async def send(
         content=request.body or None,
         timeout=timeout_for(provider, deadline=deadline),
     )
-    return await client.send(built, stream=stream)
+    try:
+        return await client.send(built, stream=stream)
+    except httpx.TimeoutException as exc:
+        raise _unmask_timeout(exc, built) from exc.__cause__
+
+
+def _unmask_timeout(exc: httpx.TimeoutException, request: httpx.Request) -> httpx.TransportError:
+    """Undo httpx-aiohttp's mapping of *every* aiohttp connection error to ``ConnectTimeout``.
+
+    A refused port, a reset or a closed connection is not a timeout: reporting it as one gives
+    the client a 504 "timed out" for an instance that is down.
+    """
+    cause = exc.__cause__
+    if cause is None or isinstance(cause, asyncio.TimeoutError):  # a real timeout
+        return exc
+    if isinstance(cause, aiohttp.ClientConnectorError):
+        return httpx.ConnectError(str(exc) or repr(cause), request=request)
+    if isinstance(cause, aiohttp.ClientConnectionError):
+        return httpx.ReadError(str(exc) or repr(cause), request=request)
+    return exc

@@ -1,0 +1,133 @@
+"""The one outbound HTTP seam (``providers.http``): headers per instance and transport errors.
+
+Real requests to the fake upstream on loopback; no mocks of the seam itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from providers import http
+from providers.adapters.base import UpstreamRequest
+from providers.snapshot import ProviderSnapshot
+from tests.fakes.upstream import Behaviour, FakeUpstream
+from tests.fakes.upstream import fake_upstream as fake_upstream  # fixture
+from tests.fakes.upstream import fake_upstream_server as fake_upstream_server  # fixture
+
+
+def snapshot(
+    base_url: str,
+    *,
+    custom: dict[str, str] | None = None,
+    forward: set[str] | None = None,
+    timeout: float = 5.0,
+    provider_type: str = "openai",
+) -> ProviderSnapshot:
+    return ProviderSnapshot(
+        id=1,
+        name="seam",
+        provider_type=provider_type,
+        base_url=base_url,
+        api_version="",
+        timeout=timeout,
+        connect_timeout=2.0,
+        max_retries=0,
+        custom_headers=tuple((custom or {}).items()),
+        forward_headers=frozenset(forward or ()),
+        keys=(),
+    )
+
+
+def chat_request(base: str) -> UpstreamRequest:
+    return UpstreamRequest(
+        method="POST",
+        url=f"{base}/chat/completions",
+        headers={"content-type": "application/json", "authorization": "Bearer sk-upstream"},
+        body=b'{"model": "fake-gpt", "messages": [{"role": "user", "content": "hi"}]}',
+    )
+
+
+@pytest.fixture
+def run() -> Iterator:
+    loop = asyncio.new_event_loop()
+
+    def run(coro):  # type: ignore[no-untyped-def]
+        return loop.run_until_complete(coro)
+
+    yield run
+    loop.run_until_complete(http.close_client())
+    loop.close()
+
+
+def test_instance_headers_order_and_allow_list() -> None:
+    provider = snapshot(
+        "http://x",
+        custom={"X-Env": "prod", "authorization": "Bearer override"},
+        forward={"x-trace"},
+    )
+    headers = http.instance_headers(
+        provider,
+        {"authorization": "Bearer sk-upstream", "content-type": "application/json"},
+        {"x-trace": "t1", "x-client-secret": "s", "authorization": "Bearer sk-gw-virtual"},
+    )
+    assert headers["X-Env"] == "prod" and headers["x-trace"] == "t1"
+    assert "x-client-secret" not in headers
+    # The instance's custom header is applied last; the client's credentials never are.
+    assert headers["authorization"] == "Bearer override"
+    assert "sk-gw-virtual" not in str(headers)
+
+
+def test_each_send_carries_its_own_instance_headers(run, fake_upstream: FakeUpstream) -> None:
+    base = fake_upstream.url + "/v1"
+    a = snapshot(base, custom={"X-Instance": "a", "X-Only-A": "1"})
+    b = snapshot(base, custom={"X-Instance": "b"})
+
+    async def go() -> None:
+        for provider in (a, b, a, b):
+            response = await http.send(provider, chat_request(base))
+            assert response.status_code == 200
+            await response.aclose()
+
+    run(go())
+    seen = [(r.headers["x-instance"], "x-only-a" in r.headers) for r in fake_upstream.requests()]
+    assert seen == [("a", True), ("b", False), ("a", True), ("b", False)]
+
+
+def test_in_process_adapter_gets_the_same_header_handling(run) -> None:
+    provider = snapshot("", custom={"X-Env": "demo"}, provider_type="mock")
+    request = chat_request("mock://local")
+
+    async def go() -> httpx.Response:
+        return await http.send(provider, request)
+
+    response = run(go())
+    assert response.status_code == 200
+    assert request.headers["X-Env"] == "demo"
+
+
+def test_refused_connection_is_a_connect_error_not_a_timeout(run) -> None:
+    provider = snapshot("http://127.0.0.1:9")
+    with pytest.raises(httpx.TransportError) as info:
+        run(http.send(provider, chat_request("http://127.0.0.1:9")))
+    assert isinstance(info.value, httpx.ConnectError)
+    assert not isinstance(info.value, httpx.TimeoutException)
+
+
+@pytest.mark.parametrize("mode", ["reset", "close"])
+def test_dropped_connection_is_not_a_timeout(run, fake_upstream: FakeUpstream, mode: str) -> None:
+    fake_upstream.behave(Behaviour(mode=mode))
+    base = fake_upstream.url + "/v1"
+    with pytest.raises(httpx.TransportError) as info:
+        run(http.send(snapshot(base), chat_request(base)))
+    assert not isinstance(info.value, httpx.TimeoutException)
+
+
+def test_slow_upstream_is_a_timeout(run, fake_upstream: FakeUpstream) -> None:
+    fake_upstream.behave(Behaviour.slow(3))
+    base = fake_upstream.url + "/v1"
+    with pytest.raises(httpx.TimeoutException):
+        run(http.send(snapshot(base, timeout=0.3), chat_request(base)))
