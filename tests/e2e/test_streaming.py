@@ -1,0 +1,76 @@
+"""Streams are relayed chunk by chunk (never buffered whole), and a client that goes away
+closes the upstream stream instead of leaving it to run for nobody."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+import pytest
+
+from tests.e2e.conftest import World
+from tests.fakes.upstream import Behaviour
+
+pytestmark = pytest.mark.e2e
+
+WORDS = "one two three four five six"
+
+
+@pytest.fixture
+def key(e2e: World) -> str:
+    inst = e2e.provider("streamer")
+    e2e.mapping("m", inst)
+    key = e2e.vkey()
+    e2e.publish()
+    return key
+
+
+def stream_request(key: str, text: str = WORDS) -> dict:
+    return {
+        "method": "POST",
+        "url": "/v1/chat/completions",
+        "json": {"model": "m", "stream": True, "messages": [{"role": "user", "content": text}]},
+        "headers": {"authorization": f"Bearer {key}"},
+    }
+
+
+@pytest.mark.parametrize("provider_type", ["openai", "anthropic"])
+def test_first_chunk_arrives_before_the_upstream_sends_the_last(
+    e2e: World, provider_type: str
+) -> None:
+    inst = e2e.provider("paced", provider_type)
+    e2e.mapping("paced", inst)
+    key = e2e.vkey()
+    e2e.publish()
+    e2e.fake.behave(Behaviour(chunk_delay=0.12))
+    request = stream_request(key)
+    request["json"]["model"] = "paced"
+    received: list[tuple[float, str]] = []
+    with e2e.http().stream(**request) as response:
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/event-stream")
+        for line in response.iter_lines():
+            if line.startswith("data: ") and '"content":"' in line.replace(" ", ""):
+                received.append((time.monotonic(), line))
+    [upstream] = e2e.fake.requests()
+    assert upstream.completed and len(upstream.sent_at) >= 8
+    text_chunks = [(t, line) for t, line in received if '"content":""' not in line]
+    assert len(text_chunks) >= 6  # one per word: relayed as separate events
+    first_received = text_chunks[0][0]
+    last_sent = upstream.sent_at[-1]
+    assert first_received < last_sent, "the gateway held the stream back until the end"
+
+
+def test_client_disconnect_closes_the_upstream_stream(e2e: World, key: str) -> None:
+    long_text = " ".join(f"word{i}" for i in range(30))
+    e2e.fake.behave(Behaviour(chunk_delay=0.1))  # ~3 s of stream if read to the end
+    client = httpx.Client(base_url=e2e.server.url, timeout=10)
+    with client.stream(**stream_request(key, long_text)) as response:
+        for line in response.iter_lines():
+            if "word0" in line:
+                break  # leave after the first content chunk
+    client.close()  # the connection goes away mid-stream
+    [upstream] = e2e.fake.requests()
+    assert upstream.done.wait(5), "the upstream stream was not closed"
+    assert upstream.disconnected and not upstream.completed
+    assert len(upstream.sent_at) < upstream.planned_chunks

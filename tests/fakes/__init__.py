@@ -1,0 +1,1 @@
+"""Local fakes of external services (Saleor style: tests never reach the network)."""

@@ -1,0 +1,532 @@
+"""A fake LLM provider: a real HTTP server on 127.0.0.1 speaking OpenAI, Azure and Anthropic.
+
+It runs ``aiohttp.web`` in a background thread with its own event loop, on a free port, and
+stops at fixture teardown. Use it through the fixtures at the bottom of this module (import
+them into a ``conftest.py``)::
+
+    from tests.fakes.upstream import fake_upstream, fake_upstream_server  # noqa: F401
+
+    def test_x(fake_upstream):
+        fake_upstream.behave(Behaviour.fail(429, retry_after=1), key="sk-a")  # one key
+        fake_upstream.behave(Behaviour(chunk_delay=0.1))                      # everyone else
+        ...
+        [req] = fake_upstream.requests(key="sk-a")
+        assert req.headers["x-team"] == "blue"
+
+Routes (any path prefix is accepted, so a key's own ``base_url`` shows in the logged path):
+
+- ``.../chat/completions`` (OpenAI; Azure under ``/openai/deployments/{dep}/``, which requires
+  the ``api-version`` query), non-stream and SSE honouring ``stream_options.include_usage``;
+- ``.../embeddings`` (OpenAI and Azure);
+- ``.../messages`` (Anthropic Messages, non-stream and SSE with the real event sequence);
+- ``.../models`` (OpenAI format, or Anthropic's when ``anthropic-version`` is sent).
+
+Replies are deterministic (see ``tests.fakes.wire``). Every request is recorded
+(:class:`RecordedRequest`) with the time it arrived and, for streams, when each chunk left.
+Behaviour (:class:`Behaviour`) is switchable globally or per presented API key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import struct
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+from tests.fakes import wire
+
+MAX_DELAY = 30.0  # seconds: a fake never sleeps longer, whatever a test asks
+
+
+@dataclass
+class Behaviour:
+    """How the fake answers. Combine freely: ``delay`` then the ``mode``.
+
+    Modes:
+      ``ok``            a normal answer (streams spaced by ``chunk_delay``);
+      ``status``        HTTP ``status`` with ``body`` (default: an error in the route's format)
+                        and ``headers`` (e.g. Retry-After);
+      ``reset``         the TCP connection is reset (RST) without an answer;
+      ``close``         the connection is closed (FIN) without an answer;
+      ``garbage``       200 with a body that is not JSON (SSE lines that are not JSON);
+      ``stream_error``  ``after_chunks`` stream chunks, then an error event;
+      ``stream_abort``  ``after_chunks`` stream chunks, then the connection is reset.
+
+    ``times``: apply to that many requests, then the next behaviour in line (key, then global,
+    then healthy) takes over.
+    """
+
+    mode: str = "ok"
+    status: int = 200
+    body: Any = None
+    headers: dict[str, str] = field(default_factory=dict)
+    delay: float = 0.0
+    chunk_delay: float = 0.0
+    after_chunks: int = 2
+    times: int | None = None
+
+    @classmethod
+    def fail(
+        cls,
+        status: int,
+        message: str | None = None,
+        *,
+        retry_after: float | None = None,
+        body: Any = None,
+        times: int | None = None,
+    ) -> Behaviour:
+        headers = {"retry-after": str(retry_after)} if retry_after is not None else {}
+        return cls(
+            mode="status",
+            status=status,
+            body=body if body is not None else message,
+            headers=headers,
+            times=times,
+        )
+
+    @classmethod
+    def slow(cls, seconds: float, *, times: int | None = None) -> Behaviour:
+        return cls(delay=seconds, times=times)
+
+
+@dataclass
+class RecordedRequest:
+    """One request the fake received, and what it did with it."""
+
+    method: str
+    path: str
+    query: dict[str, str]
+    headers: dict[str, str]  # lower-case names
+    raw_headers: list[tuple[str, str]]
+    body: bytes
+    json: Any
+    received_at: float  # time.monotonic()
+    api_key: str | None
+    route: str = ""  # openai_chat | azure_chat | openai_embeddings | ... | unknown
+    stream: bool = False
+    mode: str = "ok"
+    status: int | None = None
+    usage: dict[str, int] | None = None  # the usage the fake reported (OpenAI names)
+    sent_at: list[float] = field(default_factory=list)  # stream: each chunk's send time
+    planned_chunks: int = 0
+    completed: bool = False  # the whole response was sent
+    disconnected: bool = False  # the peer went away before that
+    done: threading.Event = field(default_factory=threading.Event, repr=False)
+
+    @property
+    def model(self) -> Any:
+        return self.json.get("model") if isinstance(self.json, dict) else None
+
+
+def presented_key(headers: dict[str, str]) -> str | None:
+    auth = headers.get("authorization", "")
+    if auth.lower().startswith("bearer "):
+        return auth[7:].strip()
+    return headers.get("api-key") or headers.get("x-api-key")
+
+
+class FakeUpstream:
+    """The fake provider server (see the module docstring)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._log: list[RecordedRequest] = []
+        self._global: list[Behaviour] = []
+        self._by_key: dict[str, list[Behaviour]] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._runner: web.AppRunner | None = None
+        self.port = 0
+        self._counter = 0
+
+    # -- lifecycle ------------------------------------------------------------------------
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> FakeUpstream:
+        ready = threading.Event()
+        errors: list[BaseException] = []
+
+        def run() -> None:
+            loop = asyncio.new_event_loop()
+            self._loop = loop
+            asyncio.set_event_loop(loop)
+            try:
+                loop.run_until_complete(self._serve())
+            except BaseException as exc:  # reported to start()
+                errors.append(exc)
+                ready.set()
+                return
+            ready.set()
+            loop.run_forever()
+            loop.close()
+
+        self._thread = threading.Thread(target=run, name="fake-upstream", daemon=True)
+        self._thread.start()
+        if not ready.wait(10) or errors:
+            raise RuntimeError(f"fake upstream did not start: {errors}")
+        return self
+
+    async def _serve(self) -> None:
+        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app.router.add_route("*", "/{tail:.*}", self._handle)
+        # handler_cancellation: a handler learns at once that its client went away (the
+        # disconnect tests rely on it) and nothing outlives its connection.
+        self._runner = web.AppRunner(
+            app, handler_cancellation=True, shutdown_timeout=0.5, access_log=None
+        )
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        server = site._server
+        assert server is not None
+        self.port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
+
+    def stop(self) -> None:
+        loop, runner = self._loop, self._runner
+        if loop is None or runner is None:
+            return
+        future = asyncio.run_coroutine_threadsafe(runner.cleanup(), loop)
+        try:
+            future.result(timeout=10)
+        finally:
+            loop.call_soon_threadsafe(loop.stop)
+            if self._thread is not None:
+                self._thread.join(timeout=10)
+            self._loop = None
+
+    # -- behaviour ------------------------------------------------------------------------
+    def behave(self, *behaviours: Behaviour, key: str | None = None) -> None:
+        """Queue ``behaviours`` for requests presenting ``key`` (or for all requests).
+
+        Replaces what was set for that key (or globally). With several behaviours, each one
+        with ``times`` set is used up before the next one applies.
+        """
+        with self._lock:
+            if key is None:
+                self._global = list(behaviours)
+            else:
+                self._by_key[key] = list(behaviours)
+
+    def reset(self) -> None:
+        """Healthy for everyone, empty log."""
+        with self._lock:
+            self._global = []
+            self._by_key = {}
+            self._log = []
+
+    def _take(self, key: str | None) -> Behaviour:
+        with self._lock:
+            for queue in (self._by_key.get(key or "", []), self._global):
+                while queue:
+                    behaviour = queue[0]
+                    if behaviour.times is None:
+                        return behaviour
+                    if behaviour.times > 0:
+                        behaviour.times -= 1
+                        if behaviour.times == 0:
+                            queue.pop(0)
+                        return behaviour
+                    queue.pop(0)
+        return Behaviour()
+
+    # -- log ------------------------------------------------------------------------------
+    def requests(
+        self,
+        *,
+        key: str | None = None,
+        path_contains: str | None = None,
+        route: str | None = None,
+    ) -> list[RecordedRequest]:
+        """Recorded requests in arrival order, optionally filtered."""
+        with self._lock:
+            log = list(self._log)
+        return [
+            r
+            for r in log
+            if (key is None or r.api_key == key)
+            and (path_contains is None or path_contains in r.path)
+            and (route is None or r.route == route)
+        ]
+
+    def wait_for(
+        self, predicate: Callable[[list[RecordedRequest]], bool], timeout: float = 5.0
+    ) -> list[RecordedRequest]:
+        """Poll the log until ``predicate(log)`` holds; AssertionError after ``timeout``."""
+        deadline = time.monotonic() + timeout
+        while True:
+            log = self.requests()
+            if predicate(log):
+                return log
+            if time.monotonic() > deadline:
+                raise AssertionError(f"fake upstream log never matched; it holds {log!r}")
+            time.sleep(0.01)
+
+    # -- request handling -----------------------------------------------------------------
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        received = time.monotonic()
+        raw = await request.read()
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        try:
+            parsed = json.loads(raw) if raw else None
+        except ValueError:
+            parsed = None
+        entry = RecordedRequest(
+            method=request.method,
+            path=request.path,
+            query=dict(request.query),
+            headers=headers,
+            raw_headers=[(k, v) for k, v in request.headers.items()],
+            body=raw,
+            json=parsed,
+            received_at=received,
+            api_key=presented_key(headers),
+        )
+        entry.route = _route(request.method, request.path)
+        if entry.route == "models":
+            azure = "/openai/" in entry.path
+            flavour = "anthropic" if "anthropic-version" in headers else "openai"
+            entry.route = "azure_models" if azure else f"{flavour}_models"
+        entry.stream = bool(isinstance(parsed, dict) and parsed.get("stream"))
+        with self._lock:
+            self._log.append(entry)
+            self._counter += 1
+            rid_n = self._counter
+        behaviour = self._take(entry.api_key)
+        entry.mode = behaviour.mode
+        try:
+            if behaviour.delay:
+                await asyncio.sleep(min(behaviour.delay, MAX_DELAY))
+            response = await self._respond(request, entry, behaviour, rid_n)
+            return response
+        except asyncio.CancelledError:
+            entry.disconnected = True
+            raise
+        except ConnectionError:
+            entry.disconnected = True
+            raise
+        finally:
+            entry.done.set()
+
+    async def _respond(
+        self, request: web.Request, entry: RecordedRequest, behaviour: Behaviour, n: int
+    ) -> web.StreamResponse:
+        anthropic = entry.route.startswith("anthropic")
+        if behaviour.mode in ("reset", "close"):
+            _drop(request, reset=behaviour.mode == "reset")
+            await asyncio.sleep(1)  # cancelled when the connection is gone
+            raise ConnectionResetError("dropped on purpose")
+        if behaviour.mode == "status":
+            body = behaviour.body
+            if body is None or isinstance(body, str):
+                message = body or f"fake upstream says {behaviour.status}"
+                body = (
+                    wire.anthropic_error(behaviour.status, message)
+                    if anthropic
+                    else wire.openai_error(behaviour.status, message)
+                )
+            return self._json(entry, behaviour.status, body, behaviour.headers)
+        if behaviour.mode == "garbage" and not entry.stream:
+            entry.status = 200
+            entry.completed = True
+            return web.Response(
+                status=200, body=b'{"id": "x", "choices": [ <<<', content_type="application/json"
+            )
+
+        body = entry.json if isinstance(entry.json, dict) else None
+        if entry.route == "unknown":
+            return self._json(entry, 404, wire.openai_error(404, f"no route {entry.path}"))
+        if entry.route.endswith("_models"):
+            if anthropic:
+                return self._json(entry, 200, wire.anthropic_models())
+            return self._json(entry, 200, wire.openai_models())
+        if body is None:
+            return self._json(entry, 400, wire.openai_error(400, "body must be a JSON object"))
+        if entry.route.startswith("azure") and "api-version" not in entry.query:
+            return self._json(entry, 404, wire.openai_error(404, "Resource not found"))
+
+        if entry.route.endswith("_embeddings"):
+            azure = entry.route == "azure_embeddings"
+            model = _deployment(entry.path) if azure else str(body.get("model") or "")
+            payload, tokens = wire.embeddings(body, model)
+            entry.usage = {"prompt_tokens": tokens, "completion_tokens": 0}
+            return self._json(entry, 200, payload)
+
+        if anthropic:
+            problem = wire.anthropic_request_problem(body, entry.headers)
+            if problem:
+                return self._json(entry, 400, wire.anthropic_error(400, problem))
+            decision = wire.decide_anthropic(body)
+            model = str(body["model"])
+            rid = f"msg_fake{n:06d}"
+            entry.usage = {
+                "prompt_tokens": decision.prompt_tokens,
+                "completion_tokens": decision.completion_tokens,
+            }
+            if not entry.stream:
+                return self._json(entry, 200, wire.anthropic_message(decision, model, rid))
+            events = wire.anthropic_stream_events(decision, model, rid)
+            lines = [
+                f"event: {name}\ndata: {json.dumps(data)}\n\n".encode() for name, data in events
+            ]
+            error = {
+                "type": "error",
+                "error": {"type": "overloaded_error", "message": "Overloaded"},
+            }
+            error_line = f"event: error\ndata: {json.dumps(error)}\n\n".encode()
+            return await self._stream(request, entry, behaviour, lines, error_line)
+
+        if not isinstance(body.get("messages"), list):
+            return self._json(entry, 400, wire.openai_error(400, "'messages' is required"))
+        azure = entry.route == "azure_chat"
+        model = _deployment(entry.path) if azure else str(body.get("model") or "")
+        if not model:
+            return self._json(entry, 400, wire.openai_error(400, "you must provide a model"))
+        decision = wire.decide_openai(body)
+        rid = f"chatcmpl-fake{n:06d}"
+        if not entry.stream:
+            entry.usage = {
+                "prompt_tokens": decision.prompt_tokens,
+                "completion_tokens": decision.completion_tokens,
+            }
+            return self._json(entry, 200, wire.openai_completion(decision, model, rid))
+        options = body.get("stream_options") or {}
+        include_usage = bool(isinstance(options, dict) and options.get("include_usage"))
+        if include_usage:
+            entry.usage = {
+                "prompt_tokens": decision.prompt_tokens,
+                "completion_tokens": decision.completion_tokens,
+            }
+        chunks = wire.openai_stream_chunks(
+            decision, model, rid, include_usage=include_usage, azure=azure
+        )
+        lines = [b"data: " + json.dumps(c).encode() + b"\n\n" for c in chunks]
+        lines.append(b"data: [DONE]\n\n")
+        error = wire.openai_error(500, "The server had an error while processing your request.")
+        error_line = b"data: " + json.dumps(error).encode() + b"\n\n"
+        return await self._stream(request, entry, behaviour, lines, error_line)
+
+    def _json(
+        self,
+        entry: RecordedRequest,
+        status: int,
+        payload: Any,
+        headers: dict[str, str] | None = None,
+    ) -> web.Response:
+        entry.status = status
+        entry.completed = True
+        body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+        response = web.Response(status=status, body=body, content_type="application/json")
+        for name, value in (headers or {}).items():
+            response.headers[name] = value
+        return response
+
+    async def _stream(
+        self,
+        request: web.Request,
+        entry: RecordedRequest,
+        behaviour: Behaviour,
+        lines: list[bytes],
+        error_line: bytes,
+    ) -> web.StreamResponse:
+        if behaviour.mode == "garbage":
+            lines = [b"data: {this is not json\n\n", b"data: [DONE]\n\n"]
+        elif behaviour.mode in ("stream_error", "stream_abort"):
+            # Skip framing-only lines so that ``after_chunks`` counts content the client sees.
+            lines = lines[: _content_offset(lines) + behaviour.after_chunks]
+        entry.planned_chunks = len(lines)
+        response = web.StreamResponse(
+            status=200, headers={"content-type": "text/event-stream", "cache-control": "no-cache"}
+        )
+        entry.status = 200
+        await response.prepare(request)
+        for i, line in enumerate(lines):
+            if i and behaviour.chunk_delay:
+                await asyncio.sleep(min(behaviour.chunk_delay, MAX_DELAY))
+            await response.write(line)
+            entry.sent_at.append(time.monotonic())
+        if behaviour.mode == "stream_error":
+            await response.write(error_line)
+            entry.sent_at.append(time.monotonic())
+        elif behaviour.mode == "stream_abort":
+            _drop(request, reset=True)
+            await asyncio.sleep(1)
+            raise ConnectionResetError("stream aborted on purpose")
+        await response.write_eof()
+        entry.completed = True
+        return response
+
+
+def _route(method: str, path: str) -> str:
+    azure = "/openai/deployments/" in path
+    if method == "POST" and path.endswith("/chat/completions"):
+        return "azure_chat" if azure else "openai_chat"
+    if method == "POST" and path.endswith("/embeddings"):
+        return "azure_embeddings" if azure else "openai_embeddings"
+    if method == "POST" and path.endswith("/messages"):
+        return "anthropic_messages"
+    if method == "GET" and path.endswith("/models"):
+        return "models"
+    return "unknown"
+
+
+def _deployment(path: str) -> str:
+    tail = path.split("/openai/deployments/", 1)[1]
+    return tail.split("/", 1)[0]
+
+
+def _content_offset(lines: list[bytes]) -> int:
+    """Index of the first line that carries content (after role/start/ping framing)."""
+    for i, line in enumerate(lines):
+        if (
+            b'"content": ""' in line
+            or b"message_start" in line
+            or b"content_block_start" in line
+            or b'"type": "ping"' in line
+            or b'"choices": []' in line
+        ):
+            continue
+        return i
+    return len(lines)
+
+
+def _drop(request: web.Request, *, reset: bool) -> None:
+    transport = request.transport
+    if transport is None:
+        return
+    if reset:
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            # Linger 0: close() sends RST instead of FIN.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        transport.abort()
+    else:
+        transport.close()
+
+
+# -- fixtures -------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def fake_upstream_server() -> Iterator[FakeUpstream]:
+    """One fake provider server for the session (use ``fake_upstream`` in tests)."""
+    server = FakeUpstream().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def fake_upstream(fake_upstream_server: FakeUpstream) -> Iterator[FakeUpstream]:
+    """The fake provider, healthy and with an empty log at the start of the test."""
+    fake_upstream_server.reset()
+    yield fake_upstream_server
+    fake_upstream_server.reset()

@@ -1,0 +1,124 @@
+"""No SQL query on a warm request (DESIGN: the hot path reads the in-memory route table only).
+
+Checked three ways: ``django_assert_num_queries(0)`` (this thread's connection), a spy on every
+cursor of every thread (``sync_to_async`` work runs elsewhere), and with database access
+blocked outright, where any query would raise and turn the response into a 500.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from decimal import Decimal
+
+import httpx
+import pytest
+
+from gateway.routing.table import RouteTable
+from providers.models import Provider
+from tests.fakes.upstream import FakeUpstream
+from tests.gateway.conftest import InProcessGateway, all_threads_queries
+from tests.gateway.factories import make_mapping, make_provider, make_vkey
+
+
+@pytest.fixture
+def keys(install_table: Callable[[], RouteTable], fake_upstream: FakeUpstream) -> dict[str, str]:
+    mock_inst = make_provider("mock-inst", "mock")
+    upstream = make_provider("fake-inst", "openai", upstream_url=fake_upstream.url)
+    make_mapping("mock-chat", mock_inst)
+    make_mapping("up-chat", upstream)
+    make_mapping("up-embed", upstream, "fake-embed", supports_chat=False, supports_embeddings=True)
+    keys = {
+        "plain": make_vkey("plain")[1],
+        "budgeted": make_vkey("budgeted", budget_amount=Decimal("100.00"))[1],
+    }
+    install_table()
+    return keys
+
+
+def chat(model: str, *, stream: bool = False) -> dict:
+    return {
+        "model": model,
+        "stream": stream,
+        "messages": [{"role": "user", "content": "count my queries"}],
+    }
+
+
+async def requests(client: httpx.AsyncClient, key: str) -> list[httpx.Response]:
+    """Every kind of hot request, in order."""
+    auth = {"authorization": f"Bearer {key}"}
+    out = []
+    for body in (
+        chat("mock-chat"),
+        chat("up-chat"),
+        chat("mock-chat", stream=True),
+        chat("up-chat", stream=True),
+    ):
+        out.append(await client.post("/v1/chat/completions", json=body, headers=auth))
+    out.append(
+        await client.post("/v1/embeddings", json={"model": "up-embed", "input": "x"}, headers=auth)
+    )
+    out.append(await client.get("/v1/models", headers=auth))
+    out.append(await client.get("/v1/models/up-chat", headers=auth))
+    return out
+
+
+def check(responses: list[httpx.Response]) -> None:
+    assert [r.status_code for r in responses] == [200] * 7, [r.text for r in responses]
+    assert "data: [DONE]" in responses[2].text and "data: [DONE]" in responses[3].text
+    assert responses[1].json()["choices"][0]["message"]["content"] == "Echo: count my queries"
+
+
+def test_requests_run_no_sql(
+    keys: dict[str, str],
+    gateway: InProcessGateway,
+    fake_upstream: FakeUpstream,
+    django_assert_num_queries: Callable,
+) -> None:
+    with all_threads_queries() as queries, django_assert_num_queries(0):
+        responses = gateway.run(lambda c: requests(c, keys["plain"]))
+    check(responses)
+    assert queries == []
+    assert len(fake_upstream.requests()) == 3  # the upstream ones really went out
+
+
+def test_warm_requests_with_a_budget_run_no_sql(
+    keys: dict[str, str], gateway: InProcessGateway, django_assert_num_queries: Callable
+) -> None:
+    # A key with a budget may load the budget state once (cold start); after that, none.
+    gateway.run(lambda c: requests(c, keys["budgeted"]))
+    with all_threads_queries() as queries, django_assert_num_queries(0):
+        responses = gateway.run(lambda c: requests(c, keys["budgeted"]))
+    check(responses)
+    assert queries == []
+
+
+def test_requests_succeed_with_database_access_blocked(
+    keys: dict[str, str], gateway: InProcessGateway, django_db_blocker
+) -> None:
+    gateway.run(lambda c: requests(c, keys["budgeted"]))  # warm
+    with django_db_blocker.block():
+        for key in keys.values():
+            check(gateway.run(lambda c, key=key: requests(c, key)))
+
+
+def test_the_harness_sees_queries_from_other_threads(db: None, django_db_blocker) -> None:
+    """The two checks above would catch a query made from a worker thread."""
+    errors: list[BaseException] = []
+
+    def query() -> None:
+        try:
+            Provider.objects.count()
+        except BaseException as exc:
+            errors.append(exc)
+
+    with all_threads_queries() as queries:
+        worker = threading.Thread(target=query)
+        worker.start()
+        worker.join()
+    assert any("providers_provider" in q for q in queries) and not errors
+    with django_db_blocker.block():
+        worker = threading.Thread(target=query)
+        worker.start()
+        worker.join()
+    assert errors and "Database access not allowed" in str(errors[0])
