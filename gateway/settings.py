@@ -208,3 +208,16 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # A file, not :memory:, so end-to-end tests can share the test database with the gateway
     # server process they start.
     DATABASES["default"]["TEST"] = {"NAME": str(STATE_DIR / "test_db.sqlite3")}
+
+# --- Health checks and metrics (providers/health.py, gateway/metrics.py) ------------------
+# Probe history kept this many days (the health_checks_purge task deletes older rows).
+HEALTH_CHECK_RETENTION_DAYS = envint("HEALTH_CHECK_RETENTION_DAYS", 7)
+# An instance that answers a probe slower than this is "degraded" (still routable).
+HEALTH_CHECK_DEGRADED_MS = envint("HEALTH_CHECK_DEGRADED_MS", 5000)
+# A probe gives up after this many seconds (capped by the instance's own timeouts).
+HEALTH_CHECK_TIMEOUT = envfloat("HEALTH_CHECK_TIMEOUT", 10.0)
+# prometheus-client multiprocess mode: `serve --workers N` (N > 1) sets the environment
+# variable PROMETHEUS_MULTIPROC_DIR to this directory (cleared at start) unless it is set.
+PROMETHEUS_MULTIPROC_DIR = env.str(
+    "PROMETHEUS_MULTIPROC_DIR", default=str(STATE_DIR / "prometheus")
+)

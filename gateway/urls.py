@@ -4,6 +4,12 @@
 from django.contrib import admin
 from django.urls import path
 
+from gateway.api import health
+
 urlpatterns = [
     path("admin/", admin.site.urls),
+    path("health", health.health, name="health"),
+    path("health/live", health.live, name="health-live"),
+    path("health/ready", health.ready, name="health-ready"),
+    path("metrics", health.metrics, name="metrics"),
 ]

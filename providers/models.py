@@ -205,3 +205,50 @@ class ConfigVersion(models.Model):
 
     def __str__(self) -> str:
         return f"config v{self.version}"
+
+
+class HealthStatus(models.TextChoices):
+    HEALTHY = "healthy", "Healthy"
+    DEGRADED = "degraded", "Degraded (slow or rate limited)"
+    DOWN = "down", "Down"
+
+
+class HealthErrorCategory(models.TextChoices):
+    NONE = "", "None"
+    TIMEOUT = "timeout", "Timed out"
+    CONNECT = "connect", "Could not connect"
+    AUTH = "auth", "Authentication refused"
+    RATE_LIMIT = "rate_limit", "Rate limited"
+    CLIENT_ERROR = "client_error", "Request refused (4xx)"
+    SERVER_ERROR = "server_error", "Server error (5xx)"
+    SLOW = "slow", "Answered slowly"
+    BAD_RESPONSE = "bad_response", "Unreadable answer"
+    CONFIG = "config", "Instance misconfigured"
+    NO_KEY = "no_key", "No enabled key"
+
+
+class HealthCheck(models.Model):
+    """One health probe of a provider instance (history kept ``HEALTH_CHECK_RETENTION_DAYS``).
+
+    ``degraded`` means the instance answered but slowly (over ``HEALTH_CHECK_DEGRADED_MS``) or
+    with 429; ``down`` means it did not answer usefully. ``error_message`` is redacted of the
+    instance's key values before it is stored.
+    """
+
+    provider = models.ForeignKey(Provider, on_delete=models.CASCADE, related_name="health_checks")
+    status = models.CharField(max_length=16, choices=HealthStatus.choices)
+    probe = models.CharField(max_length=16, choices=HealthProbe.choices)
+    latency_ms = models.FloatField(null=True, blank=True)
+    http_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    error_category = models.CharField(
+        max_length=32, choices=HealthErrorCategory.choices, blank=True, default=""
+    )
+    error_message = models.CharField(max_length=500, blank=True, default="")
+    checked_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        ordering = ["-checked_at"]
+        indexes = [models.Index(fields=["provider", "-checked_at"], name="healthcheck_prov_time")]
+
+    def __str__(self) -> str:
+        return f"{self.provider_id} {self.status} at {self.checked_at:%Y-%m-%d %H:%M:%S}"

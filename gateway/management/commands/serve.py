@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+from pathlib import Path
 from typing import Any
 
 from django.conf import settings
@@ -25,6 +28,8 @@ class Command(BaseCommand):
         import uvicorn
 
         workers: int = options["workers"]
+        if workers > 1:
+            self._prometheus_multiprocess()
         self.stdout.write(
             f"Serving the gateway on http://{options['host']}:{options['port']} "
             f"with {workers} worker(s)"
@@ -44,3 +49,15 @@ class Command(BaseCommand):
             timeout_graceful_shutdown=30,
             proxy_headers=True,
         )
+
+    def _prometheus_multiprocess(self) -> None:
+        """Several workers: prometheus-client must write each process's values to files that
+        any worker's ``/metrics`` aggregates. The variable must be set before the workers
+        import prometheus-client; they inherit it. Stale files of a previous run are removed."""
+        directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or settings.PROMETHEUS_MULTIPROC_DIR
+        path = Path(directory)
+        if path.is_dir():
+            shutil.rmtree(path)
+        path.mkdir(parents=True, exist_ok=True)
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(path)
+        self.stdout.write(f"Prometheus multiprocess mode: {path}")

@@ -1,0 +1,116 @@
+"""``/health``, ``/health/live``, ``/health/ready`` and ``/metrics``: plain Django views.
+
+None needs a virtual key; none shows anything secret (no keys, headers or URLs). They are not
+on the hot path, so they may read the database.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from django.db import connections
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views.decorators.http import require_GET
+
+from gateway.metrics import CONTENT_TYPE_LATEST, metrics_render
+from providers.health import health_checks_latest
+from providers.models import HealthStatus, Provider
+from providers.redis_conn import sync_redis
+from providers.state import CircuitState, circuit_info_all_sync
+
+
+def _iso(epoch: float | None) -> str | None:
+    return datetime.fromtimestamp(epoch, tz=UTC).isoformat() if epoch is not None else None
+
+
+def health_report() -> dict[str, Any]:
+    """Overall status and each instance's by ID.
+
+    An enabled instance is *up* when its circuit is not open and its last probe (if any) did
+    not find it down, and *healthy* when moreover that probe found it healthy (or there was
+    none yet). Overall: ``healthy`` when every enabled instance is healthy, ``unhealthy`` when
+    none is up (or none is enabled), else ``degraded``.
+    """
+    providers = list(Provider.objects.order_by("name"))
+    ids = [p.id for p in providers]
+    circuits = circuit_info_all_sync(ids)
+    checks = health_checks_latest(ids)
+    out: dict[str, dict[str, Any]] = {}
+    enabled = healthy = up = 0
+    for p in providers:
+        circuit = circuits[p.id]
+        check = checks.get(p.id)
+        status = check.status if check is not None else "unknown"
+        is_up = circuit.state != CircuitState.OPEN and status != HealthStatus.DOWN
+        if p.is_enabled:
+            enabled += 1
+            up += is_up
+            healthy += is_up and status in (HealthStatus.HEALTHY, "unknown")
+        out[str(p.id)] = {
+            "id": p.id,
+            "name": p.name,
+            "type": p.provider_type,
+            "enabled": p.is_enabled,
+            "status": status,
+            "circuit_state": str(circuit.state),
+            "failure_count": circuit.failure_count,
+            "last_success": _iso(circuit.last_success),
+            "last_failure": _iso(circuit.last_failure),
+            "latency_ms": check.latency_ms if check is not None else None,
+            "last_checked": check.checked_at.isoformat() if check is not None else None,
+            "error_category": check.error_category if check is not None else "",
+        }
+    if enabled and healthy == enabled:
+        overall = "healthy"
+    elif up:
+        overall = "degraded"
+    else:
+        overall = "unhealthy"
+    return {"status": overall, "checked_at": _iso(datetime.now(UTC).timestamp()), "providers": out}
+
+
+@require_GET
+def health(request: HttpRequest) -> JsonResponse:
+    """Overall and per-instance health (200 whatever the status: readiness is /health/ready)."""
+    return JsonResponse(health_report())
+
+
+@require_GET
+def live(request: HttpRequest) -> JsonResponse:
+    """The process is up and serving (no I/O)."""
+    return JsonResponse({"status": "ok"})
+
+
+def readiness() -> tuple[bool, dict[str, str]]:
+    """(ready, per dependency "ok" or the error's class name: never a URL or credential)."""
+    checks: dict[str, str] = {}
+    try:
+        with connections["default"].cursor() as cursor:
+            cursor.execute("SELECT 1")
+        checks["database"] = "ok"
+    except Exception as exc:
+        checks["database"] = f"error: {type(exc).__name__}"
+    client = sync_redis()
+    if client is not None:
+        try:
+            client.ping()
+            checks["redis"] = "ok"
+        except Exception as exc:
+            checks["redis"] = f"error: {type(exc).__name__}"
+    return all(v == "ok" for v in checks.values()), checks
+
+
+@require_GET
+def ready(request: HttpRequest) -> JsonResponse:
+    """Database and (when configured) Redis reachable: 200, else 503."""
+    ok, checks = readiness()
+    return JsonResponse(
+        {"status": "ready" if ok else "unavailable", "checks": checks}, status=200 if ok else 503
+    )
+
+
+@require_GET
+def metrics(request: HttpRequest) -> HttpResponse:
+    """Prometheus exposition."""
+    return HttpResponse(metrics_render(), content_type=CONTENT_TYPE_LATEST)

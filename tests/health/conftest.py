@@ -1,0 +1,19 @@
+"""Health-check and metrics fixtures: the fake upstream, the in-process gateway, clean state."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from providers import state
+from tests.fakes.upstream import fake_upstream, fake_upstream_server  # noqa: F401
+from tests.gateway.conftest import gateway, install_table, usage_queue  # noqa: F401
+
+
+@pytest.fixture(autouse=True)
+def _fresh_circuits() -> Iterator[None]:
+    """Circuit state is per process without Redis: every test starts with closed circuits."""
+    state.local_state_clear()
+    yield
+    state.local_state_clear()
