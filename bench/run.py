@@ -157,12 +157,12 @@ def bench_config(fixed_port: int, stream_port: int, extra_aliases: int) -> str:
         f"    base_url: http://127.0.0.1:{fixed_port}/v1",
         "    custom_headers: {X-Environment: bench, X-Cost-Center: perf}",
         "    keys:",
-        "      - {name: k1, api_key: sk-upstream-bench-1234567890, account_group: 1, primary: true}",
+        "      - {name: k1, api_key: sk-upstream-bench-1234567890, primary: true}",
         "  - name: bench-stream",
         "    type: openai",
         f"    base_url: http://127.0.0.1:{stream_port}/v1",
         "    keys:",
-        "      - {name: k1, api_key: sk-upstream-bench-1234567890, account_group: 1, primary: true}",
+        "      - {name: k1, api_key: sk-upstream-bench-1234567890, primary: true}",
     ]
     for i in range(extra_aliases and 1000):
         lines += [
@@ -408,7 +408,8 @@ def table(results: dict[str, Any]) -> str:
     )
     s = results["long_stream"]
     rows.append(
-        f"| 500-chunk stream | - | first {s['first_chunk_ms']:.1f} ms, last {s['last_chunk_ms']:.1f} ms"
+        f"| 500-chunk stream | - | first {s['first_chunk_ms']:.1f} ms, "
+        f"last {s['last_chunk_ms']:.1f} ms"
         f" | {int(s['distinct_arrival_times'])} distinct arrivals of {int(s['chunks'])} chunks |"
     )
     r = results["rss"]
