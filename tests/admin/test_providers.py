@@ -90,6 +90,31 @@ def test_new_key_without_value_is_refused_for_a_keyed_type(admin_client: Client)
     assert not provider.keys.exists()
 
 
+def test_new_provider_with_a_keyless_key_row_is_refused(admin_client: Client) -> None:
+    # The model's own check needs a saved provider; the formset checks the submitted type.
+    data = admin_form_data(admin_client, admin_url(Provider, "add"), Provider)
+    data.update(name="new-openai", provider_type="openai")
+    add_key_row(data, key_name="empty")
+    response = admin_client.post(admin_url(Provider, "add"), data)
+
+    assert response.status_code == 200
+    assert page_errors(response)["keys.api_key"] == ["openai keys need an api_key"]
+    assert not Provider.objects.exists()
+
+
+def test_switching_to_a_keyed_type_needs_values_for_keyless_keys(admin_client: Client) -> None:
+    provider = make_provider(provider_type="ollama", base_url="http://ollama:11434/v1")
+    make_key(provider, api_key="")
+    data = admin_form_data(admin_client, change_url(provider), Provider)
+    data.update(provider_type="openai_compatible")
+    response = admin_client.post(change_url(provider), data)
+
+    assert response.status_code == 200
+    assert page_errors(response)["keys.api_key"] == ["openai_compatible keys need an api_key"]
+    provider.refresh_from_db()
+    assert provider.provider_type == "ollama"
+
+
 def test_new_key_without_value_is_fine_for_a_keyless_type(admin_client: Client) -> None:
     provider = make_provider(provider_type="ollama")
     data = admin_form_data(admin_client, change_url(provider), Provider)
