@@ -41,3 +41,14 @@ serve: install
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
+
+# Celery: run web (`make serve`), worker and beat side by side; all three share REDIS_URL and
+# DATABASE_URL. Without REDIS_URL tasks run eagerly in process and no worker is needed.
+worker: install
+	$(PY) manage.py migrate --noinput
+	$(VENV)/bin/celery -A gateway worker --loglevel=INFO
+
+beat: install
+	$(PY) manage.py migrate --noinput
+	$(PY) manage.py setup_schedules
+	$(VENV)/bin/celery -A gateway beat --loglevel=INFO --scheduler django_celery_beat.schedulers:DatabaseScheduler

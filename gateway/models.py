@@ -183,3 +183,41 @@ class RoutingSettings(models.Model):
         """The single row, created with defaults on first use."""
         obj, _ = cls.objects.get_or_create(pk=1)
         return obj
+
+
+class BudgetAlertKind(models.TextChoices):
+    THRESHOLD = "threshold", "Threshold reached"
+    EXCEEDED = "exceeded", "Budget exceeded"
+
+
+class BudgetAlert(models.Model):
+    """A budget alert that fired: at most one per virtual key, budget period and kind.
+
+    The unique constraint is what makes "alert once per period per threshold" hold even when
+    two budget checks run at the same time. Delivery (log, email, webhook) happens after the
+    row is committed; its outcome is kept here for admins.
+    """
+
+    virtual_key = models.ForeignKey(
+        "gateway.VirtualKey", on_delete=models.CASCADE, related_name="budget_alerts"
+    )
+    period = models.CharField(max_length=16, choices=BudgetPeriod.choices)
+    period_start = models.DateTimeField(help_text="UTC start of the budget period.")
+    kind = models.CharField(max_length=16, choices=BudgetAlertKind.choices)
+    spend = models.DecimalField(max_digits=20, decimal_places=10)
+    budget_amount = models.DecimalField(max_digits=14, decimal_places=2)
+    threshold = models.DecimalField(max_digits=4, decimal_places=3)
+    created_at = models.DateTimeField(auto_now_add=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    delivery_error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["virtual_key", "period_start", "kind"], name="uniq_budget_alert_period_kind"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.virtual_key_id} {self.kind} {self.period_start:%Y-%m-%d}"

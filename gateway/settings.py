@@ -209,6 +209,68 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # server process they start.
     DATABASES["default"]["TEST"] = {"NAME": str(STATE_DIR / "test_db.sqlite3")}
 
+# --- Celery, usage pipeline, budgets (owned by the usage/Celery work; see gateway/celery.py) --
+INSTALLED_APPS += ["django_celery_beat"]
+
+# The broker is Redis when configured. Without one, tasks run eagerly in the calling process so
+# `make demo` works with nothing but SQLite (nothing periodic runs then: the gateway writes
+# usage itself and computes budget state in process).
+CELERY_BROKER_URL: str = env.str("CELERY_BROKER_URL", default=REDIS_URL)
+CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
+CELERY_TASK_EAGER_PROPAGATES = True
+# At-least-once delivery (DESIGN "Usage events are money"): a task is acknowledged after it
+# ran, given back when its worker dies, and a worker holds one message at a time.
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_SOFT_TIME_LIMIT = envint("CELERY_TASK_SOFT_TIME_LIMIT", 240)
+CELERY_TASK_TIME_LIMIT = envint("CELERY_TASK_TIME_LIMIT", 300)
+# Redis redelivers an unacknowledged task after the visibility timeout: it must be longer than
+# any task may run (the hard time limit), or a slow task would run twice at the same time.
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": envint("CELERY_VISIBILITY_TIMEOUT", 3600),
+}
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_RESULT_BACKEND = None
+CELERY_TIMEZONE = "UTC"
+CELERY_ENABLE_UTC = True
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+
+# Usage queue: a dotted path to a UsageQueue class; empty picks the Redis stream queue when
+# REDIS_URL is set, else the in-process database writer (gateway.usage.queues).
+GATEWAY_USAGE_QUEUE: str = env.str("GATEWAY_USAGE_QUEUE", default="")
+GATEWAY_USAGE_STREAM: str = env.str("GATEWAY_USAGE_STREAM", default="gw:usage")
+GATEWAY_USAGE_GROUP: str = env.str("GATEWAY_USAGE_GROUP", default="recorder")
+# Safety cap on the stream (approximate trim). Recorded entries are deleted, so the stream holds
+# only the backlog; the cap only bites if the recorder is down for a very long time.
+GATEWAY_USAGE_STREAM_MAXLEN = envint("GATEWAY_USAGE_STREAM_MAXLEN", 2_000_000)
+GATEWAY_USAGE_BATCH = envint("GATEWAY_USAGE_BATCH", 500)
+# Entries pending this long belong to a dead consumer and are claimed by the next drain.
+GATEWAY_USAGE_CLAIM_IDLE_SECONDS = envfloat("GATEWAY_USAGE_CLAIM_IDLE_SECONDS", 60.0)
+# One drain task stops after this long (the next beat tick continues).
+GATEWAY_USAGE_DRAIN_SECONDS = envfloat("GATEWAY_USAGE_DRAIN_SECONDS", 20.0)
+# After Redis failed, spool without retrying for this long (then try again).
+GATEWAY_USAGE_RETRY_SECONDS = envfloat("GATEWAY_USAGE_RETRY_SECONDS", 1.0)
+# The in-process database writer (no Redis) flushes at least this often.
+GATEWAY_USAGE_FLUSH_SECONDS = envfloat("GATEWAY_USAGE_FLUSH_SECONDS", 0.5)
+
+# Budgets: how often a gateway process re-reads the over-budget state (Redis set, or its own
+# database computation when there is no Redis).
+GATEWAY_BUDGET_REFRESH_SECONDS = envfloat("GATEWAY_BUDGET_REFRESH_SECONDS", 5.0)
+BUDGET_ALERT_EMAILS: list[str] = env.list("BUDGET_ALERT_EMAILS", default=[])
+BUDGET_ALERT_WEBHOOK_URL: str = env.str("BUDGET_ALERT_WEBHOOK_URL", default="")
+BUDGET_ALERT_WEBHOOK_TIMEOUT = envfloat("BUDGET_ALERT_WEBHOOK_TIMEOUT", 5.0)
+DEFAULT_FROM_EMAIL: str = env.str("DEFAULT_FROM_EMAIL", default="llm-gateway@localhost")
+EMAIL_BACKEND: str = env.str(
+    "EMAIL_BACKEND",
+    default="django.core.mail.backends.console.EmailBackend"
+    if DEBUG
+    else "django.core.mail.backends.smtp.EmailBackend",
+)
+# --- end Celery block ----------------------------------------------------------------------
+
 # --- Health checks and metrics (providers/health.py, gateway/metrics.py) ------------------
 # Probe history kept this many days (the health_checks_purge task deletes older rows).
 HEALTH_CHECK_RETENTION_DAYS = envint("HEALTH_CHECK_RETENTION_DAYS", 7)

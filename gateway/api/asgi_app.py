@@ -20,6 +20,8 @@ from gateway import pipeline
 from gateway.api.errors import GatewayError
 from gateway.api.validation import validate_chat, validate_embeddings
 from gateway.routing.holder import route_tables
+from gateway.usage import lifespan as usage_lifespan
+from gateway.usage.budget_state import budget_state
 from providers import http
 
 logger = logging.getLogger(__name__)
@@ -162,8 +164,10 @@ class GatewayApp:
                 except Exception:
                     # Serve anyway: the first request retries the build (e.g. DB not migrated yet).
                     logger.exception("could not build the route table at startup")
+                await usage_lifespan.usage_startup()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
+                await usage_lifespan.usage_shutdown()
                 await http.close_client()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
@@ -232,6 +236,7 @@ class GatewayApp:
         # Authenticate before reading the body: an unauthenticated caller cannot make the
         # gateway buffer 20 MB.
         vkey = pipeline.authenticate(table, presented_key(headers))
+        await budget_state.check(vkey)  # 402 budget_exceeded, from memory (no SQL)
         body = validate(parse_json(await read_body(scope, receive, headers)))
         ctx = pipeline.RequestContext(vkey=vkey, endpoint=endpoint, client_headers=headers)
         result = await handler(table, ctx, body)

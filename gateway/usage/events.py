@@ -1,8 +1,8 @@
 """Usage events: one per request, handed to a queue without waiting on the database.
 
-The queue is an interface: the in-process implementation here keeps events for the in-process
-recorder and for tests; the durable Redis-backed one (Celery issue) replaces it by setting
-``GATEWAY_USAGE_QUEUE``.
+The queue is an interface. ``GATEWAY_USAGE_QUEUE`` names an implementation; by default the
+durable Redis stream queue when ``REDIS_URL`` is set, else the in-process database writer (both
+in :mod:`gateway.usage.queues`). :class:`InMemoryUsageQueue` keeps events in memory for tests.
 """
 
 from __future__ import annotations
@@ -93,11 +93,17 @@ _queue: UsageQueue | None = None
 
 
 def get_usage_queue() -> UsageQueue:
-    """The process's usage queue (``GATEWAY_USAGE_QUEUE`` dotted path, default in memory)."""
+    """The process's usage queue (``GATEWAY_USAGE_QUEUE`` dotted path, else see module doc)."""
     global _queue
     if _queue is None:
         path = getattr(settings, "GATEWAY_USAGE_QUEUE", "")
-        _queue = import_string(path)() if path else InMemoryUsageQueue()
+        if not path:
+            path = (
+                "gateway.usage.queues.RedisStreamUsageQueue"
+                if settings.REDIS_URL
+                else "gateway.usage.queues.DatabaseUsageQueue"
+            )
+        _queue = import_string(path)()
     return _queue
 
 
