@@ -322,7 +322,29 @@ def usage_stream_drain(
             break
         result.read += len(entries)
         _record_entries(client, entries, result)
+    usage_consumers_prune(client=client, keep=me)
     return result
+
+
+# Worker processes come and go (each is a consumer named host-pid); forget the ones that have
+# nothing pending and have not read for this long, so the group does not grow forever.
+CONSUMER_PRUNE_IDLE_SECONDS = 3600.0
+
+
+def usage_consumers_prune(
+    *, client: redis.Redis, keep: str = "", idle_seconds: float = CONSUMER_PRUNE_IDLE_SECONDS
+) -> int:
+    """Delete idle consumers without pending entries (deleting one loses nothing)."""
+    stream, group = settings.GATEWAY_USAGE_STREAM, settings.GATEWAY_USAGE_GROUP
+    removed = 0
+    consumers: Any = client.xinfo_consumers(stream, group)
+    for consumer in consumers:
+        name = consumer["name"]
+        name = name.decode() if isinstance(name, bytes) else str(name)
+        if name != keep and not consumer["pending"] and consumer["idle"] >= idle_seconds * 1000:
+            client.xgroup_delconsumer(stream, group, name)
+            removed += 1
+    return removed
 
 
 def usage_orphans_record() -> int:

@@ -253,3 +253,16 @@ def test_live_spool_is_not_adopted_but_dead_ones_are(with_redis: str) -> None:
     live.consume(live.size)
     live.close()
     assert not list(spool_dir().glob("*.jsonl"))
+
+
+def test_idle_consumers_without_pending_entries_are_pruned(with_redis: str) -> None:
+    client = sync_redis()
+    assert client is not None
+    put_all(RedisStreamUsageQueue(), [event() for _ in range(2)])
+    recorder.usage_group_ensure(client=client)
+    stream, group = settings.GATEWAY_USAGE_STREAM, settings.GATEWAY_USAGE_GROUP
+    client.xreadgroup(group, "holding", {stream: ">"}, count=1)  # keeps one entry pending
+    usage_stream_drain(consumer="gone", claim_idle_seconds=60)  # records the other one
+    assert recorder.usage_consumers_prune(client=client, keep="me", idle_seconds=0) == 1
+    names = {c["name"] for c in client.xinfo_consumers(stream, group)}
+    assert names == {b"holding"}  # pending work is never forgotten
