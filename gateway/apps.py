@@ -11,3 +11,10 @@ class GatewayConfig(AppConfig):
 
         config_version.watch(VirtualKey)
         config_version.watch(RoutingSettings)
+
+        # The mappings admin shows each alias's route now; mappings may not import gateway,
+        # so gateway hands it the function.
+        from gateway.routing.plan import explain_alias_sync
+        from mappings import admin as mappings_admin
+
+        mappings_admin.route_explainer = explain_alias_sync

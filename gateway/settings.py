@@ -179,6 +179,18 @@ GATEWAY_CONFIG_CHECK_INTERVAL = envfloat("GATEWAY_CONFIG_CHECK_INTERVAL", 1.0)
 GATEWAY_HTTP_MAX_CONNECTIONS = envint("GATEWAY_HTTP_MAX_CONNECTIONS", 512)
 GATEWAY_HTTP_MAX_KEEPALIVE = envint("GATEWAY_HTTP_MAX_KEEPALIVE", 128)
 GATEWAY_CONNECT_TIMEOUT = envfloat("GATEWAY_CONNECT_TIMEOUT", 10.0)
+# Routing and failover (README "Routing and failover").
+# All attempts of one request (retries, failover, waits) end by this many seconds.
+GATEWAY_REQUEST_DEADLINE = envfloat("GATEWAY_REQUEST_DEADLINE", 300.0)
+# An upstream Retry-After longer than this is not waited for: fail over instead.
+GATEWAY_RETRY_AFTER_CAP = envfloat("GATEWAY_RETRY_AFTER_CAP", 30.0)
+# Backoff between retries on one instance: base * 2**n with full jitter, capped.
+GATEWAY_BACKOFF_BASE = envfloat("GATEWAY_BACKOFF_BASE", 0.1)
+GATEWAY_BACKOFF_CAP = envfloat("GATEWAY_BACKOFF_CAP", 5.0)
+# How long an account group cools after a 429 without Retry-After (seconds).
+GATEWAY_COOLING_SECONDS = envfloat("GATEWAY_COOLING_SECONDS", 30.0)
+# Rate-limit window (seconds): "per minute" limits are counted over this sliding window.
+GATEWAY_RATE_LIMIT_WINDOW = envfloat("GATEWAY_RATE_LIMIT_WINDOW", 60.0)
 
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
 LOGGING = {

@@ -8,6 +8,7 @@ disabled here, a post that still carries them is refused with a message, and the
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 from django import forms
@@ -16,9 +17,9 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 
-from mappings.models import ModelPrice, ModelProviderMapping
+from mappings.models import AliasRoutingPolicy, ModelPrice, ModelProviderMapping
 from providers.admin_base import GatewayModelAdmin
 
 CAPABILITIES = (
@@ -230,3 +231,54 @@ class ModelPriceAdmin(GatewayModelAdmin):
         if price_in_effect(obj):
             return f"{price_status(obj)}. {LOCKED_HELP}"
         return price_status(obj)
+
+
+# alias -> the route a request would take now (``gateway.routing.plan.explain_alias_sync``),
+# installed by the gateway app: ``mappings`` may not import ``gateway``.
+route_explainer: Callable[[str], dict[str, Any]] | None = None
+
+
+def route_now_html(alias: str) -> str:
+    """The ``GET /v1/route`` explanation for ``alias`` as an admin table."""
+    if route_explainer is None or not alias:
+        return "—"
+    try:
+        data = route_explainer(alias)
+    except Exception as exc:  # an alias with no usable mapping, Redis trouble: say so
+        return format_html("<em>{}</em>", str(getattr(exc, "message", exc)))
+    rows = [
+        (
+            c["position"] or "skipped",
+            c["provider_name"],
+            c["key_name"] or "—",
+            c["circuit"]["state"],
+            "—"
+            if c["limits"]["requests_headroom"] is None
+            else f"{c['limits']['requests_headroom']:g} rpm left",
+            c["price"]["estimated_cost"] if c["price"] else "—",
+            c["reason"],
+        )
+        for c in [*data["candidates"], *data["skipped"]]
+    ]
+    head = format_html("<p>Strategy <b>{}</b> ({})</p>", data["strategy"], data["strategy_source"])
+    body = format_html_join("", "<tr>" + "<td>{}</td>" * 7 + "</tr>", rows)
+    return format_html(
+        "{}<table><thead><tr><th>#</th><th>instance</th><th>key</th><th>circuit</th>"
+        "<th>headroom</th><th>est. cost</th><th>why</th></tr></thead><tbody>{}</tbody></table>",
+        head,
+        body,
+    )
+
+
+@admin.register(AliasRoutingPolicy)
+class AliasRoutingPolicyAdmin(GatewayModelAdmin):
+    """Per-alias strategy, and the alias's route right now (read-only)."""
+
+    list_display = ("alias", "strategy", "updated_at")
+    search_fields = ("alias",)
+    readonly_fields = ("route_now", "updated_at")
+    fields = ("alias", "strategy", "route_now", "updated_at")
+
+    @admin.display(description="route now (what a request would try, and why)")
+    def route_now(self, obj: AliasRoutingPolicy) -> str:
+        return route_now_html(obj.alias) if obj.pk else "—"

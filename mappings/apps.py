@@ -6,8 +6,9 @@ class MappingsConfig(AppConfig):
     verbose_name = "Model mappings"
 
     def ready(self) -> None:
-        from mappings.models import ModelPrice, ModelProviderMapping
+        from mappings.models import AliasRoutingPolicy, ModelPrice, ModelProviderMapping
         from providers import config_version
 
         config_version.watch(ModelProviderMapping)
         config_version.watch(ModelPrice)
+        config_version.watch(AliasRoutingPolicy)

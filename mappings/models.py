@@ -139,3 +139,32 @@ class ModelPrice(models.Model):
                     )
         if errors:
             raise ValidationError(errors)
+
+
+class AliasStrategy(models.TextChoices):
+    """Selection strategies (the same values as ``gateway.models.RoutingStrategy``, repeated
+    here because ``mappings`` may not import ``gateway``)."""
+
+    PRIORITY = "priority", "Priority (lowest first, next on failure)"
+    ROUND_ROBIN = "round_robin", "Round robin"
+    WEIGHTED = "weighted", "Weighted by mapping weight"
+    RANDOM = "random", "Random"
+    LEAST_COST = "least_cost", "Least cost"
+    LOWEST_LATENCY = "lowest_latency", "Lowest latency"
+    LEAST_BUSY = "least_busy", "Least busy"
+
+
+class AliasRoutingPolicy(models.Model):
+    """A per-alias override of the global selection strategy (routing settings)."""
+
+    alias = models.CharField(max_length=200, unique=True)
+    strategy = models.CharField(max_length=32, choices=AliasStrategy.choices)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["alias"]
+        verbose_name = "alias routing policy"
+        verbose_name_plural = "alias routing policies"
+
+    def __str__(self) -> str:
+        return f"{self.alias}: {self.strategy}"

@@ -70,23 +70,28 @@ class CircuitInfo:
 # Hash fields: state, failures, opened_at, retry_at, last_success, last_failure, trial_at.
 # trial_at: when the half-open trial was handed out ("" = not handed out yet).
 
-ALLOW_LUA = """
-local h = redis.call('HMGET', KEYS[1], 'state', 'retry_at', 'trial_at')
-local state = h[1]
-if (not state) or state == 'closed' then return 1 end
-local now = tonumber(ARGV[1])
-if state == 'open' then
-  if now < tonumber(h[2] or '0') then return 0 end
-  redis.call('HSET', KEYS[1], 'state', 'half_open', 'trial_at', ARGV[1])
-  return 1
+# ``circuit_allow(key, now, stale)`` as a Lua function, so that other scripts (the routing
+# runtime's acquire) can take the trial in the same atomic step as their own checks.
+ALLOW_FN = """
+local function circuit_allow(key, now, stale)
+  local h = redis.call('HMGET', key, 'state', 'retry_at', 'trial_at')
+  local state = h[1]
+  if (not state) or state == 'closed' then return 1 end
+  if state == 'open' then
+    if now < tonumber(h[2] or '0') then return 0 end
+    redis.call('HSET', key, 'state', 'half_open', 'trial_at', tostring(now))
+    return 1
+  end
+  local trial = h[3]
+  if (not trial) or trial == '' or now - tonumber(trial) >= stale then
+    redis.call('HSET', key, 'trial_at', tostring(now))
+    return 1
+  end
+  return 0
 end
-local trial = h[3]
-if (not trial) or trial == '' or now - tonumber(trial) >= tonumber(ARGV[2]) then
-  redis.call('HSET', KEYS[1], 'trial_at', ARGV[1])
-  return 1
-end
-return 0
 """
+
+ALLOW_LUA = ALLOW_FN + "return circuit_allow(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]))\n"
 
 SUCCESS_LUA = """
 redis.call('HSET', KEYS[1], 'state', 'closed', 'failures', 0, 'last_success', ARGV[1],

@@ -12,6 +12,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
+from urllib.parse import parse_qs
 
 import orjson
 from django.conf import settings
@@ -190,6 +191,15 @@ class GatewayApp:
                 self._allow(method, "GET")
                 table, vkey = await self._auth(scope)
                 await send_json(send, 200, orjson.dumps(pipeline.list_models(table, vkey)))
+            elif path == "/v1/route":
+                self._allow(method, "GET")
+                table, vkey = await self._auth(scope)
+                query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+                alias = (query.get("model") or [""])[0]
+                need = (query.get("endpoint") or ["chat"])[0]
+                need = "embeddings" if need == "embeddings" else "chat"
+                explained = await pipeline.route_explain(table, vkey, alias, need=need)
+                await send_json(send, 200, orjson.dumps(explained))
             elif path.startswith("/v1/models/"):
                 self._allow(method, "GET")
                 table, vkey = await self._auth(scope)

@@ -15,7 +15,7 @@ from decimal import Decimal
 from django.utils import timezone
 
 from gateway.models import RoutingSettings, VirtualKey
-from mappings.models import ModelPrice, ModelProviderMapping
+from mappings.models import AliasRoutingPolicy, ModelPrice, ModelProviderMapping
 from providers.config_version import config_version_current_sync
 from providers.snapshot import ProviderSnapshot, provider_snapshots_all
 
@@ -89,9 +89,14 @@ class RouteTable:
     virtual_keys: dict[str, VirtualKeySnapshot]
     policy: RoutingPolicy = field(default_factory=RoutingPolicy)
     built_at: float = field(default_factory=time.time)
+    alias_strategies: dict[str, str] = field(default_factory=dict)
 
     def candidates(self, alias: str) -> tuple[Candidate, ...]:
         return self.aliases.get(alias, ())
+
+    def strategy_for(self, alias: str) -> str:
+        """The alias's own strategy (AliasRoutingPolicy), else the global one."""
+        return self.alias_strategies.get(alias) or self.policy.strategy
 
 
 def _current_prices() -> tuple[dict[int, PriceSnapshot], dict[tuple[int, str], PriceSnapshot]]:
@@ -176,4 +181,5 @@ def route_table_build() -> RouteTable:
         providers=providers,
         virtual_keys=keys,
         policy=policy,
+        alias_strategies=dict(AliasRoutingPolicy.objects.values_list("alias", "strategy")),
     )

@@ -8,7 +8,7 @@ from django.db.models import Model
 from django.test import Client
 
 from gateway.models import RoutingSettings, UsageRecord, VirtualKey
-from mappings.models import ModelPrice, ModelProviderMapping
+from mappings.models import AliasRoutingPolicy, ModelPrice, ModelProviderMapping
 from providers.models import Provider
 from tests.admin.helpers import (
     AdminPagesTests,
@@ -48,6 +48,23 @@ class TestPricePages(AdminPagesTests):
 
     def make(self) -> Model:
         return make_price()
+
+
+class TestAliasRoutingPolicyPages(AdminPagesTests):
+    model = AliasRoutingPolicy
+
+    def make(self) -> Model:
+        make_mapping()
+        return AliasRoutingPolicy.objects.create(alias="gpt-4o", strategy="least_busy")
+
+
+def test_alias_policy_page_shows_the_route_now(admin_client: Client) -> None:
+    mapping = make_mapping()
+    policy = AliasRoutingPolicy.objects.create(alias=mapping.model_alias, strategy="least_busy")
+    html = admin_client.get(f"/admin/mappings/aliasroutingpolicy/{policy.pk}/change/")
+    text = html.content.decode()
+    assert "Strategy <b>least_busy</b> (alias)" in text
+    assert mapping.provider.name in text and "in flight" in text
 
 
 class TestVirtualKeyPages(AdminPagesTests):

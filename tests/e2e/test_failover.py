@@ -84,16 +84,20 @@ def test_rate_limit_on_every_group_is_reported_as_429(e2e: World) -> None:
             {"name": "b", "account_group": 1},
             {"name": "c", "account_group": 2},
         ],
-        max_retries=2,
+        # No retries: with retries the instance would wait out Retry-After and try again
+        # (tests/routing/test_retries.py covers that).
+        max_retries=0,
     )
     e2e.mapping("m", inst)
     key = e2e.vkey()
     e2e.publish()
-    e2e.fake.behave(Behaviour.fail(429, "quota", retry_after=1))
+    e2e.fake.behave(Behaviour.fail(429, "quota", retry_after=7))
     with pytest.raises(openai.RateLimitError) as info:
         e2e.openai(key).chat.completions.create(model="m", messages=MESSAGES)
     assert info.value.body["provider_id"] == inst.id  # type: ignore[index]
-    # One try per account group; rate limits are not retried on the same group.
+    # The upstream's Retry-After reaches the client.
+    assert info.value.response.headers["retry-after"] == "7"
+    # One try per account group: a rate-limited group is not tried again with another key.
     assert [r.api_key for r in e2e.fake.requests()] == [inst.api_keys["a"], inst.api_keys["c"]]
 
 
