@@ -20,7 +20,6 @@ import contextlib
 import logging
 import os
 from collections.abc import Iterable, Iterator
-from pathlib import Path
 from typing import Any
 
 from django.conf import settings
@@ -158,7 +157,9 @@ def usage_event_observe(event: UsageEvent) -> None:
 
 def spool_bytes() -> int:
     """Bytes waiting in the local usage spool files (every process's, under STATE_DIR)."""
-    directory = Path(settings.STATE_DIR) / "usage-spool"
+    from gateway.usage.spool import spool_dir
+
+    directory = spool_dir()
     total = 0
     if directory.is_dir():
         for path in directory.iterdir():

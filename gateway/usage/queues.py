@@ -29,6 +29,7 @@ import redis
 from asgiref.sync import sync_to_async
 from django.conf import settings
 
+from gateway.metrics import usage_event_observe
 from gateway.usage.events import UsageEvent
 from gateway.usage.spool import Spool, orphans_claim
 from providers.redis_conn import async_redis, sync_redis
@@ -68,6 +69,7 @@ class BufferedUsageQueue:
     def put(self, event: UsageEvent) -> None:
         """Accept ``event`` without blocking the event loop."""
         self._buffer.append(event)
+        usage_event_observe(event)  # Prometheus request series (in memory, never raises)
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:

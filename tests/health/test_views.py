@@ -7,13 +7,14 @@ import socket
 from collections.abc import Callable
 from typing import Any
 
+import orjson
 import pytest
 from django.core.management import call_command
 from django.test import Client
 
-from gateway.metrics import usage_event_observe
 from gateway.routing.table import RouteTable
-from gateway.usage.events import InMemoryUsageQueue
+from gateway.usage.events import InMemoryUsageQueue, set_usage_queue
+from gateway.usage.queues import BufferedUsageQueue
 from mappings.models import ModelPrice
 from providers.health import health_check_run
 from providers.redis_conn import reset_clients
@@ -119,6 +120,22 @@ def test_ready_is_503_when_configured_redis_is_down(settings: Any) -> None:
     assert "pw-secret-1" not in response.content.decode()
 
 
+class RecordingQueue(BufferedUsageQueue):
+    """A real buffered usage queue whose target is a list."""
+
+    target = "test"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.delivered: list[bytes] = []
+
+    async def deliver(self, payloads: list[bytes]) -> None:
+        self.delivered.extend(payloads)
+
+    def deliver_sync(self, payloads: list[bytes]) -> None:
+        self.delivered.extend(payloads)
+
+
 def _sample(text: str, name: str, **labels: str) -> float:
     """The value of the series ``name`` whose labels include ``labels``."""
     for line in text.splitlines():
@@ -162,14 +179,20 @@ def test_metrics_expose_the_named_series_after_traffic(
         )
         return out
 
-    responses = gateway.run(traffic)
+    # The production queues' put() (BufferedUsageQueue) is where events are observed; this
+    # one delivers nowhere and keeps what it was given.
+    queue = RecordingQueue()
+    set_usage_queue(queue)
+
+    async def run(client: Any) -> list[Any]:
+        responses = await traffic(client)
+        await queue.aclose()
+        return responses
+
+    responses = gateway.run(run)
     assert [r.status_code for r in responses] == [200, 200]
-    events = usage_queue.drain()
+    events = [orjson.loads(p) for p in queue.delivered]
     assert len(events) == 2
-    # The usage queue's put() hands each event to the observer; the in-memory test queue
-    # does not, so feed them here the way the queue would.
-    for event in events:
-        usage_event_observe(event)
 
     text = Client().get("/metrics").content.decode()
     pid = str(inst.id)
@@ -187,10 +210,10 @@ def test_metrics_expose_the_named_series_after_traffic(
     assert _sample(text, "gateway_upstream_latency_seconds_count", provider_id=pid) == 2
     assert _sample(text, "gateway_time_to_first_token_seconds_count", provider_id=pid) == 1
     assert _sample(text, "gateway_overhead_seconds_count", endpoint="chat") >= 1
-    prompt = sum(e.prompt_tokens for e in events)
+    prompt = sum(e["prompt_tokens"] for e in events)
     assert prompt > 0
     assert _sample(text, "gateway_tokens_total", provider_id=pid, kind="prompt") == prompt
-    completion = sum(e.completion_tokens for e in events)
+    completion = sum(e["completion_tokens"] for e in events)
     expected_cost = (prompt * 1000 + completion * 2000) / 1_000_000
     assert _sample(text, "gateway_cost_usd_total", provider_id=pid) == pytest.approx(expected_cost)
     assert _sample(text, "gateway_circuit_state", provider_id=pid, state="closed") == 1
