@@ -166,10 +166,36 @@ WHITENOISE_USE_FINDERS = DEBUG
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
+        # --- reports / admin API (gateway/reports, gateway/adminapi): staff API tokens; first,
+        # so an unauthenticated call gets 401 with WWW-Authenticate: Bearer ---
+        "gateway.reports.auth.ApiTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAdminUser"],
+    # --- reports / admin API: schema, filtering, pagination, one error shape ---------------
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    "PAGE_SIZE": 50,
+    "EXCEPTION_HANDLER": "gateway.adminapi.errors.exception_handler",
 }
+# --- reports / admin API (issue 6): OpenAPI schema at /api/schema/, UI assets served locally
+INSTALLED_APPS += ["drf_spectacular", "drf_spectacular_sidecar", "django_filters"]
+INSTALLED_APPS += ["gateway.reports"]
+SPECTACULAR_SETTINGS = {
+    "TITLE": "LLM Gateway admin and reports API",
+    "DESCRIPTION": "Staff-only: configuration (providers, keys, mappings, prices, virtual keys)"
+    " and cost reports. Authenticate with a staff session or `Authorization: Bearer gwat_...`.",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAdminUser"],
+    # No CDN: the Swagger UI's files come from drf-spectacular-sidecar as static files.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+}
+LOGIN_URL = "/admin/login/"
 
 # --- gateway behaviour -------------------------------------------------------------------
 GATEWAY_MAX_BODY_BYTES = envint("GATEWAY_MAX_BODY_BYTES", 20 * 1024 * 1024)

@@ -2,7 +2,7 @@
 ``gateway.asgi`` (see README, "Performance"); Django serves admin and everything else."""
 
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
 
 from gateway.api import health
 
@@ -12,4 +12,7 @@ urlpatterns = [
     path("health/live", health.live, name="health-live"),
     path("health/ready", health.ready, name="health-ready"),
     path("metrics", health.metrics, name="metrics"),
+    # --- reports / admin API (issue 6): staff pages, REST API, OpenAPI schema ---
+    path("ops/", include("gateway.reports.urls")),
+    path("api/", include("gateway.adminapi.urls")),
 ]

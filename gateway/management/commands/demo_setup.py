@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from django.conf import settings
+from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandParser
 
 from gateway.config_io.demo import demo_setup
@@ -24,6 +25,9 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         result = demo_setup(state_dir=settings.STATE_DIR)
+        # --- reports (issue 6): 30 days of sample usage for the demo key, so the cost report
+        # and the health page are filled on first start (idempotent).
+        call_command("demo_usage", stdout=self.stdout)
         base = f"http://{options['host']}:{options['port']}"
         report = result.report
         if report.has_changes:
@@ -38,6 +42,7 @@ class Command(BaseCommand):
                     "",
                     "LLM gateway demo (mock providers, no network needed)",
                     f"  Admin:        {base}/admin/",
+                    f"  Cost report:  {base}/ops/costs/   Health: {base}/ops/health/",
                     f"  Username:     {result.admin_username}",
                     f"  Password:     {password}",
                     f"  Virtual key:  {result.key}",

@@ -57,6 +57,14 @@ SCHEDULES = [
         expire_seconds=600,
         description="Deletes health checks older than HEALTH_CHECK_RETENTION_DAYS.",
     ),
+    # --- reports (issue 6, gateway/reports/tasks.py): daily usage rollups for cost reports.
+    Schedule(
+        name="reports: roll up daily usage",
+        task="reports.rollups_update",
+        every_seconds=600,
+        expire_seconds=600,
+        description="Rebuilds the daily usage rollups of complete days whose records changed.",
+    ),
 ]
 
 

@@ -1,0 +1,127 @@
+"""Admin REST API viewsets (staff only: session or ``Bearer gwat_...`` token).
+
+Thin: serializers parse and render, services validate (model ``clean()`` + ``${VAR}`` checks,
+as admin and import do) and save; saves bump the configuration version.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import models, transaction
+from drf_spectacular.utils import extend_schema
+from rest_framework import mixins, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.serializers import BaseSerializer
+
+from gateway.adminapi import serializers as s
+from gateway.adminapi.services import config_object_save, provider_save
+from gateway.models import VirtualKey
+from gateway.services import virtual_key_create, virtual_key_rotate
+from mappings.models import ModelPrice, ModelProviderMapping
+from providers.models import Provider, ProviderKeyCredential
+
+
+class CleanSaveMixin:
+    """Create/update through :func:`config_object_save` instead of ``Model.objects.create``."""
+
+    def _save(self, serializer: BaseSerializer[Any], obj: models.Model) -> None:
+        with transaction.atomic():
+            serializer.instance = config_object_save(
+                obj=obj, values=dict(serializer.validated_data)
+            )
+
+    def perform_create(self, serializer: BaseSerializer[Any]) -> None:
+        self._save(serializer, self.get_serializer_class().Meta.model())  # type: ignore[attr-defined]
+
+    def perform_update(self, serializer: BaseSerializer[Any]) -> None:
+        assert serializer.instance is not None
+        self._save(serializer, serializer.instance)
+
+
+class ProviderViewSet(viewsets.ModelViewSet):
+    """Provider instances with their keys nested (``api_key`` write-only)."""
+
+    queryset = Provider.objects.prefetch_related("keys").order_by("name")
+    serializer_class = s.ProviderSerializer
+    filterset_fields = ["provider_type", "is_enabled", "name"]
+
+    def _save(self, serializer: BaseSerializer[Any], provider: Provider) -> None:
+        values = dict(serializer.validated_data)
+        keys = values.pop("keys", None)
+        saved = provider_save(provider=provider, values=values, keys=keys)
+        # Re-read: the nested keys must show what was stored, not a stale prefetch.
+        serializer.instance = Provider.objects.prefetch_related("keys").get(pk=saved.pk)
+
+    def perform_create(self, serializer: BaseSerializer[Any]) -> None:
+        self._save(serializer, Provider())
+
+    def perform_update(self, serializer: BaseSerializer[Any]) -> None:
+        assert isinstance(serializer.instance, Provider)
+        self._save(serializer, serializer.instance)
+
+
+class ProviderKeyViewSet(CleanSaveMixin, viewsets.ModelViewSet):
+    """Keys of provider instances (filter with ``?provider=ID``); ``api_key`` write-only."""
+
+    queryset = ProviderKeyCredential.objects.select_related("provider").order_by("provider", "id")
+    serializer_class = s.ProviderKeySerializer
+    filterset_fields = ["provider", "is_enabled", "is_primary", "account_group"]
+
+
+class MappingViewSet(CleanSaveMixin, viewsets.ModelViewSet):
+    """Model alias -> provider instance mappings."""
+
+    queryset = ModelProviderMapping.objects.select_related("provider").order_by(
+        "model_alias", "priority", "id"
+    )
+    serializer_class = s.MappingSerializer
+    filterset_fields = ["model_alias", "provider", "is_enabled"]
+
+
+class PriceViewSet(CleanSaveMixin, viewsets.ModelViewSet):
+    """Prices per million tokens (a price in effect cannot change history; add a new one)."""
+
+    queryset = ModelPrice.objects.order_by("-effective_from", "-id")
+    serializer_class = s.PriceSerializer
+    filterset_fields = ["mapping", "provider", "provider_model_id"]
+
+
+class VirtualKeyViewSet(
+    CleanSaveMixin,
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.UpdateModelMixin,
+    mixins.DestroyModelMixin,
+    viewsets.GenericViewSet,
+):
+    """Apps' virtual keys. Create returns the plaintext key once; rotate; disable."""
+
+    queryset = VirtualKey.objects.order_by("name")
+    serializer_class = s.VirtualKeySerializer
+    filterset_fields = ["name", "is_enabled"]
+
+    @extend_schema(request=s.VirtualKeySerializer, responses={201: s.VirtualKeyCreatedSerializer})
+    def create(self, request: Request) -> Response:
+        serializer = s.VirtualKeySerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        vkey, plaintext = virtual_key_create(**serializer.validated_data)
+        out = s.VirtualKeyCreatedSerializer(vkey).data
+        out["key"] = plaintext
+        return Response(out, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=None, responses=s.RotatedKeySerializer)
+    @action(detail=True, methods=["post"])
+    def rotate(self, request: Request, pk: str | None = None) -> Response:
+        vkey = self.get_object()
+        plaintext = virtual_key_rotate(vkey=vkey)
+        return Response({"id": vkey.pk, "key_prefix": vkey.key_prefix, "key": plaintext})
+
+    @extend_schema(request=None, responses=s.VirtualKeySerializer)
+    @action(detail=True, methods=["post"])
+    def disable(self, request: Request, pk: str | None = None) -> Response:
+        vkey = self.get_object()
+        config_object_save(obj=vkey, values={"is_enabled": False})
+        return Response(s.VirtualKeySerializer(vkey).data)
