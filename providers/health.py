@@ -27,7 +27,7 @@ import httpx
 import orjson
 from django.apps import apps
 from django.conf import settings
-from django.db.models import OuterRef, Subquery
+from django.db.models import Max, OuterRef, Q, Subquery
 from django.utils import timezone
 
 from providers import http
@@ -293,6 +293,23 @@ def health_checks_latest(provider_ids: list[int] | None = None) -> dict[int, Hea
         if cid is not None
     ]
     return {c.provider_id: c for c in HealthCheck.objects.filter(pk__in=ids)}
+
+
+def health_checks_last_outcomes(provider_ids: list[int]) -> dict[int, tuple[Any, Any]]:
+    """(last good probe, last failed probe) times per instance, from the recorded history.
+
+    ``/health`` shows these when the circuit has no such time: without Redis the serving
+    process's breaker never sees the probes a Celery worker ran.
+    """
+    rows = (
+        HealthCheck.objects.filter(provider_id__in=provider_ids)
+        .values("provider_id")
+        .annotate(
+            ok=Max("checked_at", filter=~Q(status=HealthStatus.DOWN)),
+            bad=Max("checked_at", filter=Q(status=HealthStatus.DOWN)),
+        )
+    )
+    return {r["provider_id"]: (r["ok"], r["bad"]) for r in rows}
 
 
 def health_checks_due(*, now: datetime | None = None) -> list[int]:

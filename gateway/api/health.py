@@ -14,14 +14,25 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.http import require_GET
 
 from gateway.metrics import CONTENT_TYPE_LATEST, metrics_render
-from providers.health import health_checks_latest
+from providers.health import health_checks_last_outcomes, health_checks_latest
 from providers.models import HealthStatus, Provider
 from providers.redis_conn import sync_redis
 from providers.state import CircuitState, circuit_info_all_sync
 
 
 def _iso(epoch: float | None) -> str | None:
-    return datetime.fromtimestamp(epoch, tz=UTC).isoformat() if epoch is not None else None
+    moment = _dt(epoch)
+    return moment.isoformat() if moment is not None else None
+
+
+def _latest(epoch: float | None, recorded: datetime | None) -> str | None:
+    """The later of the breaker's time and the probe history's (either may be missing)."""
+    times = [t for t in (_dt(epoch), recorded) if t is not None]
+    return max(times).isoformat() if times else None
+
+
+def _dt(epoch: float | None) -> datetime | None:
+    return datetime.fromtimestamp(epoch, tz=UTC) if epoch is not None else None
 
 
 def health_report() -> dict[str, Any]:
@@ -36,11 +47,13 @@ def health_report() -> dict[str, Any]:
     ids = [p.id for p in providers]
     circuits = circuit_info_all_sync(ids)
     checks = health_checks_latest(ids)
+    outcomes = health_checks_last_outcomes(ids)
     out: dict[str, dict[str, Any]] = {}
     enabled = healthy = up = 0
     for p in providers:
         circuit = circuits[p.id]
         check = checks.get(p.id)
+        probe_ok, probe_failed = outcomes.get(p.id, (None, None))
         status = check.status if check is not None else "unknown"
         is_up = circuit.state != CircuitState.OPEN and status != HealthStatus.DOWN
         if p.is_enabled:
@@ -55,8 +68,8 @@ def health_report() -> dict[str, Any]:
             "status": status,
             "circuit_state": str(circuit.state),
             "failure_count": circuit.failure_count,
-            "last_success": _iso(circuit.last_success),
-            "last_failure": _iso(circuit.last_failure),
+            "last_success": _latest(circuit.last_success, probe_ok),
+            "last_failure": _latest(circuit.last_failure, probe_failed),
             "latency_ms": check.latency_ms if check is not None else None,
             "last_checked": check.checked_at.isoformat() if check is not None else None,
             "error_category": check.error_category if check is not None else "",

@@ -16,6 +16,7 @@ from gateway.routing.table import RouteTable
 from gateway.usage.events import InMemoryUsageQueue, set_usage_queue
 from gateway.usage.queues import BufferedUsageQueue
 from mappings.models import ModelPrice
+from providers import state
 from providers.health import health_check_run
 from providers.redis_conn import reset_clients
 from tests.fakes.upstream import Behaviour, FakeUpstream
@@ -85,6 +86,23 @@ def test_health_shape_overall_status_and_no_secrets(fake_upstream: FakeUpstream)
     fake_upstream.behave(Behaviour.fail(500), key=good.api_key)
     health_check_run(provider_id=good.id)
     assert client.get("/health").json()["status"] == "unhealthy"
+
+
+def test_last_success_and_failure_come_from_history_when_the_breaker_has_none(
+    fake_upstream: FakeUpstream,
+) -> None:
+    # A Celery worker probed the instance; without Redis this process's breaker saw nothing.
+    inst = make_provider("h-history", "openai", upstream_url=fake_upstream.url)
+    health_check_run(provider_id=inst.id)
+    fake_upstream.behave(Behaviour.fail(502), key=inst.api_key)
+    health_check_run(provider_id=inst.id)
+    ok, bad = inst.provider.health_checks.order_by("id")
+    state.local_state_clear()
+    entry = Client().get("/health").json()["providers"][str(inst.id)]
+    assert entry["failure_count"] == 0  # the breaker's own count: nothing seen here
+    assert entry["last_success"] == ok.checked_at.isoformat()
+    assert entry["last_failure"] == bad.checked_at.isoformat()
+    assert entry["status"] == "down"
 
 
 def test_live_and_ready_without_redis() -> None:
