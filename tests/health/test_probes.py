@@ -201,3 +201,20 @@ def test_purge_keeps_the_retention_window(fake_upstream: FakeUpstream, settings:
     assert health_checks_purge() == 2
     ages = sorted((now - c.checked_at).days for c in HealthCheck.objects.all())
     assert ages == [1, 6]
+
+
+def test_dispatch_skips_an_instance_whose_probe_is_already_queued(
+    fake_upstream: FakeUpstream, eager_celery: None, with_redis: str
+) -> None:
+    import redis
+
+    queued = make_provider("queued", "openai", upstream_url=fake_upstream.url)
+    free = make_provider("free", "openai", upstream_url=fake_upstream.url)
+    client = redis.Redis.from_url(with_redis)
+    client.set(f"gw:hc:queued:{queued.id}", 1, ex=60)  # a probe waiting for a busy worker
+    assert health_checks_dispatch_task.apply().get() == [free.id]
+    assert {r.api_key for r in fake_upstream.requests()} == {free.api_key}
+    assert not client.exists(f"gw:hc:queued:{free.id}")  # released once the probe ran
+    client.delete(f"gw:hc:queued:{queued.id}")
+    assert health_checks_dispatch_task.apply().get() == [queued.id]
+    client.close()
