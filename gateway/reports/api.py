@@ -104,21 +104,24 @@ class CostReportView(APIView):
         return Response(self.OutputSerializer(body).data)
 
 
+class ProviderHealthSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    type = serializers.CharField()
+    enabled = serializers.BooleanField()
+    status = serializers.CharField()
+    circuit_state = serializers.CharField()
+    failure_count = serializers.IntegerField()
+    latency_ms = serializers.FloatField(allow_null=True)
+    last_checked = serializers.DateTimeField(allow_null=True)
+    checks_24h = serializers.IntegerField()
+    uptime_24h = serializers.FloatField(allow_null=True)
+
+
 class HealthReportView(APIView):
     """Per-instance health with 24 h probe counts and uptime (the health page's data)."""
 
-    class OutputSerializer(serializers.Serializer):
-        id = serializers.IntegerField()
-        name = serializers.CharField()
-        type = serializers.CharField()
-        enabled = serializers.BooleanField()
-        status = serializers.CharField()
-        circuit_state = serializers.CharField()
-        failure_count = serializers.IntegerField()
-        latency_ms = serializers.FloatField(allow_null=True)
-        last_checked = serializers.DateTimeField(allow_null=True)
-        checks_24h = serializers.IntegerField()
-        uptime_24h = serializers.FloatField(allow_null=True)
+    OutputSerializer = ProviderHealthSerializer
 
     @extend_schema(responses=OutputSerializer(many=True))
     def get(self, request: Request) -> Response:

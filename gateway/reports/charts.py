@@ -6,6 +6,7 @@ escaping stays with the template engine.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
@@ -61,18 +62,14 @@ class StackedChart:
     empty: bool = True
 
 
-def _nice_max(value: float) -> float:
-    """A round axis maximum at or above ``value`` (1, 2, 2.5, 5 x 10^n)."""
+def _nice_step(value: float) -> float:
+    """The smallest 1, 2, 2.5 or 5 x 10^n at or above ``value`` (an axis step)."""
     if value <= 0:
-        return 1.0
-    magnitude = 10 ** (len(str(int(value))) - 1) if value >= 1 else 1.0
-    if value < 1:
-        magnitude = 1.0
-        while magnitude / 10 >= value:
-            magnitude /= 10
-    for step in (1, 2, 2.5, 5, 10):
-        if value <= step * magnitude:
-            return step * magnitude
+        return 0.25
+    magnitude = 10 ** math.floor(math.log10(value))
+    for factor in (1, 2, 2.5, 5, 10):
+        if value <= factor * magnitude * (1 + 1e-9):
+            return factor * magnitude
     return 10 * magnitude
 
 
@@ -116,7 +113,7 @@ def stacked_cost_chart(report: CostReport) -> StackedChart:
             if cost > 0:
                 stacks[i].append(("Other", PALETTE[-1], cost))
     totals = [float(sum((c for _, _, c in s), Decimal(0))) for s in stacks]
-    top_value = _nice_max(max(totals, default=0.0))
+    top_value = 4 * _nice_step(max(totals, default=0.0) / 4)
     plot_h = chart.baseline - PAD_TOP
     plot_w = chart.plot_right - chart.plot_left
     slot = plot_w / max(n, 1)

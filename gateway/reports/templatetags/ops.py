@@ -61,3 +61,13 @@ def add_days(value: Any, days: int) -> Any:
     from datetime import timedelta
 
     return value + timedelta(days=int(days)) if value else value
+
+
+@register.filter
+def share_of(value: Any, total: Any) -> float:
+    """``value`` as a percentage of ``total`` (0 when the total is 0), for bar widths."""
+    try:
+        total_d = Decimal(str(total))
+        return float(Decimal(str(value)) / total_d * 100) if total_d else 0.0
+    except (ArithmeticError, ValueError):
+        return 0.0
