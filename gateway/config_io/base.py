@@ -16,7 +16,7 @@ from gateway.config_io.schema import (
     file_path,
 )
 from gateway.models import RoutingSettings, VirtualKey
-from mappings.models import ModelPrice, ModelProviderMapping
+from mappings.models import AliasRoutingPolicy, ModelPrice, ModelProviderMapping
 from providers.envsubst import MissingEnvVar, references
 from providers.models import Provider, ProviderKeyCredential
 
@@ -65,6 +65,7 @@ class Plan:
     mappings: list[MappingItem] = field(default_factory=list)
     virtual_keys: list[VirtualKeyItem] = field(default_factory=list)
     routing: Item[RoutingSettings] | None = None
+    alias_policies: list[Item[AliasRoutingPolicy]] = field(default_factory=list)
     left: list[tuple[str, str]] = field(default_factory=list)  # (kind, label)
 
 

@@ -20,6 +20,7 @@ from gateway.config_io.base import (
     snapshot,
 )
 from gateway.config_io.schema import (
+    ALIAS_POLICY_FIELDS,
     MAPPING_FIELDS,
     PRICE_ATTRS,
     REDACTED,
@@ -30,7 +31,7 @@ from gateway.config_io.schema import (
     parse_entry,
 )
 from gateway.models import RoutingSettings, VirtualKey, generate_key, hash_key
-from mappings.models import ModelPrice, ModelProviderMapping
+from mappings.models import AliasRoutingPolicy, ModelPrice, ModelProviderMapping
 from providers.envsubst import MissingEnvVar, substitute
 from providers.models import Provider
 
@@ -192,10 +193,13 @@ def plan_routing(plan: Plan, data: dict[str, Any], check: Checker) -> None:
     if data.get("routing") is None:
         if stored is not None:
             plan.left.append(("routing", "settings"))
+        plan_alias_policies(plan, None, check)
         return
-    values = parse_entry(data["routing"], ROUTING_FIELDS, "routing", check.errors)
+    raw = data["routing"]
+    values = parse_entry(raw, ROUTING_FIELDS, "routing", check.errors, extra=("aliases",))
     if values is None:
         return
+    plan_alias_policies(plan, raw.get("aliases"), check)
     obj = stored or RoutingSettings(pk=1)
     item: Item[RoutingSettings] = Item(obj=obj, label="settings", is_new=stored is None)
     before = snapshot(obj, ROUTING_FIELDS)
@@ -203,3 +207,34 @@ def plan_routing(plan: Plan, data: dict[str, Any], check: Checker) -> None:
     check.clean(obj, "routing", ROUTING_FIELDS)
     diff_into(item, before, ROUTING_FIELDS)
     plan.routing = item
+
+
+def plan_alias_policies(plan: Plan, aliases: Any, check: Checker) -> None:
+    """``routing.aliases`` ({alias: strategy}): upsert by alias; rows not in the file are left."""
+    stored = {p.alias: p for p in AliasRoutingPolicy.objects.all()}
+    given: dict[str, Any] = {}
+    if aliases is not None:
+        if not isinstance(aliases, dict):
+            check.errors.append("routing.aliases: must be a mapping of alias to strategy")
+            return
+        given = aliases
+    for alias, strategy in given.items():
+        label = f"routing.aliases.{alias}"
+        if not isinstance(strategy, str):
+            check.errors.append(f"{label}: must be a strategy name (a string)")
+            continue
+        existing = stored.get(str(alias))
+        obj = existing or AliasRoutingPolicy(alias=str(alias))
+        item: Item[AliasRoutingPolicy] = Item(obj=obj, label=str(alias), is_new=existing is None)
+        before = snapshot(obj, ALIAS_POLICY_FIELDS)
+        obj.strategy = strategy
+        try:
+            obj.full_clean(validate_unique=False)
+        except ValidationError as exc:
+            check.errors.extend(f"{label}: {m}" for m in exc.messages)
+            continue
+        diff_into(item, before, ALIAS_POLICY_FIELDS)
+        plan.alias_policies.append(item)
+    for alias in stored:
+        if alias not in given:
+            plan.left.append(("alias_routing", alias))

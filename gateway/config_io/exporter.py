@@ -22,7 +22,7 @@ from gateway.config_io.schema import (
     nest,
 )
 from gateway.models import RoutingSettings, VirtualKey
-from mappings.models import ModelPrice, ModelProviderMapping
+from mappings.models import AliasRoutingPolicy, ModelPrice, ModelProviderMapping
 from providers.envsubst import references, substitute
 from providers.models import Provider, ProviderKeyCredential
 
@@ -47,6 +47,9 @@ def config_export() -> dict[str, Any]:
     routing = RoutingSettings.objects.filter(pk=1).first()  # a selector writes nothing
     if routing is not None:
         data["routing"] = _entry(routing, ROUTING_FIELDS)
+    aliases = dict(AliasRoutingPolicy.objects.order_by("alias").values_list("alias", "strategy"))
+    if aliases:
+        data.setdefault("routing", {})["aliases"] = aliases
     return data
 
 

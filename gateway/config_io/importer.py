@@ -113,5 +113,8 @@ def _write(plan: Plan, report: ImportReport) -> None:
     if plan.routing is not None:
         _save(plan.routing)
         report.add("routing", plan.routing.label, plan.routing.action, plan.routing.paths)
+    for policy in plan.alias_policies:
+        _save(policy)
+        report.add("alias_routing", policy.label, policy.action, policy.paths)
     for kind, label in plan.left:
         report.add(kind, label, "left")

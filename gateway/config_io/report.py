@@ -16,6 +16,7 @@ KINDS = {
     "price": "prices",
     "virtual_key": "virtual keys",
     "routing": "routing",
+    "alias_routing": "alias routing policies",
 }
 
 

@@ -205,6 +205,12 @@ ROUTING_FIELDS = (
     Field("circuit_breaker.recovery_timeout", "recovery_timeout", _int),
 )
 
+# ``routing.aliases``: {alias: strategy}, one AliasRoutingPolicy row per alias.
+ALIAS_POLICY_FIELDS = (
+    Field("alias", "alias", _str),
+    Field("strategy", "strategy", _str),
+)
+
 _MISSING = object()
 
 

@@ -109,7 +109,7 @@ async def route_plan(
         view = await runtime.route_view_read(
             alias=alias,
             provider_groups={c.provider.id: runtime.groups_of(c.provider.keys) for c in candidates},
-            round_robin=strategy == "round_robin" and consume,
+            round_robin=strategy == "round_robin",
             vkey_id=vkey.id,
             vkey_rpm=vkey.requests_per_minute,
             vkey_tpm=vkey.tokens_per_minute,

@@ -281,7 +281,7 @@ async def route_view_read(
     if key_limited:
         assert vkey_id is not None
         _key_check_local(vkey_id, vkey_rpm, vkey_tpm, est_tokens, now, consume_key)
-    return _read_local(now, alias, provider_groups, round_robin)
+    return _read_local(now, alias, provider_groups, round_robin, consume_key)
 
 
 async def _read_redis(
@@ -316,7 +316,10 @@ async def _read_redis(
             else:
                 pipe.mget(keys)
         if round_robin:
-            pipe.incr(f"gw:rr:{alias}")
+            if consume_key:
+                pipe.incr(f"gw:rr:{alias}")
+            else:  # explain: the next turn, without taking it
+                pipe.get(f"gw:rr:{alias}")
         for pid, groups in provider_groups.items():
             pipe.hmget(state._key(pid), "state", "failures", "retry_at")
             pipe.hmget(_inst_key(pid), "inflight", "ewma")
@@ -336,7 +339,7 @@ async def _read_redis(
                     limit,
                     retry_after_for(limit, cost, cur, prev, now),
                 )
-    rr = int(results.pop(0)) if round_robin else 0
+    rr = int(results.pop(0) or 0) + (0 if consume_key else 1) if round_robin else 0
     view = RouteView(instances={}, rr=rr)
     for pid, groups in provider_groups.items():
         cb, inst, windows = results.pop(0), results.pop(0), results.pop(0)
@@ -360,13 +363,19 @@ async def _read_redis(
 
 
 def _read_local(
-    now: float, alias: str, provider_groups: dict[int, Sequence[int]], round_robin: bool
+    now: float,
+    alias: str,
+    provider_groups: dict[int, Sequence[int]],
+    round_robin: bool,
+    consume: bool = True,
 ) -> RouteView:
     _, frac = _win(now)
     with _local.lock:
         rr = 0
         if round_robin:
-            rr = _local.rr[alias] = _local.rr.get(alias, 0) + 1
+            rr = _local.rr.get(alias, 0) + 1
+            if consume:
+                _local.rr[alias] = rr
         view = RouteView(instances={}, rr=rr)
         for pid, groups in provider_groups.items():
             info = state._local.info(pid)

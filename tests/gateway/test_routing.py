@@ -142,7 +142,7 @@ def test_retry_after_http_date() -> None:
     from datetime import UTC, datetime
     from email.utils import format_datetime
 
-    from gateway.pipeline import retry_after_seconds
+    from gateway.attempts import retry_after_seconds
 
     now = time.time()
     date = format_datetime(datetime.fromtimestamp(now + 30, UTC), usegmt=True)
@@ -181,7 +181,9 @@ def test_failed_request_event_names_last_instance(
     key = make_vkey()[1]
     install_table()
     fake_upstream.behave(Behaviour.fail(502))
-    assert post(gateway, key).status_code == 502
+    response = post(gateway, key)
+    assert response.status_code == 502
+    assert response.headers["x-gateway-attempts"] == "2"
     [event] = usage_queue.drain()
     assert event.provider_id == b.id and event.key_name == "primary"
     assert [x.provider_id for x in event.attempts] == [a.id, b.id]
@@ -268,6 +270,14 @@ def test_round_robin_rotates_evenly(
     for _ in range(120):
         assert post(gateway, key).status_code == 200
     assert [served_by(fake_upstream, i) for i in (a, b, c)] == [40, 40, 40]
+
+    # Route explain shows the next turn without taking it.
+    async def explain(client: httpx.AsyncClient) -> httpx.Response:
+        return await client.get("/v1/route?model=m", headers={"authorization": f"Bearer {key}"})
+
+    upcoming = [gateway.run(explain).json()["candidates"][0]["provider_id"] for _ in range(2)]
+    assert upcoming[0] == upcoming[1]
+    assert post(gateway, key).headers["x-gateway-provider-id"] == str(upcoming[0])
 
 
 def test_weighted_follows_weights_per_alias_override(
