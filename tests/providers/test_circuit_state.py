@@ -101,7 +101,7 @@ async def _allow_and_reset(pid: int, now: float) -> bool:
         reset_clients()
 
 
-def test_redis_down_falls_back_to_local(settings) -> None:  # type: ignore[no-untyped-def]
+def test_redis_down_falls_back_to_local(settings) -> None:
     settings.REDIS_URL = "redis://127.0.0.1:1/0"
     reset_clients()
 
