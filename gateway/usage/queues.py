@@ -123,6 +123,11 @@ class BufferedUsageQueue:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(settings.GATEWAY_USAGE_FLUSH_SECONDS):
                     await wakeup.wait()
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                # On 3.11 an external cancel racing the timeout can surface as TimeoutError
+                # (suppressed above); honour the cancel or the loop would never finish.
+                raise asyncio.CancelledError
             wakeup.clear()
             try:
                 await self.flush()
