@@ -1,6 +1,6 @@
 """Cost report benchmark: a 30-day report over 1,000,000 usage records.
 
-    python bench/reports_bench.py [--records 1000000] [--days 30] [--keep]
+    python bench/reports_bench.py [--records 1000000] [--days 30] [--reuse]
 
 Uses ``DATABASE_URL`` when set (give it a throwaway database: the benchmark migrates it and
 replaces its usage records), else a fresh SQLite file in a temporary directory. It generates
@@ -33,8 +33,11 @@ sys.path.insert(0, str(ROOT))
 
 
 def _setup(tmp: Path) -> None:
-    os.environ.setdefault("DATABASE_URL", f"sqlite:///{tmp / 'reports_bench.sqlite3'}")
-    os.environ.setdefault("GATEWAY_STATE_DIR", str(tmp))
+    if "DATABASE_URL" not in os.environ:
+        os.environ["DATABASE_URL"] = f"sqlite:///{tmp / 'reports_bench.sqlite3'}"
+        os.environ.setdefault("GATEWAY_STATE_DIR", str(tmp))
+    # With a DATABASE_URL the usual state dir (var/) keeps the encryption key, so --reuse can
+    # read the keys an earlier run stored.
     os.environ.setdefault("LOG_LEVEL", "WARNING")
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "gateway.settings")
     import django
@@ -161,7 +164,7 @@ def generate(n: int, days: int) -> dict[str, Any]:
     return {"generate_s": round(time.perf_counter() - t0, 1)}
 
 
-def run(n: int, days: int) -> dict[str, Any]:
+def run(n: int, days: int, *, reuse: bool = False) -> dict[str, Any]:
     from django.contrib.auth import get_user_model
     from django.db import connection
     from django.test import Client
@@ -170,7 +173,12 @@ def run(n: int, days: int) -> dict[str, Any]:
     from gateway.reports.services import rollups_update
 
     out: dict[str, Any] = {"records": n, "days": days, "database": connection.vendor}
-    out.update(generate(n, days))
+    if reuse:  # the records of an earlier run in the same DATABASE_URL (timings only)
+        from gateway.models import UsageRecord
+
+        out["records"] = UsageRecord.objects.count()
+    else:
+        out.update(generate(n, days))
     if connection.vendor == "postgresql":
         with connection.cursor() as cur:
             cur.execute("ANALYZE")
@@ -212,10 +220,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--records", type=int, default=1_000_000)
     parser.add_argument("--days", type=int, default=30)
+    parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="Time the reports over the records an earlier run left in DATABASE_URL.",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="reports-bench-") as tmp:
         _setup(Path(tmp))
-        result = run(args.records, args.days)
+        result = run(args.records, args.days, reuse=args.reuse)
     result["machine"] = {
         "python": platform.python_version(),
         "cpu_count": os.cpu_count(),

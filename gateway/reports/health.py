@@ -36,6 +36,8 @@ class HealthRow:
     sparkline: str
     checks_24h: int
     uptime_24h: float | None
+    latency_min: float | None
+    latency_max: float | None
     slots: list[tuple[float, str]]  # (x, colour) of each half hour's worst probe
 
 
@@ -70,6 +72,7 @@ def health_rows() -> list[HealthRow]:
                 worst[slot] = status
         series = [latency_sum[i] / latency_n[i] if latency_n[i] else None for i in range(SLOTS)]
         up = sum(1 for _, _, status in checks if status != "down")
+        latencies = [latency for _, latency, _ in checks if latency is not None]
         rows.append(
             HealthRow(
                 id=info["id"],
@@ -87,6 +90,8 @@ def health_rows() -> list[HealthRow]:
                 sparkline=sparkline_points(series, width=SPARK_WIDTH),
                 checks_24h=len(checks),
                 uptime_24h=up / len(checks) if checks else None,
+                latency_min=min(latencies, default=None),
+                latency_max=max(latencies, default=None),
                 slots=[
                     (round(i * SPARK_WIDTH / SLOTS, 2), SLOT_COLORS.get(w, SLOT_COLORS["down"]))
                     for i, w in enumerate(worst)

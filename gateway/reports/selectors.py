@@ -25,6 +25,7 @@ from django.utils import timezone
 
 from gateway.models import UsageRecord, VirtualKey
 from gateway.reports.models import DailyUsageRollup, RollupDay
+from mappings.models import ModelProviderMapping
 from providers.models import Provider, ProviderKeyCredential
 
 COST_PLACES = Decimal("0.000001")
@@ -203,6 +204,21 @@ def day_start(day: date) -> datetime:
     return datetime.combine(day, time.min, tzinfo=UTC)
 
 
+def alias_choices() -> list[str]:
+    """Aliases to filter by: the configured ones and those used in the last 90 days.
+
+    Read from mappings and rollups, not from the usage table (a DISTINCT over millions of rows).
+    """
+    configured = set(ModelProviderMapping.objects.values_list("model_alias", flat=True))
+    used = set(
+        DailyUsageRollup.objects.filter(day__gte=utc_today() - timedelta(days=90))
+        .exclude(model_alias="")
+        .values_list("model_alias", flat=True)
+        .distinct()
+    )
+    return sorted(configured | used)
+
+
 def rollup_until(*, start: date, end: date) -> date:
     """The first day in ``[start, end]`` not rolled up (rollups answer the days before it)."""
     rolled = set(
@@ -281,14 +297,15 @@ def _labels(group_by: str, keys: Iterable[Any]) -> dict[Any, tuple[str, str]]:
             for k in keys
         }
     if group_by == "key":
+        # values_list: names only; loading the model would decrypt every api_key for nothing.
         creds = {
-            c.id: c
-            for c in ProviderKeyCredential.objects.filter(id__in=ids).select_related("provider")
+            pk: f"{provider}/{name}"
+            for pk, name, provider in ProviderKeyCredential.objects.filter(id__in=ids).values_list(
+                "id", "key_name", "provider__name"
+            )
         }
         return {
-            k: (str(k), f"{creds[k].provider.name}/{creds[k].key_name}" if k in creds else f"#{k}")
-            if k is not None
-            else ("", "(no key)")
+            k: (str(k), creds.get(k, f"deleted key #{k}")) if k is not None else ("", "(no key)")
             for k in keys
         }
     if group_by == "virtual_key":

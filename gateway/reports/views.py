@@ -18,7 +18,7 @@ from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
-from gateway.models import UsageRecord, VirtualKey
+from gateway.models import VirtualKey
 from gateway.reports.charts import stacked_cost_chart
 from gateway.reports.health import health_rows
 from gateway.reports.params import ReportQuerySerializer, clean_params
@@ -26,6 +26,7 @@ from gateway.reports.selectors import (
     GROUPINGS,
     PRESETS,
     CostReport,
+    alias_choices,
     budget_lines,
     cost_report,
     utc_today,
@@ -70,13 +71,7 @@ def costs(request: HttpRequest) -> HttpResponse:
         "providers": Provider.objects.order_by("name"),
         "provider_types": ProviderType.choices,
         "virtual_keys": VirtualKey.objects.order_by("name"),
-        "aliases": sorted(
-            set(
-                UsageRecord.objects.exclude(model_alias="")
-                .values_list("model_alias", flat=True)
-                .distinct()[:500]
-            )
-        ),
+        "aliases": alias_choices(),
         "today": utc_today(),
     }
     if report is not None:
