@@ -52,3 +52,9 @@ beat: install
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py setup_schedules
 	$(VENV)/bin/celery -A gateway beat --loglevel=INFO --scheduler django_celery_beat.schedulers:DatabaseScheduler
+
+# Load benchmark (not part of the tests): nginx and wrk from Debian when present. Uses
+# DATABASE_URL / REDIS_URL when set, else SQLite and no Redis. BENCH_ARGS=--help for options.
+bench: install
+	@command -v wrk >/dev/null || { echo "wrk is missing: apt-get install wrk (nginx optional)"; exit 1; }
+	$(PY) bench/run.py $(BENCH_ARGS)
