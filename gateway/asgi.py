@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from typing import cast
 
 from django.core.asgi import get_asgi_application
 
@@ -11,6 +12,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "gateway.settings")
 # Django must be set up before the API module imports models.
 django_application = get_asgi_application()
 
-from gateway.api.asgi_app import GatewayApp  # noqa: E402
+from gateway.api.asgi_app import ASGIApp, GatewayApp  # noqa: E402
 
-application = GatewayApp(django_application)
+# Django's handler is typed with narrower scope/message types than ASGI's generic ones.
+application = GatewayApp(cast(ASGIApp, django_application))
