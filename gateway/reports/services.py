@@ -91,8 +91,12 @@ def rollups_update(*, days_back: int = 7, today: date | None = None) -> list[dat
         ):
             continue
         rows = rollup_day_rebuild(day=day)
-        logger.info("rolled up %s: %d records into %d rows", day, stats["count"], rows)
+        logger.debug("rolled up %s: %d records into %d rows", day, stats["count"], rows)
         rebuilt.append(day)
+    if rebuilt:
+        logger.info(
+            "usage rollups rebuilt for %d day(s), %s .. %s", len(rebuilt), rebuilt[0], rebuilt[-1]
+        )
     return rebuilt
 
 

@@ -25,13 +25,13 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         result = demo_setup(state_dir=settings.STATE_DIR)
-        # --- reports (issue 6): 30 days of sample usage for the demo key, so the cost report
-        # and the health page are filled on first start (idempotent).
-        call_command("demo_usage", stdout=self.stdout)
         base = f"http://{options['host']}:{options['port']}"
         report = result.report
         if report.has_changes:
             self.stdout.write(f"Demo configuration imported: {report.summary()}")
+        # --- reports (issue 6): 30 days of sample usage for the demo key, so the cost report
+        # and the health page are filled on first start (idempotent).
+        call_command("demo_usage", stdout=self.stdout)
         password = result.admin_password or "(unchanged: this user existed before demo_setup)"
         body = json.dumps(
             {"model": "demo-chat", "messages": [{"role": "user", "content": "Hello, gateway!"}]}
