@@ -15,6 +15,7 @@ from gateway.config_io import (
     config_parse,
     config_render,
 )
+from gateway.config_io.migrate import FORMATS, config_migrate
 
 
 class Command(BaseCommand):
@@ -25,6 +26,13 @@ class Command(BaseCommand):
         "redacted, to FILE (JSON if it ends in .json, else YAML) or stdout."
     )
 
+    def create_parser(self, prog_name: str, subcommand: str, **kwargs: Any) -> CommandParser:
+        parser = super().create_parser(prog_name, subcommand, **kwargs)
+        # `import --from FORMAT FILE`: plain parse_args stops filling positionals at the first
+        # option, so FILE after --from would be rejected; the intermixed parse takes both orders.
+        parser.parse_args = parser.parse_intermixed_args  # type: ignore[method-assign]
+        return parser
+
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("action", choices=["import", "export"])
         parser.add_argument("file", nargs="?", help="Path, or - for stdin/stdout.")
@@ -33,19 +41,26 @@ class Command(BaseCommand):
             action="store_true",
             help="import: validate and report what would change, then roll back.",
         )
+        parser.add_argument(
+            "--from",
+            dest="from_format",
+            choices=sorted(FORMATS),
+            help="import: FILE is another gateway's configuration; convert it to ours first "
+            "(with --dry-run the converted file is printed).",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         path: str | None = options["file"]
         if options["action"] == "import":
             if not path:
                 raise CommandError("import needs a FILE (or - for stdin)")
-            self._import(path, dry_run=options["dry_run"])
+            self._import(path, dry_run=options["dry_run"], from_format=options["from_format"])
         else:
-            if options["dry_run"]:
-                raise CommandError("--dry-run applies to import only")
+            if options["dry_run"] or options["from_format"]:
+                raise CommandError("--dry-run and --from apply to import only")
             self._export(path)
 
-    def _import(self, path: str, *, dry_run: bool) -> None:
+    def _import(self, path: str, *, dry_run: bool, from_format: str | None = None) -> None:
         if path == "-":
             text, name = sys.stdin.read(), ""
         else:
@@ -53,12 +68,26 @@ class Command(BaseCommand):
                 text, name = Path(path).read_text(encoding="utf-8"), path
             except OSError as exc:
                 raise CommandError(f"cannot read {path}: {exc}") from None
+        hint = ""
         try:
-            report = config_import(data=config_parse(text=text, filename=name), dry_run=dry_run)
+            data = config_parse(text=text, filename=name)
+            if from_format:
+                # Converted first, then imported like a file of ours (same validation).
+                migration = config_migrate(fmt=from_format, source=data)
+                data = migration.data
+                if dry_run:
+                    self.stdout.write(f"# {path} converted from {from_format} (our format):")
+                    self.stdout.write(config_render(data=data), ending="")
+                if migration.render():
+                    self.stdout.write(migration.render())
+                if dry_run:
+                    self.stdout.write("# import plan:")
+                hint = " (paths are in the converted configuration; see --dry-run)"
+            report = config_import(data=data, dry_run=dry_run)
         except ConfigError as exc:
             problems = "\n".join(f"  {e}" for e in exc.errors)
             raise CommandError(
-                f"{path}: {len(exc.errors)} problem(s); nothing was written:\n{problems}"
+                f"{path}: {len(exc.errors)} problem(s); nothing was written{hint}:\n{problems}"
             ) from None
         self.stdout.write(report.render())
 
