@@ -105,3 +105,33 @@ def test_dry_run_prints_our_format_and_writes_nothing(source: Path) -> None:
 def test_second_import_changes_nothing(source: Path) -> None:
     run_import(source, "litellm")
     assert "0 created, 0 changed" in run_import(source, "litellm")
+
+
+def test_wildcards_and_unknown_keys_are_listed_not_guessed() -> None:
+    result = config_migrate(
+        fmt="litellm",
+        source={
+            "model_list": [
+                {"model_name": "openai/*", "litellm_params": {"model": "openai/*"}},
+                {
+                    "model_name": "groq-llama",
+                    "litellm_params": {"model": "groq/llama-3.1-8b-instant", "stream_timeout": 5},
+                },
+            ],
+            "guardrails": [{"guardrail_name": "pii"}],
+        },
+    )
+
+    assert result.data["providers"] == [
+        {
+            "name": "groq",
+            "type": "openai_compatible",
+            "base_url": "https://api.groq.com/openai/v1",
+            "keys": [{"name": "default", "api_key": "${GROQ_API_KEY}", "primary": True}],
+        }
+    ]
+    assert result.dropped == [
+        "guardrails: no equivalent here",
+        "model_list[0] (openai/*): wildcard routing has no equivalent; list the models as aliases",
+        "model_list[1] (groq-llama).litellm_params.stream_timeout: no equivalent here",
+    ]

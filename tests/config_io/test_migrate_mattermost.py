@@ -111,3 +111,22 @@ def test_second_import_changes_nothing_and_keeps_the_keys(source: Path) -> None:
     assert "0 created, 0 changed" in output
     assert "shown once" not in output
     assert set(VirtualKey.objects.values_list("key_hash", flat=True)) == hashes
+
+
+def test_bots_may_name_their_service_by_id_and_the_config_may_be_wrapped() -> None:
+    service = {
+        "id": "svc-1",
+        "name": "gpt",
+        "type": "openai",
+        "apiKey": "k",
+        "defaultModel": "gpt-4o",
+    }
+    result = config_migrate(
+        fmt="mattermost",
+        source={
+            "config": {"services": [service], "bots": [{"name": "helper", "serviceID": "svc-1"}]}
+        },
+    )
+
+    assert result.data["virtual_keys"] == [{"name": "helper", "models": ["gpt"]}]
+    assert result.dropped == []

@@ -194,6 +194,9 @@ def _deployment(
         result.drop(where, "litellm_params.model is missing")
         return None
     result.drop_unknown(params, PARAM_KEYS, f"{where}.litellm_params.")
+    if "*" in alias or "*" in params["model"]:
+        result.drop(where, "wildcard routing has no equivalent; list the models as aliases")
+        return None
     prefix, model = _split_model(params["model"])
     ptype = PREFIX_TYPES.get(prefix) or ("openai_compatible" if prefix in COMPATIBLE_BASES else "")
     if not ptype or not model:
