@@ -2,7 +2,8 @@
 
 ``{"error": {"type": ..., "message": ..., "fields": {...}}}`` with the DRF status code. A
 Django ``ValidationError`` raised by a model's ``clean()`` (the same checks admin and import
-run) becomes a 400 with the offending fields named.
+run) becomes a 400 with the offending fields named; deleting a row that usage records protect
+becomes a 409.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db.models import ProtectedError
 from rest_framework import exceptions
 from rest_framework.response import Response
 from rest_framework.serializers import as_serializer_error
@@ -29,8 +31,20 @@ def _message(detail: Any) -> str:
     return str(detail)
 
 
+class Conflict(exceptions.APIException):
+    status_code = 409
+    default_detail = "the object is in use"
+    default_code = "conflict"
+
+
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
-    if isinstance(exc, DjangoValidationError):
+    if isinstance(exc, ProtectedError):
+        # An instance or virtual key with recorded usage: deleting it would orphan cost history.
+        exc = Conflict(
+            f"cannot delete: {len(exc.protected_objects)} usage record(s) refer to it; "
+            "disable it instead (is_enabled: false)"
+        )
+    elif isinstance(exc, DjangoValidationError):
         exc = exceptions.ValidationError(as_serializer_error(exc))
     response = drf_exception_handler(exc, context)
     if response is None:

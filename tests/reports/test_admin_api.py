@@ -268,3 +268,22 @@ def test_api_token_command_and_expiry(capsys: pytest.CaptureFixture[str]) -> Non
     make_user(staff=False, name="dev")
     with pytest.raises(Exception, match="not staff"):
         call_command("api_token", "create", "--user", "dev")
+
+
+def test_deleting_an_instance_with_usage_is_a_conflict(api: APIClient) -> None:
+    from django.utils import timezone
+
+    from gateway.models import UsageRecord
+
+    provider = _provider()
+    UsageRecord.objects.create(
+        request_id="r1",
+        created_at=timezone.now(),
+        endpoint="chat",
+        provider=provider,
+        status_code=200,
+    )
+    r = api.delete(f"/api/providers/{provider.pk}/")
+    assert r.status_code == 409
+    assert r.json()["error"]["type"] == "conflict" and "disable it" in r.json()["error"]["message"]
+    assert Provider.objects.filter(pk=provider.pk).exists()

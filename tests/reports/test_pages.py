@@ -179,3 +179,19 @@ def test_schema_validates_and_ui_is_self_hosted(staff_client: Client) -> None:
     docs = staff_client.get(reverse("api-docs")).content.decode()
     assert "swagger" in docs.lower() and "cdn" not in docs.lower() and "//unpkg" not in docs
     assert Client().get(reverse("api-schema")).status_code in (401, 403)
+
+
+def test_check_now_queues_to_celery_when_a_broker_is_configured(
+    staff_client: Client, settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from providers.tasks import health_check_task
+
+    settings.CELERY_BROKER_URL = "redis://broker.invalid:6379/0"
+    settings.CELERY_TASK_ALWAYS_EAGER = False
+    queued: list[dict[str, Any]] = []
+    monkeypatch.setattr(health_check_task, "delay", lambda **kw: queued.append(kw))
+    provider = Provider.objects.create(name="mock-q", provider_type="mock")
+    r = staff_client.post(reverse("ops-health-check", args=[provider.pk]), follow=True)
+    assert queued == [{"provider_id": provider.pk}]
+    assert not HealthCheck.objects.exists()  # the worker records it, not the web process
+    assert "queued" in r.content.decode()
