@@ -63,10 +63,18 @@ def with_redis(redis_url: str, settings) -> Iterator[str]:  # type: ignore[no-un
 @pytest.fixture(autouse=True)
 def _no_redis_by_default(request, settings) -> Iterator[None]:  # type: ignore[no-untyped-def]
     """Tests run without Redis unless they ask for ``with_redis``: each test states its world."""
+    from gateway.celery import app as celery_app
+
+    eager = celery_app.conf.task_always_eager
     if "with_redis" not in request.fixturenames:
         settings.REDIS_URL = ""
+        # No broker in this world either: Celery runs tasks in process, as in `make demo`
+        # (the app's configuration was read once, from the environment, at startup).
+        settings.CELERY_TASK_ALWAYS_EAGER = True
+        celery_app.conf.task_always_eager = True
     reset_clients()
     yield
+    celery_app.conf.task_always_eager = eager
     reset_clients()
 
 
