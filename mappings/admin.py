@@ -19,7 +19,13 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
-from mappings.models import AliasRoutingPolicy, ModelPrice, ModelProviderMapping
+from mappings.models import (
+    AliasRoutingPolicy,
+    ModelPrice,
+    ModelProviderMapping,
+    TierAlias,
+    TierPattern,
+)
 from providers.admin_base import GatewayModelAdmin
 
 CAPABILITIES = (
@@ -282,3 +288,23 @@ class AliasRoutingPolicyAdmin(GatewayModelAdmin):
     @admin.display(description="route now (what a request would try, and why)")
     def route_now(self, obj: AliasRoutingPolicy) -> str:
         return route_now_html(obj.alias) if obj.pk else "—"
+
+
+@admin.register(TierAlias)
+class TierAliasAdmin(GatewayModelAdmin):
+    """Claude tiers (big/middle/small) -> alias, for ``POST /v1/messages`` clients."""
+
+    list_display = ("tier", "alias", "is_default", "updated_at")
+    fields = ("tier", "alias", "is_default")
+
+
+@admin.register(TierPattern)
+class TierPatternAdmin(GatewayModelAdmin):
+    """Requested Claude model name patterns -> tier (first match by position wins).
+
+    With no rows, ``*opus*`` -> big, ``*sonnet*`` -> middle, ``*haiku*`` -> small apply."""
+
+    list_display = ("position", "pattern", "tier")
+    list_editable = ("pattern", "tier")
+    ordering = ("position",)
+    fields = ("position", "pattern", "tier")

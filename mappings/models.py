@@ -168,3 +168,72 @@ class AliasRoutingPolicy(models.Model):
 
     def __str__(self) -> str:
         return f"{self.alias}: {self.strategy}"
+
+
+class Tier(models.TextChoices):
+    """The Claude Code proxy's three model classes (opus, sonnet, haiku)."""
+
+    BIG = "big", "big (opus-class names)"
+    MIDDLE = "middle", "middle (sonnet-class names)"
+    SMALL = "small", "small (haiku-class names)"
+
+
+#: Patterns in effect when no TierPattern row exists (the file left ``tiers.patterns`` out).
+DEFAULT_TIER_PATTERNS: tuple[tuple[str, str], ...] = (
+    ("*opus*", Tier.BIG),
+    ("*sonnet*", Tier.MIDDLE),
+    ("*haiku*", Tier.SMALL),
+)
+
+
+class TierAlias(models.Model):
+    """Which alias serves a tier, for Anthropic-format clients asking for Claude model names.
+
+    ``is_default`` marks the tier for ``claude*`` names no pattern matched (at most one row;
+    none marked means ``big``). A requested name that is an alias itself is used as is.
+    """
+
+    tier = models.CharField(max_length=16, choices=Tier.choices, unique=True)
+    alias = models.CharField(max_length=200, help_text="A model alias (see mappings).")
+    is_default = models.BooleanField(
+        default=False, help_text="Tier for other claude-* names (none marked: big)."
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["tier"]
+        verbose_name = "Claude tier"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["is_default"], condition=Q(is_default=True), name="one_default_tier"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.tier} -> {self.alias}"
+
+    def clean(self) -> None:
+        if not self.alias or self.alias != self.alias.strip():
+            raise ValidationError({"alias": "give an alias without leading or trailing spaces"})
+
+
+class TierPattern(models.Model):
+    """A requested-model pattern (fnmatch, case-insensitive) and the tier it selects.
+
+    Tried in ``position`` order, first match wins. No rows: DEFAULT_TIER_PATTERNS apply.
+    """
+
+    position = models.PositiveIntegerField(unique=True)
+    pattern = models.CharField(max_length=200, help_text="fnmatch pattern, e.g. *haiku*")
+    tier = models.CharField(max_length=16, choices=Tier.choices)
+
+    class Meta:
+        ordering = ["position"]
+        verbose_name = "Claude tier pattern"
+
+    def __str__(self) -> str:
+        return f"{self.position}: {self.pattern} -> {self.tier}"
+
+    def clean(self) -> None:
+        if not self.pattern.strip():
+            raise ValidationError({"pattern": "the pattern must not be empty"})

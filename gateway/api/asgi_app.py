@@ -17,7 +17,7 @@ from urllib.parse import parse_qs
 import orjson
 from django.conf import settings
 
-from gateway import pipeline
+from gateway import messages, pipeline
 from gateway.api.errors import GatewayError
 from gateway.api.validation import validate_chat, validate_embeddings
 from gateway.routing.holder import route_tables
@@ -176,11 +176,27 @@ class GatewayApp:
     async def v1(self, scope: Scope, receive: Receive, send: Send) -> None:
         path: str = scope["path"]
         method: str = scope["method"]
+        anthropic = path.startswith("/v1/messages")
         try:
             if path == "/v1/chat/completions":
                 self._allow(method, "POST")
                 await self.proxy(
                     scope, receive, send, "chat", validate_chat, pipeline.chat_completions
+                )
+            elif path == "/v1/messages":
+                self._allow(method, "POST")
+                await self.proxy(
+                    scope, receive, send, "messages", messages.validate_messages, messages.messages
+                )
+            elif path == "/v1/messages/count_tokens":
+                self._allow(method, "POST")
+                await self.proxy(
+                    scope,
+                    receive,
+                    send,
+                    "count_tokens",
+                    lambda body: messages.validate_messages(body, count_only=True),
+                    messages.count_tokens,
                 )
             elif path == "/v1/embeddings":
                 self._allow(method, "POST")
@@ -208,7 +224,10 @@ class GatewayApp:
             else:
                 raise GatewayError(404, f"Unknown endpoint: {method} {path}", code="unknown_url")
         except GatewayError as error:
-            await send_json(send, error.status, error.openai_body(), error.headers)
+            # Anthropic-format endpoints answer every error (auth, validation, upstream) in
+            # Anthropic's shape, which its SDKs map to their exception classes.
+            body = error.anthropic_body() if anthropic else error.openai_body()
+            await send_json(send, error.status, body, error.headers)
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -216,7 +235,9 @@ class GatewayApp:
             internal = GatewayError(
                 500, "The gateway failed to process the request.", code="internal_error"
             )
-            await send_json(send, 500, internal.openai_body())
+            await send_json(
+                send, 500, internal.anthropic_body() if anthropic else internal.openai_body()
+            )
 
     @staticmethod
     def _allow(method: str, allowed: str) -> None:

@@ -15,6 +15,7 @@ from gateway.config_io.schema import (
     Field,
     file_path,
 )
+from gateway.config_io.tiers_plan import TiersPlan
 from gateway.models import RoutingSettings, VirtualKey
 from mappings.models import AliasRoutingPolicy, ModelPrice, ModelProviderMapping
 from providers.envsubst import MissingEnvVar, references
@@ -66,6 +67,8 @@ class Plan:
     virtual_keys: list[VirtualKeyItem] = field(default_factory=list)
     routing: Item[RoutingSettings] | None = None
     alias_policies: list[Item[AliasRoutingPolicy]] = field(default_factory=list)
+    tiers: TiersPlan | None = None  # the ``tiers`` section (None: not in the file)
+    tiers_left: bool = False  # no ``tiers`` section, stored tier rules left alone
     left: list[tuple[str, str]] = field(default_factory=list)  # (kind, label)
 
 

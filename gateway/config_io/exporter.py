@@ -21,6 +21,7 @@ from gateway.config_io.schema import (
     is_sensitive_header,
     nest,
 )
+from gateway.config_io.tiers_plan import export_tiers
 from gateway.models import RoutingSettings, VirtualKey
 from mappings.models import AliasRoutingPolicy, ModelPrice, ModelProviderMapping
 from providers.envsubst import references, substitute
@@ -50,6 +51,9 @@ def config_export() -> dict[str, Any]:
     aliases = dict(AliasRoutingPolicy.objects.order_by("alias").values_list("alias", "strategy"))
     if aliases:
         data.setdefault("routing", {})["aliases"] = aliases
+    tiers = export_tiers()
+    if tiers is not None:
+        data["tiers"] = tiers
     return data
 
 

@@ -11,6 +11,7 @@ from django.db import models, transaction
 from gateway.config_io.base import Item, Plan
 from gateway.config_io.plan import plan_build
 from gateway.config_io.report import ImportReport
+from gateway.config_io.tiers_plan import write_tiers
 from gateway.services import virtual_key_create
 
 
@@ -116,5 +117,6 @@ def _write(plan: Plan, report: ImportReport) -> None:
     for policy in plan.alias_policies:
         _save(policy)
         report.add("alias_routing", policy.label, policy.action, policy.paths)
+    write_tiers(plan.tiers, plan.tiers_left, report)
     for kind, label in plan.left:
         report.add(kind, label, "left")

@@ -20,6 +20,7 @@ from gateway.config_io.entries_plan import plan_mappings, plan_routing, plan_vir
 from gateway.config_io.errors import ConfigError
 from gateway.config_io.providers_plan import plan_providers
 from gateway.config_io.schema import SECTIONS
+from gateway.config_io.tiers_plan import plan_tiers
 from providers.secrets import InvalidToken
 
 
@@ -48,6 +49,7 @@ def plan_build(*, data: dict[str, Any], environ: Mapping[str, str]) -> Plan:
     plan_mappings(plan, _section(data, "mappings", check.errors), providers, broken, check)
     plan_virtual_keys(plan, _section(data, "virtual_keys", check.errors), check)
     plan_routing(plan, data, check)
+    plan.tiers, plan.tiers_left = plan_tiers(data, check.errors)
     if check.errors:
         raise ConfigError(check.errors)
     return plan

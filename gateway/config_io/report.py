@@ -17,6 +17,8 @@ KINDS = {
     "virtual_key": "virtual keys",
     "routing": "routing",
     "alias_routing": "alias routing policies",
+    "tier": "Claude tiers",
+    "tier_pattern": "Claude tier patterns",
 }
 
 

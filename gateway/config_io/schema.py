@@ -23,7 +23,7 @@ from django.utils.dateparse import parse_datetime
 # Written by `export` in place of a secret; on import it means "keep the stored secret".
 REDACTED = "***"
 
-SECTIONS = ("providers", "mappings", "virtual_keys", "routing")
+SECTIONS = ("providers", "mappings", "virtual_keys", "routing", "tiers")
 
 
 class ConvertError(ValueError):

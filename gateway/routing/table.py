@@ -15,6 +15,7 @@ from decimal import Decimal
 from django.utils import timezone
 
 from gateway.models import RoutingSettings, VirtualKey
+from gateway.routing.tiers import TierRules, tier_rules_build
 from mappings.models import AliasRoutingPolicy, ModelPrice, ModelProviderMapping
 from providers.config_version import config_version_current_sync
 from providers.snapshot import ProviderSnapshot, provider_snapshots_all
@@ -90,6 +91,7 @@ class RouteTable:
     policy: RoutingPolicy = field(default_factory=RoutingPolicy)
     built_at: float = field(default_factory=time.time)
     alias_strategies: dict[str, str] = field(default_factory=dict)
+    tiers: TierRules = field(default_factory=TierRules)  # Claude names -> aliases (/v1/messages)
 
     def candidates(self, alias: str) -> tuple[Candidate, ...]:
         return self.aliases.get(alias, ())
@@ -182,4 +184,5 @@ def route_table_build() -> RouteTable:
         virtual_keys=keys,
         policy=policy,
         alias_strategies=dict(AliasRoutingPolicy.objects.values_list("alias", "strategy")),
+        tiers=tier_rules_build(),
     )

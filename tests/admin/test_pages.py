@@ -8,7 +8,13 @@ from django.db.models import Model
 from django.test import Client
 
 from gateway.models import RoutingSettings, UsageRecord, VirtualKey
-from mappings.models import AliasRoutingPolicy, ModelPrice, ModelProviderMapping
+from mappings.models import (
+    AliasRoutingPolicy,
+    ModelPrice,
+    ModelProviderMapping,
+    TierAlias,
+    TierPattern,
+)
 from providers.models import Provider
 from tests.admin.helpers import (
     AdminPagesTests,
@@ -65,6 +71,20 @@ def test_alias_policy_page_shows_the_route_now(admin_client: Client) -> None:
     text = html.content.decode()
     assert "Strategy <b>least_busy</b> (alias)" in text
     assert mapping.provider.name in text and "in flight" in text
+
+
+class TestTierAliasPages(AdminPagesTests):
+    model = TierAlias
+
+    def make(self) -> Model:
+        return TierAlias.objects.create(tier="small", alias="gpt-4o-mini", is_default=True)
+
+
+class TestTierPatternPages(AdminPagesTests):
+    model = TierPattern
+
+    def make(self) -> Model:
+        return TierPattern.objects.create(position=0, pattern="*haiku*", tier="small")
 
 
 class TestVirtualKeyPages(AdminPagesTests):

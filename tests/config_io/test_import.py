@@ -274,7 +274,8 @@ def test_service_raises_config_error_listing_every_problem(seed_env: dict[str, s
             }
         )
     assert exc.value.errors == [
-        "unknown section(s) 'mapings' (expected: providers, mappings, virtual_keys, routing)",
+        "unknown section(s) 'mapings'"
+        " (expected: providers, mappings, virtual_keys, routing, tiers)",
         "providers[0] (a).timeout: must be a number",
         "providers[1].name: is required",
     ]

@@ -19,6 +19,7 @@ Routes (any path prefix is accepted, so a key's own ``base_url`` shows in the lo
   the ``api-version`` query), non-stream and SSE honouring ``stream_options.include_usage``;
 - ``.../embeddings`` (OpenAI and Azure);
 - ``.../messages`` (Anthropic Messages, non-stream and SSE with the real event sequence);
+- ``.../messages/count_tokens`` (Anthropic; ``input_tokens`` = the fake's prompt word count);
 - ``.../models`` (OpenAI format, or Anthropic's when ``anthropic-version`` is sent).
 
 Replies are deterministic (see ``tests.fakes.wire``). Every request is recorded
@@ -361,6 +362,12 @@ class FakeUpstream:
             entry.usage = {"prompt_tokens": tokens, "completion_tokens": 0}
             return self._json(entry, 200, payload)
 
+        if entry.route == "anthropic_count_tokens":
+            if "anthropic-version" not in entry.headers or "max_tokens" in body:
+                problem = "anthropic-version: header is required; max_tokens: not permitted"
+                return self._json(entry, 400, wire.anthropic_error(400, problem))
+            count = wire.decide_anthropic(body).prompt_tokens
+            return self._json(entry, 200, {"input_tokens": count})
         if anthropic:
             problem = wire.anthropic_request_problem(body, entry.headers)
             if problem:
@@ -472,6 +479,8 @@ def _route(method: str, path: str) -> str:
         return "azure_chat" if azure else "openai_chat"
     if method == "POST" and path.endswith("/embeddings"):
         return "azure_embeddings" if azure else "openai_embeddings"
+    if method == "POST" and path.endswith("/messages/count_tokens"):
+        return "anthropic_count_tokens"
     if method == "POST" and path.endswith("/messages"):
         return "anthropic_messages"
     if method == "GET" and path.endswith("/models"):

@@ -11,6 +11,7 @@ The translation lives in pure modules, one per direction:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import orjson
@@ -24,6 +25,7 @@ from providers.adapters.anthropic.front_door import (
     openai_response_to_anthropic,
 )
 from providers.adapters.anthropic.front_door_stream import OpenAIToAnthropicStream
+from providers.adapters.anthropic.passthrough import FORWARDED_HEADERS
 from providers.adapters.anthropic.stream import AnthropicStreamTranslator
 from providers.adapters.anthropic.to_anthropic import openai_request_to_anthropic
 from providers.adapters.base import Adapter, StreamTranslator, UpstreamRequest, Usage
@@ -70,6 +72,32 @@ class AnthropicAdapter(Adapter):
             url=f"{self._base(provider, key)}/messages",
             headers=headers,
             body=orjson.dumps(openai_request_to_anthropic(body, model=model, stream=stream)),
+        )
+
+    def messages_request(
+        self,
+        *,
+        provider: ProviderSnapshot,
+        key: KeySnapshot | None,
+        body: dict[str, Any],
+        stream: bool,
+        client_headers: Mapping[str, str],
+        path: str = "messages",
+    ) -> UpstreamRequest:
+        """A native Messages API request (``body`` already in Anthropic's format, model set):
+        the client's ``anthropic-version`` and ``anthropic-beta`` go along."""
+        headers = self._headers(key)
+        headers["content-type"] = _JSON
+        for name in FORWARDED_HEADERS:
+            if client_headers.get(name):
+                headers[name] = client_headers[name]
+        if stream:
+            headers["accept"] = "text/event-stream"
+        return UpstreamRequest(
+            method="POST",
+            url=f"{self._base(provider, key)}/{path}",
+            headers=headers,
+            body=orjson.dumps(body),
         )
 
     def chat_response(self, payload: bytes) -> tuple[bytes, Usage]:
