@@ -8,9 +8,8 @@ import pytest
 from django.core.management.base import CommandError
 
 from gateway.config_io.migrate import config_migrate
-from gateway.config_io.migrate.base import tiers_supported
 from gateway.models import RoutingSettings
-from mappings.models import ModelProviderMapping
+from mappings.models import ModelProviderMapping, TierAlias, TierPattern
 from providers.models import Provider
 from tests.config_io.migrate_examples import (
     CLAUDE_CODE_PROXY,
@@ -77,14 +76,7 @@ def test_each_tier_is_an_alias_over_every_provider_in_priority_order(source: Pat
     ]
 
 
-@pytest.mark.skipif(
-    not tiers_supported(),
-    reason="needs the `tiers` section of the configuration format (issue 7 point 3: "
-    "gateway/config_io/tiers_plan.py, mappings TierAlias/TierPattern), not in this tree yet",
-)
 def test_tier_rules_send_claude_names_to_the_tier_aliases(source: Path) -> None:
-    from mappings.models import TierAlias, TierPattern  # type: ignore[attr-defined,unused-ignore]
-
     run_import(source, "claude-code-proxy")
 
     aliases = {t.tier: t.alias for t in TierAlias.objects.all()}
@@ -104,6 +96,8 @@ def test_dry_run_prints_our_format_and_writes_nothing(source: Path) -> None:
     assert ModelProviderMapping.objects.count() == 0
     data = converted_yaml(output)
     assert data == config_migrate(fmt="claude-code-proxy", source=CLAUDE_CODE_PROXY).data
+    assert data["tiers"]["big"] == "tier-big"
+    assert data["tiers"]["patterns"][2] == {"match": "*haiku*", "tier": "small"}
     assert data["providers"][1]["keys"] == [
         {"name": "default", "api_key": "${AZURE_API_KEY}", "primary": True}
     ]

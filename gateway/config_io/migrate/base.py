@@ -7,8 +7,6 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from gateway.config_io.schema import SECTIONS
-
 
 @dataclass
 class Migration:
@@ -42,11 +40,6 @@ class Migration:
                 lines.append(f"{title} ({len(rows)}):")
                 lines.extend(f"  - {row}" for row in rows)
         return "\n".join(lines)
-
-
-def tiers_supported() -> bool:
-    """Whether this gateway's file format has the ``tiers`` section (issue 7, point 3)."""
-    return "tiers" in SECTIONS
 
 
 _ENV_REF = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")

@@ -18,7 +18,6 @@ from gateway.config_io.migrate.base import (
     as_int,
     env_name,
     infer_type,
-    tiers_supported,
 )
 
 TIERS = ("big", "middle", "small")
@@ -69,14 +68,7 @@ def convert(source: dict[str, Any]) -> Migration:
     mappings, tiers = _tier_mappings(tier_models)
     data["mappings"] = mappings
     if tiers:
-        if tiers_supported():
-            data["tiers"] = tiers
-        else:
-            result.drop(
-                "providers[*].models",
-                "tier rules (opus/sonnet/haiku -> big/middle/small) need the tiers section, "
-                "which this gateway version lacks; the tier-* aliases are still created",
-            )
+        data["tiers"] = tiers
     routing = _routing(source, result)
     if routing:
         data["routing"] = routing
