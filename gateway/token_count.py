@@ -15,7 +15,6 @@ import functools
 from collections.abc import Mapping
 from typing import Any
 
-import bpe_openai
 import orjson
 
 from providers.adapters.anthropic.front_door import anthropic_request_to_openai
@@ -27,16 +26,25 @@ IMAGE_TOKENS = 85
 DEFAULT_ENCODING = "o200k_base"  # gpt-4o, gpt-4.1, o-series; the best guess for others
 
 
+def _bpe() -> Any:
+    # Imported on first use: the module loads its token tables (~70 MB) at import, which every
+    # gateway worker would otherwise carry whether or not anyone counts tokens.
+    import bpe_openai
+
+    return bpe_openai
+
+
 @functools.lru_cache(maxsize=4)
 def _encoding(name: str) -> Any:
-    return bpe_openai.get_encoding(name)
+    return _bpe().get_encoding(name)
 
 
 def encoding_name(model: str) -> str:
     """The model's encoding (``cl100k_base`` for gpt-4/3.5), else o200k_base."""
+    bpe = _bpe()
     try:
-        name = str(bpe_openai.encoding_name_for_model(model))
-    except (KeyError, ValueError, bpe_openai.UnsupportedModelError):
+        name = str(bpe.encoding_name_for_model(model))
+    except (KeyError, ValueError, bpe.UnsupportedModelError):
         return DEFAULT_ENCODING
     return name if name in ("o200k_base", "cl100k_base") else DEFAULT_ENCODING
 
