@@ -14,7 +14,7 @@ import redis
 import redis.asyncio as aioredis
 from django.conf import settings
 
-_async_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, aioredis.Redis] = (
+_async_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, aioredis.Redis]] = (
     weakref.WeakKeyDictionary()
 )
 
@@ -29,7 +29,7 @@ def sync_redis() -> redis.Redis | None:
     )
 
 
-def async_redis() -> aioredis.Redis | None:
+def async_redis(pool: str = "default") -> aioredis.Redis | None:
     """The event loop's asyncio client (the request path), or None without REDIS_URL.
 
     One client per loop: an asyncio connection pool is bound to the loop that created it.
@@ -37,8 +37,8 @@ def async_redis() -> aioredis.Redis | None:
     """
     if not settings.REDIS_URL:
         return None
-    loop = asyncio.get_running_loop()
-    client = _async_clients.get(loop)
+    clients = _async_clients.setdefault(asyncio.get_running_loop(), {})
+    client = clients.get(pool)
     if client is None:
         client = aioredis.Redis.from_url(
             settings.REDIS_URL,
@@ -46,7 +46,7 @@ def async_redis() -> aioredis.Redis | None:
             socket_timeout=0.5,
             health_check_interval=30,
         )
-        _async_clients[loop] = client
+        clients[pool] = client
     return client
 
 

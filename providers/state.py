@@ -16,19 +16,15 @@ commands and the admin use the ``*_sync`` twins.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import logging
 import threading
 import time
-import weakref
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
 import redis
-import redis.asyncio as aioredis
-from django.conf import settings
 
 from providers.redis_conn import async_redis, sync_redis
 
@@ -251,11 +247,6 @@ def redis_failed(exc: BaseException) -> None:
     _redis_down_until = time.monotonic() + REDIS_RETRY_SECONDS
 
 
-_async_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, aioredis.Redis] = (
-    weakref.WeakKeyDictionary()
-)
-
-
 def shared_async() -> Any:
     """The asyncio Redis client for shared state, or None (not configured or recently down).
 
@@ -265,19 +256,7 @@ def shared_async() -> Any:
     """
     if not redis_usable():
         return None
-    if async_redis() is None:  # not configured
-        return None
-    loop = asyncio.get_running_loop()
-    client = _async_clients.get(loop)
-    if client is None:
-        client = aioredis.Redis.from_url(
-            settings.REDIS_URL,
-            socket_connect_timeout=0.5,
-            socket_timeout=0.5,
-            health_check_interval=30,
-        )
-        _async_clients[loop] = client
-    return client
+    return async_redis(pool="state")
 
 
 def shared_sync() -> Any:
@@ -441,4 +420,3 @@ def local_state_clear() -> None:
     global _redis_down_until
     _local.data.clear()
     _redis_down_until = 0.0
-    _async_clients.clear()
