@@ -25,12 +25,12 @@ from gateway.pipeline import plan, resolve
 from gateway.relay import (
     ProxyResult,
     _awaitable,
-    _emit,
     _gateway_headers,
     _parse_or_fail,
     _prefetch,
     _relay,
     emit_failure,
+    json_result,
 )
 from gateway.routing.selection import KeyCursor
 from gateway.routing.table import Candidate, RouteTable
@@ -186,18 +186,9 @@ async def messages(table: RouteTable, ctx: RequestContext, body: dict[str, Any])
                 ctx, candidates, build, stream=False, open_stream=_awaitable(parse)
             )
             await finish(ctx, usage)
-            headers = _gateway_headers(ctx, candidate, key)
-            headers["content-type"] = "application/json"
-            _emit(
-                ctx,
-                alias=alias,
-                status=200,
-                stream=False,
-                candidate=candidate,
-                key=key,
-                usage=usage,
+            return json_result(
+                ctx, alias=alias, candidate=candidate, key=key, payload=payload, usage=usage
             )
-            return ProxyResult(200, headers, body=payload)
 
         async def open_stream(
             adapter: Adapter, candidate: Candidate, response: httpx.Response

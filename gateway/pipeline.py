@@ -16,12 +16,12 @@ from gateway.attempts import RequestContext, _attempt, finish
 from gateway.relay import (
     ProxyResult,
     _awaitable,
-    _emit,
     _gateway_headers,
     _parse_or_fail,
     _prefetch,
     _relay,
     emit_failure,
+    json_result,
 )
 from gateway.routing.plan import (
     estimate_completion_tokens,
@@ -146,18 +146,9 @@ async def chat_completions(
                 ctx, candidates, build, stream=False, open_stream=_awaitable(parse)
             )
             await finish(ctx, usage)
-            headers = _gateway_headers(ctx, candidate, key)
-            headers["content-type"] = "application/json"
-            _emit(
-                ctx,
-                alias=alias,
-                status=200,
-                stream=False,
-                candidate=candidate,
-                key=key,
-                usage=usage,
+            return json_result(
+                ctx, alias=alias, candidate=candidate, key=key, payload=payload, usage=usage
             )
-            return ProxyResult(200, headers, body=payload)
 
         include_usage = _wants_usage(body)
 
@@ -216,10 +207,7 @@ async def embeddings(table: RouteTable, ctx: RequestContext, body: dict[str, Any
     except GatewayError as error:
         emit_failure(ctx, alias=alias, error=error, stream=False)
         raise
-    headers = _gateway_headers(ctx, candidate, key)
-    headers["content-type"] = "application/json"
-    _emit(ctx, alias=alias, status=200, stream=False, candidate=candidate, key=key, usage=usage)
-    return ProxyResult(200, headers, body=payload)
+    return json_result(ctx, alias=alias, candidate=candidate, key=key, payload=payload, usage=usage)
 
 
 # --- models -------------------------------------------------------------------------------

@@ -98,6 +98,22 @@ def _emit(
         logger.exception("usage event %s could not be queued", ctx.request_id)
 
 
+def json_result(
+    ctx: RequestContext,
+    *,
+    alias: str,
+    candidate: Candidate,
+    key: KeySnapshot | None,
+    payload: bytes,
+    usage: Usage,
+) -> ProxyResult:
+    """A whole (non-streamed) JSON answer: gateway headers, one usage event."""
+    headers = _gateway_headers(ctx, candidate, key)
+    headers["content-type"] = "application/json"
+    _emit(ctx, alias=alias, status=200, stream=False, candidate=candidate, key=key, usage=usage)
+    return ProxyResult(200, headers, body=payload)
+
+
 def emit_failure(ctx: RequestContext, *, alias: str, error: GatewayError, stream: bool) -> None:
     """Record a request that ended in an error (after authentication).
 
