@@ -169,7 +169,7 @@ def bench_config(fixed_port: int, stream_port: int, extra_aliases: int) -> str:
             f"  - name: filler-{i}",
             "    type: openai_compatible",
             f"    base_url: http://127.0.0.1:{fixed_port}/v{i}",
-            "    custom_headers: {X-Filler: yes}",
+            '    custom_headers: {X-Filler: "on"}',
             "    keys:",
             f"      - {{name: k, api_key: sk-filler-{i}, primary: true}}",
         ]
