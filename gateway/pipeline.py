@@ -13,6 +13,7 @@ import httpx
 
 from gateway.api.errors import GatewayError
 from gateway.attempts import RequestContext, _attempt, finish
+from gateway.models import hash_key
 from gateway.relay import (
     ProxyResult,
     _awaitable,
@@ -38,8 +39,6 @@ logger = logging.getLogger(__name__)
 
 def authenticate(table: RouteTable, presented: str | None) -> VirtualKeySnapshot:
     """Map a presented virtual key to its snapshot, or raise 401."""
-    from gateway.models import hash_key  # local: keeps module import light for the ASGI app
-
     if not presented:
         raise GatewayError(
             401,

@@ -159,7 +159,9 @@ def plan_virtual_keys(plan: Plan, entries: list[Any], check: Checker) -> None:
                 item.plaintext = plaintext
                 obj.set_key(plaintext)
         elif item.is_new:
-            obj.set_key(generate_key())  # a placeholder for validation; the write makes its own
+            # full_clean needs a key_hash; the real key is generated (and shown once) by
+            # virtual_key_create when the plan is written, so this throwaway one is never saved.
+            obj.set_key(generate_key())
         check.clean(obj, label, VIRTUAL_KEY_FIELDS, aliases=aliases)
         diff_into(item, before, VIRTUAL_KEY_FIELDS)
         if not item.is_new and item.plaintext:

@@ -146,6 +146,9 @@ class OpenAIAdapter(Adapter):
             params=self._params(provider),
         )
 
+    #: Where the model list lives under the base URL (the health probe's target).
+    models_path: ClassVar[str] = "models"
+
     def models_request(
         self, *, provider: ProviderSnapshot, key: KeySnapshot | None
     ) -> UpstreamRequest:
@@ -153,7 +156,7 @@ class OpenAIAdapter(Adapter):
         headers.pop("content-type", None)
         return UpstreamRequest(
             method="GET",
-            url=f"{self._base(provider, key)}/models",
+            url=f"{self._base(provider, key)}/{self.models_path}",
             headers=headers,
             params=self._params(provider),
         )
@@ -175,6 +178,7 @@ class AzureOpenAIAdapter(OpenAIAdapter):
     """Azure OpenAI: deployment in the path, ``api-version`` query, ``api-key`` header."""
 
     provider_type: ClassVar[str] = ProviderType.AZURE_OPENAI
+    models_path: ClassVar[str] = "openai/models"
 
     def _headers(self, key: KeySnapshot | None) -> dict[str, str]:
         headers = {"content-type": _JSON, "accept": _JSON}
@@ -193,15 +197,3 @@ class AzureOpenAIAdapter(OpenAIAdapter):
     def _body(self, body: dict[str, Any], model: str) -> dict[str, Any]:
         # The deployment in the URL selects the model; Azure ignores a body ``model``.
         return dict(body)
-
-    def models_request(
-        self, *, provider: ProviderSnapshot, key: KeySnapshot | None
-    ) -> UpstreamRequest:
-        headers = self._headers(key)
-        headers.pop("content-type", None)
-        return UpstreamRequest(
-            method="GET",
-            url=f"{self._base(provider, key)}/openai/models",
-            headers=headers,
-            params=self._params(provider),
-        )
