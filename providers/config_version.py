@@ -6,11 +6,11 @@ import logging
 from typing import Any
 
 import redis
-from asgiref.sync import sync_to_async
 from django.db import models, transaction
 from django.db.models import F
 from django.db.models.signals import post_delete, post_save
 
+from providers.db_thread import run_db
 from providers.models import ConfigVersion
 from providers.redis_conn import async_redis, sync_redis
 
@@ -61,7 +61,7 @@ async def config_version_current() -> str:
             return "r" + (value.decode() if isinstance(value, bytes) else str(value or 0))
         except (redis.RedisError, OSError):
             logger.debug("config version: Redis unavailable, reading the database")
-    return "d" + str(await sync_to_async(config_version_db, thread_sensitive=False)())
+    return "d" + str(await run_db(config_version_db))
 
 
 def _on_change(sender: Any, **kwargs: Any) -> None:

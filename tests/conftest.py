@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import pytest
 from django.conf import settings
 
-from providers import secrets
+from providers import db_thread, secrets
 from providers.redis_conn import reset_clients
 
 REQUIRE_SERVICES = os.environ.get("CI_REQUIRE_SERVICES") == "1"
@@ -83,3 +83,11 @@ def _fresh_cipher() -> Iterator[None]:
     secrets.reset_cipher()
     yield
     secrets.reset_cipher()
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup: None) -> Iterator[None]:  # pytest-django's, extended
+    """Close the gateway's database thread's connection before the test database is dropped
+    (PostgreSQL refuses to drop a database that still has sessions)."""
+    yield
+    db_thread.close_connections()

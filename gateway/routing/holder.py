@@ -6,11 +6,11 @@ import asyncio
 import logging
 import time
 
-from asgiref.sync import sync_to_async
 from django.conf import settings
 
 from gateway.routing.table import RouteTable, route_table_build
 from providers.config_version import config_version_current
+from providers.db_thread import run_db
 
 logger = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ class RouteTableHolder:
             self._first = asyncio.Lock()
         async with self._first:
             if self.table is None:
-                self.install(await sync_to_async(route_table_build, thread_sensitive=False)())
+                self.install(await run_db(route_table_build))
         assert self.table is not None
         return self.table
 
@@ -71,7 +71,7 @@ class RouteTableHolder:
             version = await config_version_current()
             if version == current.version:
                 return current
-        table = await sync_to_async(route_table_build, thread_sensitive=False)()
+        table = await run_db(route_table_build)
         self.install(table)
         if current is None or table.version != current.version:
             logger.info("route table rebuilt at config version %s", table.version)

@@ -12,12 +12,12 @@ import logging
 import time
 
 import redis
-from asgiref.sync import sync_to_async
 from django.conf import settings
 
 from gateway.api.errors import GatewayError
 from gateway.routing.table import VirtualKeySnapshot
 from gateway.usage.budgets import CHECKED_KEY, OVER_KEY, budget_over_key_ids
+from providers.db_thread import run_db
 from providers.redis_conn import async_redis
 
 logger = logging.getLogger(__name__)
@@ -79,7 +79,7 @@ class BudgetStateHolder:
             except (redis.RedisError, OSError):
                 logger.debug("budget state: Redis unavailable, computing from the database")
         if over is None:
-            over = await sync_to_async(budget_over_key_ids, thread_sensitive=False)()
+            over = await run_db(budget_over_key_ids)
         self.over = over
         self.loaded = True
         self._last = time.monotonic()
