@@ -7,9 +7,9 @@ Split from :mod:`gateway.pipeline`, which resolves, relays and emits usage aroun
 from __future__ import annotations
 
 import asyncio
+import os
 import random
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
@@ -43,7 +43,8 @@ class RequestContext:
     vkey: VirtualKeySnapshot
     endpoint: str
     client_headers: dict[str, str]
-    request_id: str = field(default_factory=lambda: "gw-" + uuid.uuid4().hex)
+    # 128 random bits as hex, as uuid4().hex without building a UUID object per request.
+    request_id: str = field(default_factory=lambda: "gw-" + os.urandom(16).hex())
     t0: float = field(default_factory=time.perf_counter)
     wall0: float = field(default_factory=time.time)
     upstream_s: float = 0.0
@@ -52,6 +53,7 @@ class RequestContext:
     plan: RoutePlan | None = None
     policy: RoutingPolicy | None = None
     lease: Lease | None = None  # the serving attempt's hold on its instance
+    prelease: Lease | None = None  # taken with the route view, for the first attempt
     last_candidate: Candidate | None = None
     last_key: KeySnapshot | None = None
     ttfb_ms: float | None = None
@@ -172,6 +174,25 @@ async def _attempt(
     stream: bool,
     open_stream: OnOk | None = None,
 ) -> tuple[Candidate, KeySnapshot | None, httpx.Response, Any]:
+    """:func:`_attempts`, then release the instance taken with the route view if no attempt
+    used it (e.g. the deadline passed first)."""
+    ctx.prelease = ctx.plan.view.lease if ctx.plan else None
+    try:
+        return await _attempts(ctx, candidates, build, stream=stream, open_stream=open_stream)
+    finally:
+        unused, ctx.prelease = ctx.prelease, None
+        if unused is not None:
+            await unused.release(ok=None)
+
+
+async def _attempts(
+    ctx: RequestContext,
+    candidates: list[Candidate],
+    build: Builder,
+    *,
+    stream: bool,
+    open_stream: OnOk | None = None,
+) -> tuple[Candidate, KeySnapshot | None, httpx.Response, Any]:
     """Try candidates and keys until one answers 2xx; return it (response open if streaming).
 
     Per instance: take it (circuit, instance limits: skipped if refused), then retry with
@@ -199,13 +220,18 @@ async def _attempt(
         if ctx.remaining() <= 0:
             last = _deadline_error(ctx)
             break
-        code, lease = await runtime.instance_acquire(
-            provider.id,
-            rpm=provider.requests_per_minute,
-            tpm=provider.tokens_per_minute,
-            est_tokens=est,
-            force=candidate is forced,
-        )
+        lease: Lease | None = ctx.prelease
+        code = runtime.ACQUIRE_OK
+        if lease is not None and lease.provider_id == provider.id:
+            ctx.prelease = None
+        else:
+            code, lease = await runtime.instance_acquire(
+                provider.id,
+                rpm=provider.requests_per_minute,
+                tpm=provider.tokens_per_minute,
+                est_tokens=est,
+                force=candidate is forced,
+            )
         if lease is None:
             skipped.append(f"'{provider.name}': {runtime.ACQUIRE_REASONS.get(code, 'refused')}")
             continue

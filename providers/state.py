@@ -93,33 +93,43 @@ end
 
 ALLOW_LUA = ALLOW_FN + "return circuit_allow(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]))\n"
 
-SUCCESS_LUA = """
-redis.call('HSET', KEYS[1], 'state', 'closed', 'failures', 0, 'last_success', ARGV[1],
-           'opened_at', '', 'retry_at', '', 'trial_at', '')
-return 1
+SUCCESS_FN = """
+local function circuit_success(key, now)
+  redis.call('HSET', key, 'state', 'closed', 'failures', 0, 'last_success', now,
+             'opened_at', '', 'retry_at', '', 'trial_at', '')
+  return 1
+end
 """
 
-# ARGV: now, threshold, recovery, mode ("request" | "probe_fail" | "probe_ok")
-FAILURE_LUA = """
-local now = tonumber(ARGV[1])
-local state = redis.call('HGET', KEYS[1], 'state') or 'closed'
-if ARGV[4] == 'probe_ok' then
-  redis.call('HSET', KEYS[1], 'last_success', ARGV[1])
-  if state == 'open' then
-    redis.call('HSET', KEYS[1], 'state', 'half_open', 'trial_at', '')
+SUCCESS_LUA = SUCCESS_FN + "return circuit_success(KEYS[1], ARGV[1])\n"
+
+# circuit_failure(key, now, threshold, recovery, mode); mode: "request" | "probe_fail" |
+# "probe_ok"; ``now`` is the string form (stored as is).
+FAILURE_FN = """
+local function circuit_failure(key, now_s, threshold, recovery, mode)
+  local now = tonumber(now_s)
+  local state = redis.call('HGET', key, 'state') or 'closed'
+  if mode == 'probe_ok' then
+    redis.call('HSET', key, 'last_success', now_s)
+    if state == 'open' then
+      redis.call('HSET', key, 'state', 'half_open', 'trial_at', '')
+    end
+    return state
+  end
+  local failures = redis.call('HINCRBY', key, 'failures', 1)
+  redis.call('HSET', key, 'last_failure', now_s)
+  if state == 'half_open' or state == 'open'
+     or (state == 'closed' and failures >= tonumber(threshold)) then
+    redis.call('HSET', key, 'state', 'open', 'opened_at', now_s,
+               'retry_at', tostring(now + tonumber(recovery)), 'trial_at', '')
+    return 'open'
   end
   return state
 end
-local failures = redis.call('HINCRBY', KEYS[1], 'failures', 1)
-redis.call('HSET', KEYS[1], 'last_failure', ARGV[1])
-if state == 'half_open' or state == 'open'
-   or (state == 'closed' and failures >= tonumber(ARGV[2])) then
-  redis.call('HSET', KEYS[1], 'state', 'open', 'opened_at', ARGV[1],
-             'retry_at', tostring(now + tonumber(ARGV[3])), 'trial_at', '')
-  return 'open'
-end
-return state
 """
+
+# ARGV: now, threshold, recovery, mode
+FAILURE_LUA = FAILURE_FN + "return circuit_failure(KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4])\n"
 
 RESET_LUA = """
 redis.call('DEL', KEYS[1])

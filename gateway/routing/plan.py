@@ -115,6 +115,14 @@ async def route_plan(
             vkey_tpm=vkey.tokens_per_minute,
             est_tokens=prompt_tokens,
             consume_key=consume,
+            # One candidate: its first attempt will take it whatever the view says, so take
+            # it in the same round trip (the attempt loop uses or releases view.lease).
+            acquire=(
+                candidates[0].provider.requests_per_minute,
+                candidates[0].provider.tokens_per_minute,
+            )
+            if len(candidates) == 1
+            else None,
         )
     except runtime.KeyRateLimited as exc:
         raise key_rate_limit_error(exc) from None

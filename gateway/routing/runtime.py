@@ -2,15 +2,19 @@
 
 Per request the pipeline makes, with Redis:
 
-1. one pipelined round trip (:func:`route_view_read`) that consumes the virtual key's rate
-   limit (atomic Lua) and reads, for every candidate instance, its circuit, in-flight count,
-   latency average, rate-limit windows and cooling account groups, plus the alias's
-   round-robin counter (INCR);
+1. one Lua call (:func:`route_view_read`) that consumes the virtual key's rate limit and
+   reads, for every candidate instance, its circuit, in-flight count, latency average,
+   rate-limit windows and cooling account groups, plus the alias's round-robin counter (INCR);
 2. per attempt, one Lua call (:func:`instance_acquire`) that re-checks the instance's limits,
    takes the circuit (the half-open trial is handed out here, atomically across processes),
-   counts the request against the instance's windows and increments its in-flight count;
-3. one pipelined round trip when the attempt ends (:meth:`Lease.release`): in-flight down,
-   latency average, circuit success/failure, token correction.
+   counts the request against the instance's windows and increments its in-flight count.
+   When the alias has one candidate (the common case) its first attempt's acquire runs inside
+   step 1's script instead: the order cannot change what is tried first, so a round trip
+   is saved;
+3. one Lua call when the attempt ends (:meth:`Lease.release`): in-flight down, latency
+   average, circuit success/failure, token correction.
+
+Every script runs by EVALSHA (the source is sent only when Redis does not know it yet).
 
 Without Redis, or while it errors, the same logic runs on per-process dicts.
 
@@ -32,7 +36,7 @@ import redis
 from django.conf import settings
 
 from providers import state
-from providers.state import ALLOW_FN, CircuitState, _Script
+from providers.state import ALLOW_FN, FAILURE_FN, SUCCESS_FN, CircuitState, _Script
 
 EWMA_ALPHA = 0.3
 
@@ -49,48 +53,112 @@ local function rl_over(used, limit, cost)
 end
 """
 
-# KEYS: r_cur r_prev t_cur t_prev ; ARGV: rpm tpm cost frac ttl
-KEY_LIMIT_LUA = (
-    _RL_FN
-    + """
-local frac = tonumber(ARGV[4])
-local ru, rc, rp = rl_used(KEYS[1], KEYS[2], frac)
-if rl_over(ru, tonumber(ARGV[1]), 1) then return {0, 1, rc, rp} end
-local tu, tc, tp = rl_used(KEYS[3], KEYS[4], frac)
-if rl_over(tu, tonumber(ARGV[2]), tonumber(ARGV[3])) then return {0, 2, tc, tp} end
-redis.call('INCR', KEYS[1])
-redis.call('EXPIRE', KEYS[1], ARGV[5])
-redis.call('INCRBY', KEYS[3], ARGV[3])
-redis.call('EXPIRE', KEYS[3], ARGV[5])
-return {1, 0, 0, 0}
+# Step 2 as a Lua function: re-check the instance's limits, take the circuit (the half-open
+# trial is handed out here, atomically across processes), count the request against the
+# instance's windows and its in-flight count. Returns an ACQUIRE_* code.
+ACQUIRE_FN = """
+local function instance_acquire(cb, inst, r_cur, r_prev, t_cur, t_prev, now, stale, rpm, tpm,
+                                cost, frac, ttl, force)
+  local ru = rl_used(r_cur, r_prev, frac)
+  if rl_over(ru, rpm, 1) then return 2 end
+  local tu = rl_used(t_cur, t_prev, frac)
+  if rl_over(tu, tpm, cost) then return 3 end
+  if force ~= '1' and circuit_allow(cb, now, stale) == 0 then return 0 end
+  redis.call('INCR', r_cur)
+  redis.call('EXPIRE', r_cur, ttl)
+  redis.call('INCRBY', t_cur, cost)
+  redis.call('EXPIRE', t_cur, ttl)
+  redis.call('HINCRBY', inst, 'inflight', 1)
+  redis.call('EXPIRE', inst, 3600)
+  return 1
+end
 """
-)
 
 # KEYS: cb inst r_cur r_prev t_cur t_prev ; ARGV: now stale rpm tpm cost frac ttl force
 ACQUIRE_LUA = (
     _RL_FN
     + ALLOW_FN
+    + ACQUIRE_FN
     + """
-local frac = tonumber(ARGV[6])
-local ru = rl_used(KEYS[3], KEYS[4], frac)
-if rl_over(ru, tonumber(ARGV[3]), 1) then return 2 end
-local tu = rl_used(KEYS[5], KEYS[6], frac)
-if rl_over(tu, tonumber(ARGV[4]), tonumber(ARGV[5])) then return 3 end
-if ARGV[8] ~= '1' and circuit_allow(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2])) == 0 then
-  return 0
-end
-redis.call('INCR', KEYS[3])
-redis.call('EXPIRE', KEYS[3], ARGV[7])
-redis.call('INCRBY', KEYS[5], ARGV[5])
-redis.call('EXPIRE', KEYS[5], ARGV[7])
-redis.call('HINCRBY', KEYS[2], 'inflight', 1)
-redis.call('EXPIRE', KEYS[2], 3600)
-return 1
+return instance_acquire(KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6],
+  tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]),
+  tonumber(ARGV[5]), tonumber(ARGV[6]), ARGV[7], ARGV[8])
 """
 )
 
-# KEYS: inst ; ARGV: latency_ms (or ""), alpha
-RELEASE_LUA = """
+# The whole read of step 1 in one script, so one round trip and one reply to parse whatever
+# the number of candidates (a pipeline of small commands cost more client CPU than the rest
+# of the request's Redis work together).
+# ARGV: frac consume key_limited key_rpm key_tpm est ttl round_robin n_candidates acquire now
+# stale inst_rpm inst_tpm, then one group count per candidate. With acquire = "1" (a single
+# candidate, see route_view_read) the script also takes that instance for the first attempt
+# (step 2) after reading it, and appends the ACQUIRE_* code: one round trip fewer.
+# KEYS: [4 key windows, if key_limited] [round-robin counter, if round_robin], then per
+# candidate: circuit, instance hash, its 4 windows, one cooling key per account group.
+# Returns {key verdict {ok, which, cur, prev}, rr, per candidate {state, failures, retry_at,
+# inflight, ewma, r_cur, r_prev, t_cur, t_prev, cooling pttl...}}; only the verdict when the
+# key is over a limit (then nothing was counted).
+VIEW_LUA = (
+    _RL_FN
+    + ALLOW_FN
+    + ACQUIRE_FN
+    + """
+local frac = tonumber(ARGV[1])
+local consume = ARGV[2] == '1'
+local k = 1
+if ARGV[3] == '1' then
+  if consume then
+    local ru, rc, rp = rl_used(KEYS[1], KEYS[2], frac)
+    if rl_over(ru, tonumber(ARGV[4]), 1) then return {{0, 1, rc, rp}} end
+    local tu, tc, tp = rl_used(KEYS[3], KEYS[4], frac)
+    if rl_over(tu, tonumber(ARGV[5]), tonumber(ARGV[6])) then return {{0, 2, tc, tp}} end
+    redis.call('INCR', KEYS[1])
+    redis.call('EXPIRE', KEYS[1], ARGV[7])
+    redis.call('INCRBY', KEYS[3], ARGV[6])
+    redis.call('EXPIRE', KEYS[3], ARGV[7])
+  end
+  k = 5
+end
+local rr = 0
+if ARGV[8] == '1' then
+  if consume then
+    rr = redis.call('INCR', KEYS[k])
+  else
+    rr = tonumber(redis.call('GET', KEYS[k]) or '0')
+  end
+  k = k + 1
+end
+local out = {{1, 0, 0, 0}, rr}
+local first = k
+for i = 1, tonumber(ARGV[9]) do
+  local cb = redis.call('HMGET', KEYS[k], 'state', 'failures', 'retry_at')
+  local inst = redis.call('HMGET', KEYS[k + 1], 'inflight', 'ewma')
+  local w = redis.call('MGET', KEYS[k + 2], KEYS[k + 3], KEYS[k + 4], KEYS[k + 5])
+  k = k + 6
+  local entry = {cb[1], cb[2], cb[3], inst[1], inst[2], w[1], w[2], w[3], w[4]}
+  for g = 1, tonumber(ARGV[14 + i]) do
+    entry[9 + g] = redis.call('PTTL', KEYS[k])
+    k = k + 1
+  end
+  out[2 + i] = entry
+end
+if ARGV[10] == '1' then
+  out[#out + 1] = instance_acquire(KEYS[first], KEYS[first + 1], KEYS[first + 2],
+    KEYS[first + 3], KEYS[first + 4], KEYS[first + 5], tonumber(ARGV[11]), tonumber(ARGV[12]),
+    tonumber(ARGV[13]), tonumber(ARGV[14]), tonumber(ARGV[6]), frac, ARGV[7], '0')
+end
+return out
+"""
+)
+
+# Step 3 in one script: in-flight down, latency average, the circuit's success or failure,
+# the instance's token window corrected by (actual - estimated).
+# KEYS: inst circuit tokens_window ; ARGV: latency_ms ("" = none) alpha ok ("1" success,
+# "0" failure, "" neither) now threshold recovery delta ttl
+RELEASE_LUA = (
+    SUCCESS_FN
+    + FAILURE_FN
+    + """
 local n = redis.call('HINCRBY', KEYS[1], 'inflight', -1)
 if n < 0 then redis.call('HSET', KEYS[1], 'inflight', 0) end
 if ARGV[1] ~= '' then
@@ -100,10 +168,21 @@ if ARGV[1] ~= '' then
   redis.call('HSET', KEYS[1], 'ewma', tostring(x))
 end
 redis.call('EXPIRE', KEYS[1], 3600)
+if ARGV[3] == '1' then
+  circuit_success(KEYS[2], ARGV[4])
+elseif ARGV[3] == '0' then
+  circuit_failure(KEYS[2], ARGV[4], ARGV[5], ARGV[6], 'request')
+end
+if ARGV[7] ~= '0' then
+  redis.call('INCRBY', KEYS[3], ARGV[7])
+  redis.call('EXPIRE', KEYS[3], ARGV[8])
+end
 return 1
 """
+)
 
-_KEY_LIMIT = _Script(KEY_LIMIT_LUA)
+_VIEW = _Script(VIEW_LUA)
+_RELEASE = _Script(RELEASE_LUA)
 _ACQUIRE = _Script(ACQUIRE_LUA)
 
 ACQUIRE_OK, ACQUIRE_CIRCUIT, ACQUIRE_RPM, ACQUIRE_TPM = 1, 0, 2, 3
@@ -214,6 +293,9 @@ class InstanceView:
 class RouteView:
     instances: dict[int, InstanceView]
     rr: int = 0
+    # The single candidate already taken for its first attempt (``acquire`` of
+    # route_view_read); None when not asked, refused, or without Redis.
+    lease: Lease | None = None
 
 
 class KeyRateLimited(Exception):
@@ -252,11 +334,16 @@ async def route_view_read(
     vkey_tpm: int | None = None,
     est_tokens: int = 0,
     consume_key: bool = True,
+    acquire: tuple[int | None, int | None] | None = None,
 ) -> RouteView:
     """Read the candidates' shared state; count the request against the key's limits.
 
     Raises :class:`KeyRateLimited` when the key is over a limit (nothing is counted then).
     ``provider_groups``: instance id -> the account groups of its keys.
+    ``acquire``: (rpm, tpm) of the only candidate: with Redis, also take it for the first
+    attempt in the same round trip (``view.lease``; see :func:`instance_acquire`). The
+    caller must use or release that lease. Ignored with more than one candidate, when not
+    consuming, and without Redis (the per-process path has no round trip to save).
     """
     now = time.time()
     key_limited = vkey_id is not None and (vkey_rpm is not None or vkey_tpm is not None)
@@ -275,6 +362,7 @@ async def route_view_read(
                 vkey_tpm,
                 est_tokens,
                 consume_key,
+                acquire if consume_key and len(provider_groups) == 1 else None,
             )
         except redis.RedisError as exc:
             state.redis_failed(exc)
@@ -296,59 +384,58 @@ async def _read_redis(
     vkey_tpm: int | None,
     est_tokens: int,
     consume_key: bool,
+    acquire: tuple[int | None, int | None] | None,
 ) -> RouteView:
     _, frac = _win(now)
-    async with client.pipeline(transaction=False) as pipe:
-        if key_limited:
-            assert vkey_id is not None
-            keys = _rl_keys("k", vkey_id, now)
-            if consume_key:
-                pipe.eval(
-                    KEY_LIMIT_LUA,
-                    4,
-                    *keys,
-                    _lim(vkey_rpm),
-                    _lim(vkey_tpm),
-                    est_tokens,
-                    repr(frac),
-                    _ttl(),
-                )
-            else:
-                pipe.mget(keys)
-        if round_robin:
-            if consume_key:
-                pipe.incr(f"gw:rr:{alias}")
-            else:  # explain: the next turn, without taking it
-                pipe.get(f"gw:rr:{alias}")
-        for pid, groups in provider_groups.items():
-            pipe.hmget(state._key(pid), "state", "failures", "retry_at")
-            pipe.hmget(_inst_key(pid), "inflight", "ewma")
-            pipe.mget(_rl_keys("p", pid, now))
-            for g in groups:
-                pipe.pttl(_cool_key(pid, g))
-        results = list(await pipe.execute())
+    keys: list[str] = []
     if key_limited:
-        first = results.pop(0)
-        if consume_key:
-            ok, which, cur, prev = (int(x) for x in first)
-            if not ok:
-                limit = int(vkey_rpm if which == 1 else vkey_tpm)  # type: ignore[arg-type]
-                cost = 1 if which == 1 else est_tokens
-                raise KeyRateLimited(
-                    "requests" if which == 1 else "tokens",
-                    limit,
-                    retry_after_for(limit, cost, cur, prev, now),
-                )
-    rr = int(results.pop(0) or 0) + (0 if consume_key else 1) if round_robin else 0
+        assert vkey_id is not None
+        keys += _rl_keys("k", vkey_id, now)
+    if round_robin:
+        keys.append(f"gw:rr:{alias}")
+    group_counts: list[int] = []
+    for pid, groups in provider_groups.items():
+        keys += [state._key(pid), _inst_key(pid), *_rl_keys("p", pid, now)]
+        keys += [_cool_key(pid, g) for g in groups]
+        group_counts.append(len(groups))
+    args: list[Any] = [
+        repr(frac),
+        "1" if consume_key else "0",
+        "1" if key_limited else "0",
+        _lim(vkey_rpm),
+        _lim(vkey_tpm),
+        est_tokens,
+        _ttl(),
+        "1" if round_robin else "0",
+        len(group_counts),
+        "0" if acquire is None else "1",
+        repr(now),
+        state.TRIAL_STALE_SECONDS,
+        _lim(acquire[0] if acquire else None),
+        _lim(acquire[1] if acquire else None),
+        *group_counts,
+    ]
+    results = list(await _VIEW.run(client, keys, args))
+    ok, which, cur, prev = (int(x) for x in results.pop(0))
+    if not ok:
+        limit = int(vkey_rpm if which == 1 else vkey_tpm)  # type: ignore[arg-type]
+        cost = 1 if which == 1 else est_tokens
+        raise KeyRateLimited(
+            "requests" if which == 1 else "tokens",
+            limit,
+            retry_after_for(limit, cost, cur, prev, now),
+        )
+    turn = int(results.pop(0) or 0)
+    rr = turn + (0 if consume_key else 1) if round_robin else 0
     view = RouteView(instances={}, rr=rr)
     for pid, groups in provider_groups.items():
-        cb, inst, windows = results.pop(0), results.pop(0), results.pop(0)
-        rc, rp, tc, tp = (float(x or 0) for x in windows)
+        entry = results.pop(0)
+        cb, inst = entry[0:3], entry[3:5]
+        rc, rp, tc, tp = (float(x or 0) for x in entry[5:9])
         cooling: dict[int, float] = {}
-        for g in groups:
-            ttl = int(results.pop(0))
-            if ttl > 0:
-                cooling[g] = ttl / 1000
+        for g, ttl in zip(groups, entry[9:], strict=True):
+            if int(ttl) > 0:
+                cooling[g] = int(ttl) / 1000
         view.instances[pid] = InstanceView(
             circuit=CircuitState(cb[0].decode() if cb[0] else "closed"),
             failure_count=int(cb[1] or 0),
@@ -359,6 +446,8 @@ async def _read_redis(
             tpm_used=tp * (1 - frac) + tc,
             cooling=cooling,
         )
+    if acquire is not None and int(results.pop(0)) == ACQUIRE_OK:
+        view.lease = Lease(next(iter(provider_groups)), est_tokens, now)
     return view
 
 
@@ -430,31 +519,20 @@ class Lease:
         client = state.shared_async()
         if client is not None:
             try:
-                async with client.pipeline(transaction=False) as pipe:
-                    pipe.eval(
-                        RELEASE_LUA,
-                        1,
-                        _inst_key(pid),
+                await _RELEASE.run(
+                    client,
+                    [_inst_key(pid), state._key(pid), _rl_keys("p", pid, now)[2]],
+                    [
                         "" if latency_ms is None else repr(latency_ms),
                         EWMA_ALPHA,
-                    )
-                    if ok is True:
-                        pipe.eval(state.SUCCESS_LUA, 1, state._key(pid), repr(now))
-                    elif ok is False:
-                        pipe.eval(
-                            state.FAILURE_LUA,
-                            1,
-                            state._key(pid),
-                            repr(now),
-                            failure_threshold,
-                            recovery_timeout,
-                            "request",
-                        )
-                    if delta:
-                        key = _rl_keys("p", pid, now)[2]
-                        pipe.incrby(key, delta)
-                        pipe.expire(key, _ttl())
-                    await pipe.execute()
+                        {True: "1", False: "0", None: ""}[ok],
+                        repr(now),
+                        failure_threshold,
+                        recovery_timeout,
+                        delta,
+                        _ttl(),
+                    ],
+                )
                 return
             except redis.RedisError as exc:
                 state.redis_failed(exc)

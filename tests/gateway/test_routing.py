@@ -439,6 +439,52 @@ def test_instance_limit_shifts_traffic(
     assert (served_by(fake_upstream, a), served_by(fake_upstream, b)) == (2, 3)
 
 
+def route_of(gw: InProcessGateway, key: str) -> dict[str, Any]:
+    async def call(client: httpx.AsyncClient) -> httpx.Response:
+        return await client.get("/v1/route?model=m", headers={"authorization": f"Bearer {key}"})
+
+    response = gw.run(call)
+    assert response.status_code == 200, response.text
+    return dict(response.json())
+
+
+def test_single_instance_is_taken_once_per_request(
+    cfg: Callable[..., Instance],
+    install_table: Callable[[], RouteTable],
+    gateway: InProcessGateway,
+    fake_upstream: FakeUpstream,
+) -> None:
+    # With Redis a lone candidate is taken in the route view's round trip: the attempt must
+    # use that hold, not take the instance a second time (double-counted limit and in-flight).
+    only = cfg("only", requests_per_minute=3)
+    make_mapping("m", only)
+    key = make_vkey()[1]
+    install_table()
+    assert [post(gateway, key).status_code for _ in range(4)] == [200, 200, 200, 503]
+    assert served_by(fake_upstream, only) == 3
+    [entry] = route_of(gateway, key)["skipped"]
+    assert entry["limits"]["requests_used"] == 3 and entry["in_flight"] == 0
+
+
+def test_instance_taken_with_the_view_is_released_when_no_attempt_runs(
+    cfg: Callable[..., Instance],
+    install_table: Callable[[], RouteTable],
+    gateway: InProcessGateway,
+    fake_upstream: FakeUpstream,
+    settings: Any,
+) -> None:
+    only = cfg("only")
+    make_mapping("m", only)
+    key = make_vkey()[1]
+    install_table()
+    settings.GATEWAY_REQUEST_DEADLINE = 1e-9  # spent before the first attempt can start
+    response = post(gateway, key)
+    assert response.status_code == 504 and "deadline" in response.json()["error"]["message"]
+    assert served_by(fake_upstream, only) == 0
+    [entry] = route_of(gateway, key)["candidates"]
+    assert entry["in_flight"] == 0
+
+
 # --- streams ------------------------------------------------------------------------------
 
 
