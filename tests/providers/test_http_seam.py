@@ -97,6 +97,34 @@ def test_each_send_carries_its_own_instance_headers(run, fake_upstream: FakeUpst
     assert seen == [("a", True), ("b", False), ("a", True), ("b", False)]
 
 
+def test_upstream_cookies_are_never_replayed(run, fake_upstream: FakeUpstream) -> None:
+    # One shared client serves every instance and account: a cookie one upstream account sets
+    # must not travel with the next request, which may be another tenant's. By host name:
+    # aiohttp's own jar (under httpx) ignores cookies set by IP addresses, not by names.
+    base = fake_upstream.url.replace("127.0.0.1", "localhost") + "/v1"
+    fake_upstream.behave(
+        Behaviour(
+            mode="status",
+            status=200,
+            body={"id": "x", "object": "chat.completion", "choices": []},
+            headers={"set-cookie": "lb_session=tenant-a; Path=/"},
+            times=1,
+        )
+    )
+    a, b = snapshot(base, custom={"X-Instance": "a"}), snapshot(base, custom={"X-Instance": "b"})
+
+    async def go() -> list[str]:
+        seen = []
+        for provider in (a, b):
+            response = await http.send(provider, chat_request(base))
+            seen.append(response.headers.get("set-cookie", ""))
+            await response.aclose()
+        return seen
+
+    assert run(go())[0].startswith("lb_session=tenant-a")  # the upstream did set it
+    assert [r.headers.get("cookie") for r in fake_upstream.requests()] == [None, None]
+
+
 def test_in_process_adapter_gets_the_same_header_handling(run) -> None:
     provider = snapshot("", custom={"X-Env": "demo"}, provider_type="mock")
     request = chat_request("mock://local")
