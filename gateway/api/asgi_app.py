@@ -9,6 +9,7 @@ the pipeline, auth and error code with everything else. See README "Performance"
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
@@ -23,7 +24,7 @@ from gateway.api.validation import validate_chat, validate_embeddings
 from gateway.routing.holder import route_tables
 from gateway.usage import lifespan as usage_lifespan
 from gateway.usage.budget_state import budget_state
-from providers import http
+from providers import db_thread, http
 
 logger = logging.getLogger(__name__)
 
@@ -141,6 +142,20 @@ async def send_result(result: pipeline.ProxyResult, receive: Receive, send: Send
         await stream.aclose()  # type: ignore[attr-defined]
 
 
+def freeze_startup_heap() -> None:
+    """Move everything alive after startup (Django, the models, the first route table) out of
+    the cyclic garbage collector's reach.
+
+    Why: a full (generation 2) collection walks every tracked object; with Django loaded that
+    took 50-60 ms per pause under load here (measured with ``gc.callbacks``), which was the
+    whole p99 at c=16. Startup objects live as long as the process, so scanning them is wasted
+    work; after ``gc.freeze()`` a full collection takes about 1 ms. The collect first keeps
+    startup garbage out of the frozen set (CPython's documented pattern for ``gc.freeze``).
+    """
+    gc.collect()
+    gc.freeze()
+
+
 class GatewayApp:
     """ASGI application: ``/v1/*`` served here, everything else by Django."""
 
@@ -166,10 +181,12 @@ class GatewayApp:
                     # Serve anyway: the first request retries the build (e.g. DB not migrated yet).
                     logger.exception("could not build the route table at startup")
                 await usage_lifespan.usage_startup()
+                freeze_startup_heap()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 await usage_lifespan.usage_shutdown()
                 await http.close_client()
+                await db_thread.aclose_connections()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
