@@ -26,12 +26,12 @@ from typing import Any
 
 import orjson
 import redis
-from asgiref.sync import sync_to_async
 from django.conf import settings
 
 from gateway.metrics import usage_event_observe
 from gateway.usage.events import UsageEvent
 from gateway.usage.spool import Spool, orphans_claim
+from providers.db_thread import run_db
 from providers.redis_conn import async_redis, sync_redis
 
 logger = logging.getLogger(__name__)
@@ -129,6 +129,12 @@ class BufferedUsageQueue:
                 # (suppressed above); honour the cancel or the loop would never finish.
                 raise asyncio.CancelledError
             wakeup.clear()
+            linger = settings.GATEWAY_USAGE_LINGER_SECONDS
+            if linger > 0 and not self._stopping and len(self._buffer) < BATCH:
+                # Let a few more events join the batch: woken per event, the flusher sent one
+                # XADD round trip per request (like Kafka's linger.ms, measured in README
+                # "Performance"). A crash can lose at most this window, as with any buffer.
+                await asyncio.sleep(linger)
             try:
                 await self.flush()
             except Exception:  # never let the flusher die: events would pile up silently
@@ -255,18 +261,19 @@ class RedisStreamUsageQueue(BufferedUsageQueue):
 
 
 class DatabaseUsageQueue(BufferedUsageQueue):
-    """Writes UsageRecords in process (no Redis): batches of bulk inserts in a thread."""
+    """Writes UsageRecords in process (no Redis): batches of bulk inserts on the process's
+    database thread (:mod:`providers.db_thread`: one connection, not one per executor thread)."""
 
     target = "database"
 
     async def deliver(self, payloads: list[bytes]) -> None:
-        await sync_to_async(self.deliver_sync, thread_sensitive=False)(payloads)
+        await run_db(self.deliver_sync, payloads)
 
     def deliver_sync(self, payloads: list[bytes]) -> None:
         from django.db import close_old_connections
 
         from gateway.usage.recorder import usage_lines_record
 
-        # Worker threads keep their connection between batches; drop it if it went bad.
+        # Also called on the caller's thread (flush_sync): drop a connection that went bad.
         close_old_connections()
         usage_lines_record(lines=payloads)
