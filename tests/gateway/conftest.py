@@ -93,3 +93,37 @@ def all_threads_queries() -> Iterator[list[str]]:
 
     with mock.patch.object(CursorWrapper, "_execute_with_wrappers", spy):
         yield seen
+
+
+def _chat(model: str, *, stream: bool = False) -> dict:
+    return {
+        "model": model,
+        "stream": stream,
+        "messages": [{"role": "user", "content": "count my queries"}],
+    }
+
+
+async def hot_requests(client: httpx.AsyncClient, key: str) -> list[httpx.Response]:
+    """Every kind of hot request, in order: chat (mock and upstream, plain and streamed),
+    embeddings, the model list and one model. The zero-SQL and no-sync-I/O tests share it."""
+    auth = {"authorization": f"Bearer {key}"}
+    out = []
+    for body in (
+        _chat("mock-chat"),
+        _chat("up-chat"),
+        _chat("mock-chat", stream=True),
+        _chat("up-chat", stream=True),
+    ):
+        out.append(await client.post("/v1/chat/completions", json=body, headers=auth))
+    out.append(
+        await client.post("/v1/embeddings", json={"model": "up-embed", "input": "x"}, headers=auth)
+    )
+    out.append(await client.get("/v1/models", headers=auth))
+    out.append(await client.get("/v1/models/up-chat", headers=auth))
+    return out
+
+
+def check_hot_responses(responses: list[httpx.Response]) -> None:
+    assert [r.status_code for r in responses] == [200] * 7, [r.text for r in responses]
+    assert "data: [DONE]" in responses[2].text and "data: [DONE]" in responses[3].text
+    assert responses[1].json()["choices"][0]["message"]["content"] == "Echo: count my queries"

@@ -11,13 +11,17 @@ import threading
 from collections.abc import Callable
 from decimal import Decimal
 
-import httpx
 import pytest
 
 from gateway.routing.table import RouteTable
 from providers.models import Provider
 from tests.fakes.upstream import FakeUpstream
-from tests.gateway.conftest import InProcessGateway, all_threads_queries
+from tests.gateway.conftest import (
+    InProcessGateway,
+    all_threads_queries,
+    check_hot_responses,
+    hot_requests,
+)
 from tests.gateway.factories import make_mapping, make_provider, make_vkey
 
 
@@ -36,39 +40,6 @@ def keys(install_table: Callable[[], RouteTable], fake_upstream: FakeUpstream) -
     return keys
 
 
-def chat(model: str, *, stream: bool = False) -> dict:
-    return {
-        "model": model,
-        "stream": stream,
-        "messages": [{"role": "user", "content": "count my queries"}],
-    }
-
-
-async def requests(client: httpx.AsyncClient, key: str) -> list[httpx.Response]:
-    """Every kind of hot request, in order."""
-    auth = {"authorization": f"Bearer {key}"}
-    out = []
-    for body in (
-        chat("mock-chat"),
-        chat("up-chat"),
-        chat("mock-chat", stream=True),
-        chat("up-chat", stream=True),
-    ):
-        out.append(await client.post("/v1/chat/completions", json=body, headers=auth))
-    out.append(
-        await client.post("/v1/embeddings", json={"model": "up-embed", "input": "x"}, headers=auth)
-    )
-    out.append(await client.get("/v1/models", headers=auth))
-    out.append(await client.get("/v1/models/up-chat", headers=auth))
-    return out
-
-
-def check(responses: list[httpx.Response]) -> None:
-    assert [r.status_code for r in responses] == [200] * 7, [r.text for r in responses]
-    assert "data: [DONE]" in responses[2].text and "data: [DONE]" in responses[3].text
-    assert responses[1].json()["choices"][0]["message"]["content"] == "Echo: count my queries"
-
-
 def test_requests_run_no_sql(
     keys: dict[str, str],
     gateway: InProcessGateway,
@@ -76,8 +47,8 @@ def test_requests_run_no_sql(
     django_assert_num_queries: Callable,
 ) -> None:
     with all_threads_queries() as queries, django_assert_num_queries(0):
-        responses = gateway.run(lambda c: requests(c, keys["plain"]))
-    check(responses)
+        responses = gateway.run(lambda c: hot_requests(c, keys["plain"]))
+    check_hot_responses(responses)
     assert queries == []
     assert len(fake_upstream.requests()) == 3  # the upstream ones really went out
 
@@ -86,20 +57,20 @@ def test_warm_requests_with_a_budget_run_no_sql(
     keys: dict[str, str], gateway: InProcessGateway, django_assert_num_queries: Callable
 ) -> None:
     # A key with a budget may load the budget state once (cold start); after that, none.
-    gateway.run(lambda c: requests(c, keys["budgeted"]))
+    gateway.run(lambda c: hot_requests(c, keys["budgeted"]))
     with all_threads_queries() as queries, django_assert_num_queries(0):
-        responses = gateway.run(lambda c: requests(c, keys["budgeted"]))
-    check(responses)
+        responses = gateway.run(lambda c: hot_requests(c, keys["budgeted"]))
+    check_hot_responses(responses)
     assert queries == []
 
 
 def test_requests_succeed_with_database_access_blocked(
     keys: dict[str, str], gateway: InProcessGateway, django_db_blocker
 ) -> None:
-    gateway.run(lambda c: requests(c, keys["budgeted"]))  # warm
+    gateway.run(lambda c: hot_requests(c, keys["budgeted"]))  # warm
     with django_db_blocker.block():
         for key in keys.values():
-            check(gateway.run(lambda c, key=key: requests(c, key)))
+            check_hot_responses(gateway.run(lambda c, key=key: hot_requests(c, key)))
 
 
 def test_the_harness_sees_queries_from_other_threads(db: None, django_db_blocker) -> None:
