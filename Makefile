@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml
 
 demo: install
 	$(PY) manage.py migrate --noinput
-	$(PY) manage.py demo_setup
+	$(PY) manage.py demo_setup --host $(HOST) --port $(PORT)
 	$(PY) manage.py serve --host $(HOST) --port $(PORT) --workers $(WORKERS)
 
 test: install
@@ -53,8 +53,15 @@ beat: install
 	$(PY) manage.py setup_schedules
 	$(VENV)/bin/celery -A gateway beat --loglevel=INFO --scheduler django_celery_beat.schedulers:DatabaseScheduler
 
-# Load benchmark (not part of the tests): nginx and wrk from Debian when present. Uses
-# DATABASE_URL / REDIS_URL when set, else SQLite and no Redis. BENCH_ARGS=--help for options.
+# Load benchmark (not part of the tests): wrk and nginx from Debian, installed here when
+# missing and apt-get can (root); else it says what to install. Without nginx the upstream is
+# bench/upstream.py. Uses DATABASE_URL / REDIS_URL when set, else SQLite and no Redis.
+# BENCH_ARGS=--help for options.
 bench: install
+	@if ! command -v wrk >/dev/null && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing wrk and nginx-light (apt-get)"; \
+		apt-get install -y -q wrk nginx-light >/dev/null 2>&1 || \
+		{ apt-get update -q >/dev/null 2>&1 && apt-get install -y -q wrk nginx-light >/dev/null 2>&1; }; \
+	fi
 	@command -v wrk >/dev/null || { echo "wrk is missing: apt-get install wrk (nginx optional)"; exit 1; }
 	$(PY) bench/run.py $(BENCH_ARGS)

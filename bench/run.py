@@ -369,7 +369,12 @@ def usage_drain(env: dict[str, str]) -> dict[str, float] | None:
         "    r=usage_drain(); n=r.as_dict().get('recorded',0)\n"
         "    total+=n\n"
         "    if not n: break\n"
-        "print(total, time.perf_counter()-t)\n"
+        "el=time.perf_counter()-t\n"
+        "from django.conf import settings\n"
+        "from providers.redis_conn import sync_redis\n"
+        "r=sync_redis(); s=settings.GATEWAY_USAGE_STREAM\n"
+        "pending=sum(g['pending'] for g in r.xinfo_groups(s))\n"
+        "print(total, el, r.xlen(s), pending)\n"
     )
     out = manage(env, "shell", "-c", code).strip().splitlines()[-1].split()
     records, seconds = int(out[0]), float(out[1])
@@ -377,6 +382,9 @@ def usage_drain(env: dict[str, str]) -> dict[str, float] | None:
         "records": records,
         "seconds": seconds,
         "records_per_s": records / seconds if seconds else 0,
+        # The queue after the drain: both must be 0 (nothing left, nothing unacknowledged).
+        "stream_length_after": int(out[2]),
+        "pending_after": int(out[3]),
     }
 
 
@@ -414,14 +422,16 @@ def table(results: dict[str, Any]) -> str:
     )
     r = results["rss"]
     rows.append(
-        f"| RSS per worker | - | {r['before_mb']:.0f} MB -> {r['after_mb']:.0f} MB after "
-        f"{int(r['requests']):,} requests | {r['growth_pct']:+.1f}% |"
+        f"| RSS per worker (max) | - | {r['warm_mb']:.0f} MB warm, {r['before_mb']:.0f} MB "
+        f"-> {r['after_mb']:.0f} MB over a {int(r['requests']):,}-request soak at c=16 | "
+        f"{r['growth_pct']:+.1f}% over the soak ({r['total_growth_pct']:+.1f}% since warm) |"
     )
     u = results.get("usage_drain")
     if u:
         rows.append(
-            f"| usage drain | - | {int(u['records']):,} records in {u['seconds']:.1f} s | "
-            f"{u['records_per_s']:,.0f} records/s |"
+            f"| usage drain (1 process) | - | {int(u['records']):,} records in "
+            f"{u['seconds']:.1f} s; then {u['stream_length_after']} queued, "
+            f"{u['pending_after']} unacknowledged | {u['records_per_s']:,.0f} records/s |"
         )
     return "\n".join(rows)
 
@@ -468,7 +478,7 @@ def main() -> None:
             gw_url = f"http://127.0.0.1:{gw_port}/v1/chat/completions"
             wrk(gw_url, lua, 4, 2)  # warm up: route table, connection pools
             pids = worker_pids(gw.pid)
-            before = max(rss_mb(p) for p in pids)
+            warm = max(rss_mb(p) for p in pids)
             results["direct"], results["gateway"] = {}, {}
             for c in (1, 16, 64):
                 print(f"load c={c} ...", file=sys.stderr)
@@ -482,20 +492,26 @@ def main() -> None:
                 "gateway_p50_ms": statistics.median(g),
             }
             results["long_stream"] = long_stream(gw_port)
-            done = sum(r["requests"] for r in results["gateway"].values())
-            if args.soak > done:
-                rps = max(results["gateway"]["16"]["rps"], 1.0)
-                seconds = (args.soak - done) / rps
-                print(
-                    f"soak {args.soak - done:,.0f} requests (~{seconds:.0f} s) ...", file=sys.stderr
-                )
-                done += wrk(gw_url, lua, 16, seconds)["requests"]
+            # Memory: the soak starts after every load level has run (pools, buffers and
+            # caches at their working size), so growth over it is what keeps growing.
+            before = max(rss_mb(p) for p in pids)
+            rps = max(results["gateway"]["16"]["rps"], 1.0)
+            seconds = args.soak / rps
+            print(f"soak {args.soak:,} requests (~{seconds:.0f} s) ...", file=sys.stderr)
+            soaked = wrk(gw_url, lua, 16, seconds)
+            while soaked["requests"] < args.soak:  # wrk runs for a time, not a count
+                more = wrk(gw_url, lua, 16, (args.soak - soaked["requests"]) / rps + 1)
+                soaked["requests"] += more["requests"]
+                soaked["errors"] += more["errors"]
             after = max(rss_mb(p) for p in pids)
             results["rss"] = {
+                "warm_mb": warm,
                 "before_mb": before,
                 "after_mb": after,
                 "growth_pct": (after - before) / before * 100,
-                "requests": done,
+                "total_growth_pct": (after - warm) / warm * 100,
+                "requests": soaked["requests"],
+                "soak_errors": soaked["errors"],
                 "workers": len(pids),
             }
             print("usage drain ...", file=sys.stderr)
