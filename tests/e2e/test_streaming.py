@@ -53,6 +53,9 @@ def test_first_chunk_arrives_before_the_upstream_sends_the_last(
             if line.startswith("data: ") and '"content":"' in line.replace(" ", ""):
                 received.append((time.monotonic(), line))
     [upstream] = e2e.fake.requests()
+    # The client can read the final event before the fake's handler returns from write_eof
+    # and records that it finished, so wait for the handler rather than race it.
+    assert upstream.done.wait(5), "the upstream handler never finished"
     assert upstream.completed and len(upstream.sent_at) >= 8
     text_chunks = [(t, line) for t, line in received if '"content":""' not in line]
     assert len(text_chunks) >= 6  # one per word: relayed as separate events

@@ -66,6 +66,7 @@ def test_openai_stream_usage_chunk_only_when_asked(
     if include_usage:
         assert chunks[-1]["choices"] == [] and chunks[-1]["usage"]["total_tokens"] == 5
     [req] = fake_upstream.requests()
+    assert req.done.wait(5)  # the client may see EOF before the handler records it
     assert req.stream and len(req.sent_at) == len(data) and req.completed
 
 
