@@ -61,6 +61,9 @@ class Behaviour:
       ``stream_error``  ``after_chunks`` stream chunks, then an error event;
       ``stream_abort``  ``after_chunks`` stream chunks, then the connection is reset.
 
+    ``eof_delay``: a stream's body ends this long after its last event (a real provider's
+    end-of-body chunk can trail its last event by a network round).
+
     ``times``: apply to that many requests, then the next behaviour in line (key, then global,
     then healthy) takes over.
     """
@@ -71,6 +74,7 @@ class Behaviour:
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0
     chunk_delay: float = 0.0
+    eof_delay: float = 0.0
     after_chunks: int = 2
     times: int | None = None
 
@@ -111,6 +115,7 @@ class RecordedRequest:
     json: Any
     received_at: float  # time.monotonic()
     api_key: str | None
+    peer: tuple[str, int] | None = None  # the client's address: same peer = reused connection
     route: str = ""  # openai_chat | azure_chat | openai_embeddings | ... | unknown
     stream: bool = False
     mode: str = "ok"
@@ -291,6 +296,7 @@ class FakeUpstream:
             json=parsed,
             received_at=received,
             api_key=presented_key(headers),
+            peer=_peer(request),
         )
         entry.route = _route(request.method, request.path)
         if entry.route == "models":
@@ -468,9 +474,16 @@ class FakeUpstream:
             _drop(request, reset=True)
             await asyncio.sleep(1)
             raise ConnectionResetError("stream aborted on purpose")
+        if behaviour.eof_delay:
+            await asyncio.sleep(min(behaviour.eof_delay, MAX_DELAY))
         await response.write_eof()
         entry.completed = True
         return response
+
+
+def _peer(request: web.Request) -> tuple[str, int] | None:
+    peername = request.transport.get_extra_info("peername") if request.transport else None
+    return (str(peername[0]), int(peername[1])) if peername else None
 
 
 def _route(method: str, path: str) -> str:
