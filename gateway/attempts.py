@@ -10,7 +10,7 @@ import asyncio
 import os
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -393,14 +393,21 @@ async def finish(ctx: RequestContext, usage: Usage | None) -> None:
 _background: set[asyncio.Task[None]] = set()
 
 
-def finish_later(ctx: RequestContext, usage: Usage | None) -> None:
-    """:func:`finish` from a place that must not await (a closing stream generator)."""
+def run_later(work: Coroutine[Any, Any, None]) -> None:
+    """Run ``work`` on the loop without awaiting it, holding a reference until it ends (the
+    loop keeps only weak ones). Outside a running loop ``work`` is dropped, unstarted."""
     try:
-        task = asyncio.get_running_loop().create_task(finish(ctx, usage))
+        task = asyncio.get_running_loop().create_task(work)
     except RuntimeError:
+        work.close()
         return
     _background.add(task)
     task.add_done_callback(_background.discard)
+
+
+def finish_later(ctx: RequestContext, usage: Usage | None) -> None:
+    """:func:`finish` from a place that must not await (a closing stream generator)."""
+    run_later(finish(ctx, usage))
 
 
 def _final_error(

@@ -19,9 +19,10 @@ import httpx
 from httpx_sse import EventSource, SSEError
 
 from gateway.api.errors import GatewayError
-from gateway.attempts import OnOk, RequestContext, _Failure, _redact, finish_later
+from gateway.attempts import OnOk, RequestContext, _Failure, _redact, finish_later, run_later
 from gateway.routing.table import Candidate
 from gateway.usage.events import UsageEvent, get_usage_queue
+from providers import http
 from providers.adapters import Usage
 from providers.adapters.base import Adapter, StreamTranslator
 from providers.snapshot import KeySnapshot
@@ -239,6 +240,7 @@ async def _relay(
     render = render_error or openai_error_line
     status = 200
     error_type = ""
+    ended = False  # the upstream's last event arrived: the body's end is still to be read
     try:
         for chunk in prefix:
             yield chunk
@@ -252,6 +254,7 @@ async def _relay(
                     break
                 if translator.done:
                     break
+        ended = translator.done and translator.error is None
         if translator.error is not None:
             # Content already reached the client: no failover, a clean error event instead.
             status, error_type = 502, "upstream_stream_error"
@@ -279,7 +282,10 @@ async def _relay(
         status, error_type = 499, "client_disconnected"
         raise
     finally:
-        await response.aclose()
+        if ended:
+            run_later(http.close_after_tail(response, events))  # keeps the connection
+        else:
+            await response.aclose()
         finish_later(ctx, translator.usage)
         ttft_ms = (ttft - ctx.t0) * 1000 if ttft is not None else None
         _emit(

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import weakref
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from http.cookiejar import CookieJar
+from typing import Any
 
 import aiohttp
 import httpx
@@ -198,6 +199,36 @@ async def send(
         return await client.send(built, stream=stream)
     except httpx.TimeoutException as exc:
         raise _unmask_timeout(exc, built) from exc.__cause__
+
+
+#: How long a stream whose last event has arrived may take to end its body, and how many more
+#: events it may send meanwhile, before its connection is given up rather than reused.
+TAIL_SECONDS = 2.0
+TAIL_EVENTS = 16
+
+
+async def close_after_tail(response: httpx.Response, rest: AsyncIterator[Any]) -> None:
+    """Read the end of a stream whose last event ([DONE], ``message_stop``) has been relayed,
+    then close it.
+
+    The relay stops at that event, but the body's end (the empty chunk) may come a moment
+    later; a response closed before it has been read takes its connection down with it, and
+    the next call to that provider pays a new TCP and TLS handshake. Read to its end, the
+    connection goes back to the pool. ``rest`` is the iterator the relay was reading from
+    (the body can be iterated only once). Bounded by :data:`TAIL_SECONDS` and
+    :data:`TAIL_EVENTS`, and run after the client's response has ended, so nobody waits on it.
+    """
+    try:
+        async with asyncio.timeout(TAIL_SECONDS):
+            extra = 0
+            async for _ in rest:
+                extra += 1
+                if extra > TAIL_EVENTS:
+                    break
+    except (TimeoutError, httpx.HTTPError):
+        pass  # the connection is dropped below, as it would have been without the wait
+    finally:
+        await response.aclose()
 
 
 def _unmask_timeout(exc: httpx.TimeoutException, request: httpx.Request) -> httpx.TransportError:

@@ -77,3 +77,34 @@ def test_client_disconnect_closes_the_upstream_stream(e2e: World, key: str) -> N
     assert upstream.done.wait(5), "the upstream stream was not closed"
     assert upstream.disconnected and not upstream.completed
     assert len(upstream.sent_at) < upstream.planned_chunks
+
+
+@pytest.mark.parametrize("provider_type", ["openai", "anthropic"])
+def test_a_finished_stream_leaves_its_upstream_connection_reusable(
+    e2e: World, provider_type: str
+) -> None:
+    """The relay stops at the stream's last event ([DONE] or message_stop); the upstream
+    connection must still go back to the pool, not be closed for the unread end of the body
+    (a new TCP and TLS handshake to the provider on every streamed call otherwise)."""
+    inst = e2e.provider("reused", provider_type)
+    e2e.mapping("reused", inst)
+    key = e2e.vkey()
+    e2e.publish()
+    e2e.fake.behave(Behaviour(eof_delay=0.05))
+    request = stream_request(key)
+    request["json"]["model"] = "reused"
+    client = e2e.http()
+    for n in range(1, 4):
+        with client.stream(**request) as response:
+            assert response.status_code == 200
+            body = response.read().decode()
+        assert "[DONE]" in body
+        # The connection is busy until the body's end has been read (after the client's
+        # response ended): give the gateway that moment before the next call.
+        assert e2e.fake.requests()[-1].done.wait(5)
+        time.sleep(0.2)
+        assert len(e2e.fake.requests()) == n
+    upstream = e2e.fake.requests()
+    assert all(r.completed for r in upstream)
+    peers = {r.peer for r in upstream}
+    assert len(peers) == 1, f"each stream used a new upstream connection: {peers}"

@@ -159,3 +159,40 @@ def test_slow_upstream_is_a_timeout(run, fake_upstream: FakeUpstream) -> None:
     base = fake_upstream.url + "/v1"
     with pytest.raises(httpx.TimeoutException):
         run(http.send(snapshot(base, timeout=0.3), chat_request(base)))
+
+
+def stream_request(base: str) -> UpstreamRequest:
+    request = chat_request(base)
+    request.body = request.body.replace(b'{"model"', b'{"stream": true, "model"')
+    return request
+
+
+@pytest.mark.parametrize("eof_delay, reused", [(0.05, True), (1.0, False)])
+def test_close_after_tail_keeps_the_connection_only_if_the_body_ends(
+    run, fake_upstream: FakeUpstream, monkeypatch, eof_delay: float, reused: bool
+) -> None:
+    # The relay stops at [DONE]; the body's end trails it by ``eof_delay``. Within the tail
+    # bound the connection goes back to the pool; past it, it is given up (not waited on).
+    monkeypatch.setattr(http, "TAIL_SECONDS", 0.3)
+    fake_upstream.behave(Behaviour(eof_delay=eof_delay, times=1))
+    base = fake_upstream.url + "/v1"
+    provider = snapshot(base)
+
+    async def go() -> float:
+        response = await http.send(provider, stream_request(base), stream=True)
+        lines = response.aiter_lines()
+        async for line in lines:
+            if line == "data: [DONE]":
+                break
+        started = asyncio.get_running_loop().time()
+        await http.close_after_tail(response, lines)
+        waited = asyncio.get_running_loop().time() - started
+        again = await http.send(provider, chat_request(base))
+        await again.aclose()
+        return waited
+
+    waited = run(go())
+    first, second = fake_upstream.requests()
+    assert first.done.wait(5) and first.completed is reused
+    assert (first.peer == second.peer) is reused
+    assert waited < 0.9  # bounded by TAIL_SECONDS (0.3 s), not the upstream's 1 s
