@@ -9,6 +9,7 @@ health probes) can forget them and no instance's headers can leak into another's
 from __future__ import annotations
 
 import asyncio
+import logging
 import weakref
 from collections.abc import AsyncIterator, Callable, Mapping
 from http.cookiejar import CookieJar
@@ -22,6 +23,8 @@ from httpx_aiohttp import AiohttpTransport
 from providers.adapters import get_adapter
 from providers.adapters.base import UpstreamRequest
 from providers.snapshot import ProviderSnapshot
+
+logger = logging.getLogger(__name__)
 
 
 class _NoCookieJar(CookieJar):
@@ -225,8 +228,8 @@ async def close_after_tail(response: httpx.Response, rest: AsyncIterator[Any]) -
                 extra += 1
                 if extra > TAIL_EVENTS:
                     break
-    except (TimeoutError, httpx.HTTPError):
-        pass  # the connection is dropped below, as it would have been without the wait
+    except Exception as exc:  # a tail that times out or breaks only costs the connection
+        logger.debug("stream tail not read to its end (%s): connection dropped", type(exc).__name__)
     finally:
         await response.aclose()
 
