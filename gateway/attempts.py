@@ -410,6 +410,14 @@ def finish_later(ctx: RequestContext, usage: Usage | None) -> None:
     run_later(finish(ctx, usage))
 
 
+async def background_settled(timeout: float) -> None:
+    """Wait, at most ``timeout`` seconds, for the work :func:`run_later` started (instance
+    releases after streams, stream tails): at shutdown, so that no in-flight count is left
+    held until its expiry."""
+    if _background:
+        await asyncio.wait(set(_background), timeout=timeout)
+
+
 def _final_error(
     ctx: RequestContext,
     last: GatewayError | None,

@@ -18,7 +18,7 @@ from urllib.parse import parse_qs
 import orjson
 from django.conf import settings
 
-from gateway import messages, pipeline
+from gateway import attempts, messages, pipeline
 from gateway.api.errors import GatewayError
 from gateway.api.validation import validate_chat, validate_embeddings
 from gateway.routing.holder import route_tables
@@ -184,6 +184,7 @@ class GatewayApp:
                 freeze_startup_heap()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
+                await attempts.background_settled(timeout=5.0)  # releases still on their way
                 await usage_lifespan.usage_shutdown()
                 await http.close_client()
                 await db_thread.aclose_connections()

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import gc
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 
 from gateway.api.asgi_app import GatewayApp
+from gateway.attempts import run_later
 from gateway.routing.holder import route_tables
 from tests.gateway.conftest import not_django
 from tests.gateway.factories import make_mapping, make_provider, make_vkey
@@ -23,7 +24,10 @@ def unfrozen() -> Iterator[None]:
     route_tables.reset()
 
 
-async def run_lifespan() -> tuple[list[str], int, Any]:
+async def run_lifespan(
+    at_startup: Callable[[], None] | None = None,
+    at_shutdown: Callable[[], None] | None = None,
+) -> tuple[list[str], int, Any]:
     inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
     sent: list[str] = []
     frozen_at_startup = -1
@@ -35,7 +39,11 @@ async def run_lifespan() -> tuple[list[str], int, Any]:
         if message["type"] == "lifespan.startup.complete":
             frozen_at_startup = gc.get_freeze_count()
             table = await route_tables.get()
+            if at_startup is not None:
+                at_startup()
             await inbox.put({"type": "lifespan.shutdown"})
+        elif message["type"] == "lifespan.shutdown.complete" and at_shutdown is not None:
+            at_shutdown()
 
     await inbox.put({"type": "lifespan.startup"})
     await GatewayApp(not_django)({"type": "lifespan"}, inbox.get, send)
@@ -55,3 +63,24 @@ def test_startup_builds_the_route_table_and_freezes_the_startup_heap(unfrozen: N
     # Full collections no longer walk the objects alive at startup (Django, the route table):
     # that walk was the p99 at load (see freeze_startup_heap).
     assert frozen > 10_000
+
+
+@pytest.mark.django_db(transaction=True)
+def test_shutdown_waits_for_work_left_after_the_responses(unfrozen: None) -> None:
+    # A finished stream leaves its instance release (and its body's tail) to a task: the
+    # process must not stop before it ran, or the instance stays counted as busy.
+    make_mapping("chat", make_provider("inst", "mock"))
+    ran: list[str] = []
+    seen_at_shutdown: list[list[str]] = []
+
+    async def release() -> None:
+        await asyncio.sleep(0.2)
+        ran.append("released")
+
+    asyncio.run(
+        run_lifespan(
+            at_startup=lambda: run_later(release()),
+            at_shutdown=lambda: seen_at_shutdown.append(list(ran)),
+        )
+    )
+    assert seen_at_shutdown == [["released"]]
