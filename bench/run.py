@@ -1,14 +1,22 @@
 """End-to-end load benchmark of the gateway: ``make bench`` (or ``python bench/run.py``).
 
 It starts a fixed-response upstream (nginx when installed, else bench/upstream.py), a paced
-streaming upstream (bench/upstream.py), migrates a throwaway database (``DATABASE_URL`` and
-``REDIS_URL`` from the environment when set, else SQLite and no Redis), imports a benchmark
+streaming upstream (bench/upstream.py), migrates a throwaway database, imports a benchmark
 configuration, starts ``manage.py serve --workers N`` and loads it with ``wrk``. It prints one
 table (direct vs gateway, overhead, RPS, streaming TTFT, RSS, usage drain) and writes the same
 figures as JSON under bench/results/ with a description of the machine.
 
 Ratios to the direct path measured in the same run are the headline: absolute times vary
 between machines.
+
+What it runs against, and what it leaves behind:
+
+- no ``DATABASE_URL``: SQLite in a temporary directory, and no Redis (the embedded default);
+- ``DATABASE_URL=postgres://...``: the named database is never touched; a throwaway database
+  ``<name>_bench_<hex>`` is created beside it on the same server and dropped at the end;
+- ``REDIS_URL``: that Redis database must be empty (the bench refuses to share one with a
+  gateway: its usage events would be drained into that gateway's records); it is emptied
+  again at the end.
 """
 
 from __future__ import annotations
@@ -27,10 +35,12 @@ import subprocess
 import sys
 import tempfile
 import time
-from contextlib import suppress
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
@@ -147,6 +157,58 @@ def gateway_env(tmp: Path) -> dict[str, str]:
     env.setdefault("DATABASE_URL", f"sqlite:///{tmp / 'bench.sqlite3'}")
     (tmp / "state").mkdir(exist_ok=True)
     return env
+
+
+@contextmanager
+def throwaway_database(env: dict[str, str]) -> Iterator[None]:
+    """Point ``env["DATABASE_URL"]`` at a fresh PostgreSQL database for the run, then drop it.
+
+    The database the URL names is never written to: it may be a real gateway's. The new one
+    is created through the server's ``postgres`` maintenance database, so the named one need
+    not exist (a fresh machine)."""
+    url = urlsplit(env["DATABASE_URL"])
+    if url.scheme not in ("postgres", "postgresql", "pgsql"):
+        yield  # SQLite: already a file in the run's temporary directory
+        return
+    import psycopg
+
+    name = f"{url.path.lstrip('/') or 'gateway'}_bench_{os.urandom(4).hex()}"
+    admin = urlunsplit((url.scheme, url.netloc, "/postgres", url.query, ""))
+    admin = admin.replace("postgres://", "postgresql://", 1).replace("pgsql://", "postgresql://")
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    env["DATABASE_URL"] = urlunsplit((url.scheme, url.netloc, "/" + name, url.query, ""))
+    try:
+        yield
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@contextmanager
+def dedicated_redis(env: dict[str, str]) -> Iterator[None]:
+    """Check that ``REDIS_URL``'s database is empty, and empty it again after the run.
+
+    The bench's gateway writes its configuration version, routing state and usage stream
+    there under the gateway's usual names: in a database a real gateway uses, its worker would
+    drain the bench's events into its own records."""
+    if not env.get("REDIS_URL"):
+        yield
+        return
+    import redis
+
+    client = redis.Redis.from_url(env["REDIS_URL"])
+    held = client.dbsize()
+    if held:
+        sys.exit(
+            f"REDIS_URL points at a Redis database that holds {held} keys; the bench needs an "
+            "empty one of its own (e.g. redis://127.0.0.1:6379/14)"
+        )
+    try:
+        yield
+    finally:
+        client.flushdb()  # it was empty before the bench: everything in it is the bench's
+        client.close()
 
 
 def bench_config(fixed_port: int, stream_port: int, extra_aliases: int) -> str:
@@ -455,7 +517,8 @@ def main() -> None:
         "args": vars(args),
     }
     procs: list[subprocess.Popen[bytes]] = []
-    with tempfile.TemporaryDirectory(prefix="gw-bench-") as tmpdir:
+    # Exited after the processes are stopped (the ``finally`` below): database and Redis last.
+    with tempfile.TemporaryDirectory(prefix="gw-bench-") as tmpdir, ExitStack() as resources:
         tmp = Path(tmpdir)
         try:
             fixed, fixed_port, kind = start_fixed_upstream(tmp)
@@ -466,6 +529,8 @@ def main() -> None:
             results["upstream"] = kind
             results["database"] = env["DATABASE_URL"].split(":", 1)[0]
             results["redis"] = bool(env.get("REDIS_URL"))
+            resources.enter_context(dedicated_redis(env))
+            resources.enter_context(throwaway_database(env))
             manage(env, "migrate", "--noinput")
             cfg = tmp / "bench.yaml"
             cfg.write_text(bench_config(fixed_port, stream_port, args.aliases))
