@@ -288,7 +288,9 @@ def worker_pids(root_pid: int) -> list[int]:
             text = status.read_text()
             ppid = int(re.search(r"PPid:\s+(\d+)", text).group(1))  # type: ignore[union-attr]
             name = re.search(r"Name:\s+(\S+)", text).group(1)  # type: ignore[union-attr]
-            if ppid == root_pid and name.startswith("python"):
+            cmdline = (status.parent / "cmdline").read_bytes()
+            # Not multiprocessing's resource tracker, which is a child too.
+            if ppid == root_pid and name.startswith("python") and b"spawn_main" in cmdline:
                 children.append(int(status.parent.name))
     return children or [root_pid]
 
