@@ -4,7 +4,7 @@ A background task on the process's event loop hands buffered events on in batche
 
 * :class:`RedisStreamUsageQueue` pipelines ``XADD`` to the usage stream (the drain task
   records them), the default when ``REDIS_URL`` is set;
-* :class:`DatabaseUsageQueue` writes UsageRecords itself (``bulk_create`` in a thread), the
+* :class:`DatabaseUsageQueue` writes UsageRecords itself (batches on the database thread), the
   default without Redis (demo, single process).
 
 Whatever the target did not confirm goes to the process's local spool file (fsync'd, in a

@@ -2,7 +2,7 @@
 
 Used by the drain task (Redis stream), by the in-process writer (no Redis) and for spool files
 of dead processes. Every path ends in :func:`usage_events_record`, whose unique ``request_id``
-plus ``ignore_conflicts`` makes any redelivery a no-op.
+plus an insert that skips conflicts makes any redelivery a no-op.
 """
 
 from __future__ import annotations
@@ -21,7 +21,9 @@ from typing import Any
 import orjson
 import redis
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
+from django.db.models import Field
+from psycopg import sql
 
 from gateway.models import UsageRecord, VirtualKey
 from gateway.usage.spool import orphans_claim
@@ -124,12 +126,88 @@ def usage_events_record(*, events: Sequence[Mapping[str, Any]]) -> int:
                 if e.get("provider_id") is not None
             },
         )
-        rows = [_row(e, alive, book) for e in fresh]
-        UsageRecord.objects.bulk_create(rows, ignore_conflicts=True, batch_size=500)
-    return len(rows)
+        return _insert([_row(e, alive, book) for e in fresh])
 
 
-def _row(event: Mapping[str, Any], alive: dict[str, set[int]], book: PriceBook) -> UsageRecord:
+#: The UsageRecord fields :func:`_row` fills, by attribute name (``provider_id``, not
+#: ``provider``), in the order of the COPY columns.
+_ROW_FIELDS = (
+    "request_id",
+    "created_at",
+    "endpoint",
+    "virtual_key_id",
+    "model_alias",
+    "provider_id",
+    "provider_key_id",
+    "mapping_id",
+    "account_group",
+    "provider_model",
+    "stream",
+    "status_code",
+    "error_type",
+    "prompt_tokens",
+    "completion_tokens",
+    "cached_tokens",
+    "latency_ms",
+    "ttft_ms",
+    "attempts",
+    "cost",
+)
+
+
+def _insert(rows: list[dict[str, Any]]) -> int:
+    """Insert ``rows`` (UsageRecord field values), skipping request ids already recorded;
+    return how many were inserted. Runs inside the caller's transaction.
+
+    On PostgreSQL the rows are COPYed into a temporary table and moved with one
+    ``INSERT ... SELECT ... ON CONFLICT DO NOTHING``: ``bulk_create`` spent most of a drain's
+    time building model instances and adapting each value in Python (5,600 rows/s against
+    24,000 rows/s by COPY, README "Performance"). Elsewhere (SQLite), ``bulk_create``.
+    """
+    if connection.vendor != "postgresql":
+        UsageRecord.objects.bulk_create(
+            [UsageRecord(**row) for row in rows], ignore_conflicts=True, batch_size=500
+        )
+        return len(rows)
+    meta = UsageRecord._meta
+    table = sql.Identifier(meta.db_table)
+    names: list[sql.Composable] = []
+    for name in _ROW_FIELDS:
+        field = meta.get_field(name)
+        assert isinstance(field, Field) and field.column  # _ROW_FIELDS are concrete fields
+        names.append(sql.Identifier(field.column))
+    columns = sql.SQL(", ").join(names)
+    with connection.cursor() as cursor:
+        raw = cursor.cursor  # psycopg's own cursor: Django's wrapper has no COPY
+        # Column types of the real table, none of its constraints (the conflicts are for the
+        # INSERT below to skip). Dropped at once; ON COMMIT DROP covers an error on the way.
+        raw.execute(
+            sql.SQL(
+                "CREATE TEMP TABLE usage_incoming ON COMMIT DROP AS "
+                "SELECT {columns} FROM {table} WITH NO DATA"
+            ).format(columns=columns, table=table)
+        )
+        copy_in = sql.SQL("COPY usage_incoming ({columns}) FROM STDIN").format(columns=columns)
+        with raw.copy(copy_in) as copy:
+            for row in rows:
+                copy.write_row(
+                    [
+                        orjson.dumps(row[name]).decode() if name == "attempts" else row[name]
+                        for name in _ROW_FIELDS
+                    ]
+                )
+        raw.execute(
+            sql.SQL(
+                "INSERT INTO {table} ({columns}) "
+                "SELECT {columns} FROM usage_incoming ON CONFLICT DO NOTHING"
+            ).format(columns=columns, table=table)
+        )
+        inserted = raw.rowcount
+        raw.execute("DROP TABLE usage_incoming")
+    return int(inserted)
+
+
+def _row(event: Mapping[str, Any], alive: dict[str, set[int]], book: PriceBook) -> dict[str, Any]:
     def ref(name: str) -> int | None:
         value = _opt_int(event.get(name))
         if value is not None and value not in alive[name]:
@@ -144,7 +222,7 @@ def _row(event: Mapping[str, Any], alive: dict[str, set[int]], book: PriceBook) 
 
     at = datetime.fromtimestamp(float(event.get("created_at") or time.time()), tz=UTC)
     ttft = event.get("ttft_ms")
-    return UsageRecord(
+    return dict(
         request_id=_text(event.get("request_id"), 64),
         created_at=at,
         endpoint=_text(event.get("endpoint"), 32),

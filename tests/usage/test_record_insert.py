@@ -1,0 +1,93 @@
+"""The usage insert: COPY on PostgreSQL, ``bulk_create`` elsewhere; both must store exactly
+what the event said and skip a request id recorded meanwhile."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+from django.db import connection, transaction
+
+from gateway.models import UsageRecord
+from gateway.usage import recorder
+from gateway.usage.events import Attempt
+from mappings.selectors import price_book_load
+from tests.usage.conftest import event, make_instance, make_mapping, price_target
+
+pytestmark = pytest.mark.django_db
+
+# COPY's text format gives tabs, newlines and backslashes a meaning: they must come back as sent.
+AWKWARD = 'alias\twith\ttabs\nand "quotes", a \\ backslash, \\N, émoji 🚀'
+
+
+def test_every_field_round_trips_through_the_insert() -> None:
+    provider = make_instance()
+    mapping = make_mapping(provider)
+    price_target(provider, "gpt-4o", "2.5", "10")
+    attempts = [
+        Attempt(provider.id, provider.name, None, "primary", 429, "rate\tlimited", 12.5),
+        Attempt(provider.id, provider.name, None, "second", None, "timeout \\ x", 30000.0),
+    ]
+    e = event(
+        model_alias=AWKWARD,
+        provider_id=provider.id,
+        mapping_id=mapping.id,
+        provider_model="gpt-4o",
+        account_group=0,
+        stream=True,
+        error_type="",
+        prompt_tokens=1000,
+        completion_tokens=200,
+        cached_tokens=400,
+        latency_ms=123.456,
+        ttft_ms=7.25,
+        attempts=attempts,
+    )
+    no_ttft = event(model_alias="", ttft_ms=None, status_code=503, error_type="no_provider")
+    assert recorder.usage_events_record(events=[e.to_dict(), no_ttft.to_dict()]) == 2
+
+    record = UsageRecord.objects.get(request_id=e.request_id)
+    assert record.model_alias == AWKWARD
+    assert (record.provider_id, record.mapping_id, record.provider_model) == (
+        provider.id,
+        mapping.id,
+        "gpt-4o",
+    )
+    assert (record.account_group, record.stream, record.status_code) == (0, True, 200)
+    assert (record.prompt_tokens, record.completion_tokens, record.cached_tokens) == (
+        1000,
+        200,
+        400,
+    )
+    assert (record.latency_ms, record.ttft_ms) == (123.456, 7.25)
+    assert record.cost == Decimal("0.0045")  # no cached price: cached tokens at input price
+    assert record.attempts == e.to_dict()["attempts"]
+    assert record.attempts[1]["status"] is None and record.attempts[1]["error"] == "timeout \\ x"
+    assert abs(record.created_at.timestamp() - e.created_at) < 1e-5
+
+    other = UsageRecord.objects.get(request_id=no_ttft.request_id)
+    assert (other.model_alias, other.ttft_ms, other.error_type) == ("", None, "no_provider")
+    assert (other.provider_id, other.account_group, other.attempts) == (None, None, [])
+
+
+def test_a_request_id_recorded_meanwhile_is_skipped_not_overwritten() -> None:
+    # Two drainers can hold the same redelivered event, both past the "already recorded"
+    # check: the later insert must neither fail its batch nor change the first record.
+    first = event(prompt_tokens=1)
+    assert recorder.usage_events_record(events=[first.to_dict()]) == 1
+    fresh = event()
+    alive: dict[str, set[int]] = {
+        name: set() for name in ("virtual_key_id", "provider_id", "key_id", "mapping_id")
+    }
+    book = price_book_load(mapping_ids=set(), targets=set())
+    rows = [
+        recorder._row(e, alive, book)
+        for e in ({**first.to_dict(), "prompt_tokens": 999}, fresh.to_dict())
+    ]
+    with transaction.atomic():
+        inserted = recorder._insert(rows)
+    assert UsageRecord.objects.get(request_id=first.request_id).prompt_tokens == 1
+    assert UsageRecord.objects.filter(request_id=fresh.request_id).count() == 1
+    assert UsageRecord.objects.count() == 2
+    if connection.vendor == "postgresql":
+        assert inserted == 1  # what was inserted, not what was sent
