@@ -22,7 +22,7 @@ import orjson
 import redis
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Field
+from django.db.models import Field, JSONField
 from psycopg import sql
 
 from gateway.models import UsageRecord, VirtualKey
@@ -129,35 +129,10 @@ def usage_events_record(*, events: Sequence[Mapping[str, Any]]) -> int:
         return _insert([_row(e, alive, book) for e in fresh])
 
 
-#: The UsageRecord fields :func:`_row` fills, by attribute name (``provider_id``, not
-#: ``provider``), in the order of the COPY columns.
-_ROW_FIELDS = (
-    "request_id",
-    "created_at",
-    "endpoint",
-    "virtual_key_id",
-    "model_alias",
-    "provider_id",
-    "provider_key_id",
-    "mapping_id",
-    "account_group",
-    "provider_model",
-    "stream",
-    "status_code",
-    "error_type",
-    "prompt_tokens",
-    "completion_tokens",
-    "cached_tokens",
-    "latency_ms",
-    "ttft_ms",
-    "attempts",
-    "cost",
-)
-
-
 def _insert(rows: list[dict[str, Any]]) -> int:
     """Insert ``rows`` (UsageRecord field values), skipping request ids already recorded;
-    return how many were inserted. Runs inside the caller's transaction.
+    return how many were inserted. Runs inside the caller's transaction; ``rows`` is not empty
+    and every row has the same keys (:func:`_row`'s).
 
     On PostgreSQL the rows are COPYed into a temporary table and moved with one
     ``INSERT ... SELECT ... ON CONFLICT DO NOTHING``: ``bulk_create`` spent most of a drain's
@@ -171,11 +146,15 @@ def _insert(rows: list[dict[str, Any]]) -> int:
         return len(rows)
     meta = UsageRecord._meta
     table = sql.Identifier(meta.db_table)
+    fields = tuple(rows[0])  # what _row fills, by attribute name (provider_id, not provider)
     names: list[sql.Composable] = []
-    for name in _ROW_FIELDS:
+    as_json: set[str] = set()  # COPY's text format takes JSON as its text
+    for name in fields:
         field = meta.get_field(name)
-        assert isinstance(field, Field) and field.column  # _ROW_FIELDS are concrete fields
+        assert isinstance(field, Field) and field.column  # _row fills concrete fields
         names.append(sql.Identifier(field.column))
+        if isinstance(field, JSONField):
+            as_json.add(name)
     columns = sql.SQL(", ").join(names)
     with connection.cursor() as cursor:
         raw = cursor.cursor  # psycopg's own cursor: Django's wrapper has no COPY
@@ -192,8 +171,8 @@ def _insert(rows: list[dict[str, Any]]) -> int:
             for row in rows:
                 copy.write_row(
                     [
-                        orjson.dumps(row[name]).decode() if name == "attempts" else row[name]
-                        for name in _ROW_FIELDS
+                        orjson.dumps(row[name]).decode() if name in as_json else row[name]
+                        for name in fields
                     ]
                 )
         raw.execute(
