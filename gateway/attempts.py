@@ -414,8 +414,11 @@ async def background_settled(timeout: float) -> None:
     """Wait, at most ``timeout`` seconds, for the work :func:`run_later` started (instance
     releases after streams, stream tails): at shutdown, so that no in-flight count is left
     held until its expiry."""
-    if _background:
-        await asyncio.wait(set(_background), timeout=timeout)
+    loop = asyncio.get_running_loop()
+    # Only this loop's: a task left on a loop that is gone (tests run many) can never finish.
+    pending = {task for task in _background if task.get_loop() is loop and not task.done()}
+    if pending:
+        await asyncio.wait(pending, timeout=timeout)
 
 
 def _final_error(

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from gateway import attempts
 from gateway.api.asgi_app import GatewayApp
 from gateway.attempts import run_later
 from gateway.routing.holder import route_tables
@@ -84,3 +85,25 @@ def test_shutdown_waits_for_work_left_after_the_responses(unfrozen: None) -> Non
         )
     )
     assert seen_at_shutdown == [["released"]]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_shutdown_ignores_work_left_on_a_loop_that_is_gone(unfrozen: None) -> None:
+    # The set of pending work is per process. A loop closed before its tasks' done callbacks
+    # ran (an earlier test's, say) leaves finished tasks in it, and unstarted ones that never
+    # finish: this loop's shutdown must neither fail on them nor wait for them.
+    gone = asyncio.new_event_loop()
+    finished = gone.create_task(asyncio.sleep(0))
+    gone.run_until_complete(finished)
+    never = gone.create_task(asyncio.sleep(60))
+    gone.close()
+    left: set[asyncio.Task[None]] = {finished, never}
+    attempts._background.update(left)
+    try:
+        sent, _, _ = asyncio.run(run_lifespan())
+        assert sent == ["lifespan.startup.complete", "lifespan.shutdown.complete"]
+    finally:
+        attempts._background.difference_update(left)
+        # Never started, on purpose: no "never awaited" or "destroyed pending" noise.
+        never.get_coro().close()  # type: ignore[union-attr]
+        never._log_destroy_pending = False  # type: ignore[attr-defined]
