@@ -16,20 +16,24 @@ pytestmark = pytest.mark.e2e
 WORDS = "one two three four five six"
 
 
-@pytest.fixture
-def key(e2e: World) -> str:
-    inst = e2e.provider("streamer")
-    e2e.mapping("m", inst)
+def alias_key(e2e: World, alias: str, instance: str, provider_type: str = "openai") -> str:
+    """A virtual key for ``alias`` served by one instance of ``provider_type``, published."""
+    e2e.mapping(alias, e2e.provider(instance, provider_type))
     key = e2e.vkey()
     e2e.publish()
     return key
 
 
-def stream_request(key: str, text: str = WORDS) -> dict:
+@pytest.fixture
+def key(e2e: World) -> str:
+    return alias_key(e2e, "m", "streamer")
+
+
+def stream_request(key: str, text: str = WORDS, model: str = "m") -> dict:
     return {
         "method": "POST",
         "url": "/v1/chat/completions",
-        "json": {"model": "m", "stream": True, "messages": [{"role": "user", "content": text}]},
+        "json": {"model": model, "stream": True, "messages": [{"role": "user", "content": text}]},
         "headers": {"authorization": f"Bearer {key}"},
     }
 
@@ -38,13 +42,9 @@ def stream_request(key: str, text: str = WORDS) -> dict:
 def test_first_chunk_arrives_before_the_upstream_sends_the_last(
     e2e: World, provider_type: str
 ) -> None:
-    inst = e2e.provider("paced", provider_type)
-    e2e.mapping("paced", inst)
-    key = e2e.vkey()
-    e2e.publish()
+    key = alias_key(e2e, "paced", "paced", provider_type)
     e2e.fake.behave(Behaviour(chunk_delay=0.12))
-    request = stream_request(key)
-    request["json"]["model"] = "paced"
+    request = stream_request(key, model="paced")
     received: list[tuple[float, str]] = []
     with e2e.http().stream(**request) as response:
         assert response.status_code == 200
@@ -86,13 +86,9 @@ def test_a_finished_stream_leaves_its_upstream_connection_reusable(
     """The relay stops at the stream's last event ([DONE] or message_stop); the upstream
     connection must still go back to the pool, not be closed for the unread end of the body
     (a new TCP and TLS handshake to the provider on every streamed call otherwise)."""
-    inst = e2e.provider("reused", provider_type)
-    e2e.mapping("reused", inst)
-    key = e2e.vkey()
-    e2e.publish()
+    key = alias_key(e2e, "reused", "reused", provider_type)
     e2e.fake.behave(Behaviour(eof_delay=0.05))
-    request = stream_request(key)
-    request["json"]["model"] = "reused"
+    request = stream_request(key, model="reused")
     client = e2e.http()
     for n in range(1, 4):
         with client.stream(**request) as response:

@@ -11,7 +11,6 @@ import pytest
 
 from gateway import attempts
 from gateway.api.asgi_app import GatewayApp
-from gateway.attempts import run_later
 from gateway.routing.holder import route_tables
 from tests.gateway.conftest import not_django
 from tests.gateway.factories import make_mapping, make_provider, make_vkey
@@ -80,7 +79,7 @@ def test_shutdown_waits_for_work_left_after_the_responses(unfrozen: None) -> Non
 
     asyncio.run(
         run_lifespan(
-            at_startup=lambda: run_later(release()),
+            at_startup=lambda: attempts.run_later(release()),
             at_shutdown=lambda: seen_at_shutdown.append(list(ran)),
         )
     )
