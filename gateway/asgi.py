@@ -1,4 +1,4 @@
-"""ASGI entry point: the lean /v1 front in front of Django (see gateway.api.asgi_app)."""
+"""ASGI entry point: the lean /v1 front in front of Django (see gateway.proxy.app)."""
 
 from __future__ import annotations
 
@@ -37,7 +37,7 @@ limit_malloc_arenas()
 # Django must be set up before the API module imports models.
 django_application = get_asgi_application()
 
-from gateway.api.asgi_app import ASGIApp, GatewayApp  # noqa: E402
+from gateway.proxy.app import ASGIApp, GatewayApp  # noqa: E402
 
 # Django's handler is typed with narrower scope/message types than ASGI's generic ones.
 application = GatewayApp(cast(ASGIApp, django_application))

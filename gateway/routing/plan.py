@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 
-from gateway.api.errors import GatewayError
+from gateway.core.errors import RateLimited
 from gateway.routing import runtime
 from gateway.routing.runtime import InstanceView, RouteView
 from gateway.routing.selection import estimated_cost, order_explained
@@ -79,14 +79,11 @@ def _all_cooling(c: Candidate, info: InstanceView | None) -> bool:
     return bool(info and keys and all(k.account_group in info.cooling for k in keys))
 
 
-def key_rate_limit_error(exc: runtime.KeyRateLimited) -> GatewayError:
-    return GatewayError(
-        429,
+def key_rate_limit_error(exc: runtime.KeyRateLimited) -> RateLimited:
+    return RateLimited(
         f"Rate limit reached for this API key: {exc.limit} {exc.which} per minute. "
         f"Try again in {exc.retry_after} s.",
-        type="rate_limit_error",
-        code="rate_limit_exceeded",
-        headers={"retry-after": str(exc.retry_after)},
+        retry_after=exc.retry_after,
     )
 
 
@@ -102,7 +99,7 @@ async def route_plan(
 ) -> RoutePlan:
     """Order ``candidates`` for this request; with ``consume`` count it against the key.
 
-    Raises 429 ``rate_limit_exceeded`` when the virtual key is over its limits.
+    Raises :class:`RateLimited` when the virtual key is over its limits.
     """
     strategy = table.strategy_for(alias)
     try:

@@ -14,7 +14,7 @@ import time
 import redis
 from django.conf import settings
 
-from gateway.api.errors import GatewayError
+from gateway.core.errors import BudgetExceeded
 from gateway.routing.table import VirtualKeySnapshot
 from gateway.usage.budgets import CHECKED_KEY, OVER_KEY, budget_over_key_ids
 from providers.db_thread import run_db
@@ -37,7 +37,7 @@ class BudgetStateHolder:
         self.__init__()  # type: ignore[misc]
 
     async def check(self, vkey: VirtualKeySnapshot) -> None:
-        """Raise 402 ``budget_exceeded`` when ``vkey`` is over its budget."""
+        """Raise :class:`BudgetExceeded` when ``vkey`` is over its budget."""
         if vkey.budget_amount is None:
             return  # no budget: nothing to look at
         if not self.loaded:
@@ -48,11 +48,7 @@ class BudgetStateHolder:
             self._last = time.monotonic()
             self._task = asyncio.get_running_loop().create_task(self._refresh_quietly())
         if vkey.id in self.over:
-            raise GatewayError(
-                402,
-                f"The budget of this API key ({vkey.budget_period}) is exhausted.",
-                code="budget_exceeded",
-            )
+            raise BudgetExceeded(f"The budget of this API key ({vkey.budget_period}) is exhausted.")
 
     async def _cold_start(self) -> None:
         if self._first is None:

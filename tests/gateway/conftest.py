@@ -14,7 +14,7 @@ import httpx
 import pytest
 from django.db.backends.utils import CursorWrapper
 
-from gateway.api.asgi_app import GatewayApp
+from gateway.proxy.app import GatewayApp
 from gateway.routing.holder import route_tables
 from gateway.routing.table import RouteTable, route_table_build
 from gateway.usage.events import InMemoryUsageQueue, set_usage_queue

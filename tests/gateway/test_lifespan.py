@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from gateway import attempts
-from gateway.api.asgi_app import GatewayApp
+from gateway.proxy import context
+from gateway.proxy.app import GatewayApp
 from gateway.routing.holder import route_tables
 from tests.gateway.conftest import not_django
 from tests.gateway.factories import make_mapping, make_provider, make_vkey
@@ -79,7 +79,7 @@ def test_shutdown_waits_for_work_left_after_the_responses(unfrozen: None) -> Non
 
     asyncio.run(
         run_lifespan(
-            at_startup=lambda: attempts.run_later(release()),
+            at_startup=lambda: context.run_later(release()),
             at_shutdown=lambda: seen_at_shutdown.append(list(ran)),
         )
     )
@@ -97,12 +97,12 @@ def test_shutdown_ignores_work_left_on_a_loop_that_is_gone(unfrozen: None) -> No
     never = gone.create_task(asyncio.sleep(60))
     gone.close()
     left: set[asyncio.Task[None]] = {finished, never}
-    attempts._background.update(left)
+    context._background.update(left)
     try:
         sent, _, _ = asyncio.run(run_lifespan())
         assert sent == ["lifespan.startup.complete", "lifespan.shutdown.complete"]
     finally:
-        attempts._background.difference_update(left)
+        context._background.difference_update(left)
         # Never started, on purpose: no "never awaited" or "destroyed pending" noise.
         never.get_coro().close()  # type: ignore[union-attr]
         never._log_destroy_pending = False  # type: ignore[attr-defined]

@@ -142,7 +142,7 @@ def test_retry_after_http_date() -> None:
     from datetime import UTC, datetime
     from email.utils import format_datetime
 
-    from gateway.attempts import retry_after_seconds
+    from gateway.proxy.attempts import retry_after_seconds
 
     now = time.time()
     date = format_datetime(datetime.fromtimestamp(now + 30, UTC), usegmt=True)

@@ -1,14 +1,18 @@
-"""Request body checks for the OpenAI-compatible endpoints (400s with the offending param)."""
+"""Request body checks for the OpenAI-compatible endpoints (400s naming the offending param).
+
+Shape checks only, what routing needs: everything else is passed through for the upstream
+to judge, since the upstream knows its API better than the gateway does.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from gateway.api.errors import GatewayError
+from gateway.core.errors import InvalidRequest
 
 
-def _bad(message: str, param: str | None, code: str = "invalid_value") -> GatewayError:
-    return GatewayError(400, message, code=code, param=param)
+def _bad(message: str, param: str | None, code: str = "invalid_value") -> InvalidRequest:
+    return InvalidRequest(message, code=code, param=param)
 
 
 def _require_object(body: Any) -> dict[str, Any]:

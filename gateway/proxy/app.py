@@ -1,9 +1,10 @@
 """The lean ASGI front for the hot ``/v1`` endpoints; everything else goes to Django.
 
-Why not a DRF view: DESIGN.md measured Django's per-request thread hop and DRF's per-request
-machinery at more than the gateway's whole 1 ms overhead budget each. This layer does only
-what the endpoints need (parse, authenticate from memory, call the pipeline, send) and shares
-the pipeline, auth and error code with everything else. See README "Performance".
+Why not a DRF view: Django's per-request thread hop and DRF's per-request machinery each cost
+more than the gateway's whole overhead budget (README, "Performance"). This layer does only
+what the endpoints need: find the endpoint in a static route table, authenticate from
+memory, read and check the body, run the one flow, send; and render every domain error in
+the caller's format in one place (:meth:`GatewayApp.v1`).
 """
 
 from __future__ import annotations
@@ -18,9 +19,20 @@ from urllib.parse import parse_qs
 import orjson
 from django.conf import settings
 
-from gateway import attempts, messages, pipeline
-from gateway.api.errors import GatewayError
-from gateway.api.validation import validate_chat, validate_embeddings
+from gateway.core.errors import (
+    GatewayError,
+    InternalError,
+    InvalidRequest,
+    MethodNotAllowed,
+    NotFound,
+    RequestTooLarge,
+)
+from gateway.proxy import flow, render
+from gateway.proxy.context import ProxyResult, RequestContext, background_settled
+from gateway.proxy.endpoints.anthropic import COUNT_TOKENS, MESSAGES
+from gateway.proxy.endpoints.base import EndpointSpec, ReadSpec
+from gateway.proxy.endpoints.openai import CHAT, EMBEDDINGS
+from gateway.proxy.endpoints.reads import get_model, list_models, route_explain
 from gateway.routing.holder import route_tables
 from gateway.usage import lifespan as usage_lifespan
 from gateway.usage.budget_state import budget_state
@@ -34,6 +46,23 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
+#: (method, path) -> endpoint. Static: a request finds its endpoint with one dict lookup.
+ROUTES: dict[tuple[str, str], EndpointSpec | ReadSpec] = {
+    ("POST", "/v1/chat/completions"): CHAT,
+    ("POST", "/v1/embeddings"): EMBEDDINGS,
+    ("POST", "/v1/messages"): MESSAGES,
+    ("POST", "/v1/messages/count_tokens"): COUNT_TOKENS,
+    ("GET", "/v1/models"): ReadSpec("models", list_models),
+    ("GET", "/v1/models/"): ReadSpec("models", list_models),
+    ("GET", "/v1/route"): ReadSpec("route", route_explain),
+}
+#: Path prefixes whose rest is a parameter: ``/v1/models/{alias}``.
+PREFIX_ROUTES: dict[tuple[str, str], ReadSpec] = {
+    ("GET", "/v1/models/"): ReadSpec("model", get_model),
+}
+_METHODS: dict[str, str] = {path: method for method, path in ROUTES} | {
+    path: method for method, path in PREFIX_ROUTES
+}
 _JSON_HEADERS = [(b"content-type", b"application/json")]
 
 
@@ -50,13 +79,11 @@ def presented_key(headers: dict[str, str]) -> str | None:
     return headers.get("x-api-key") or None
 
 
-async def read_body(scope: Scope, receive: Receive, headers: dict[str, str]) -> bytes:
-    """The request body, refusing (413) anything over ``GATEWAY_MAX_BODY_BYTES``."""
+async def read_body(receive: Receive, headers: dict[str, str]) -> bytes:
+    """The request body, refusing anything over ``GATEWAY_MAX_BODY_BYTES``."""
     limit = settings.GATEWAY_MAX_BODY_BYTES
     declared = headers.get("content-length")
-    too_large = GatewayError(
-        413, f"Request body is larger than the limit of {limit} bytes.", code="request_too_large"
-    )
+    too_large = RequestTooLarge(f"Request body is larger than the limit of {limit} bytes.")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise too_large
     chunks: list[bytes] = []
@@ -76,12 +103,12 @@ async def read_body(scope: Scope, receive: Receive, headers: dict[str, str]) -> 
 
 def parse_json(raw: bytes) -> Any:
     if not raw:
-        raise GatewayError(400, "The request body is empty; expected JSON.", code="invalid_json")
+        raise InvalidRequest("The request body is empty; expected JSON.", code="invalid_json")
     try:
         return orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
-        raise GatewayError(
-            400, f"We could not parse the JSON body of your request: {exc}", code="invalid_json"
+        raise InvalidRequest(
+            f"We could not parse the JSON body of your request: {exc}", code="invalid_json"
         ) from None
 
 
@@ -99,8 +126,8 @@ async def send_json(
     await send({"type": "http.response.body", "body": body})
 
 
-async def send_result(result: pipeline.ProxyResult, receive: Receive, send: Send) -> None:
-    """Send a pipeline result; streams are relayed chunk by chunk as they arrive.
+async def send_result(result: ProxyResult, receive: Receive, send: Send) -> None:
+    """Send a flow's result; streams are relayed chunk by chunk as they arrive.
 
     A watcher task listens for the client going away and cancels the relay, which closes the
     upstream stream (the generator's ``finally``) instead of reading it to the end for nobody.
@@ -156,6 +183,24 @@ def freeze_startup_heap() -> None:
     gc.freeze()
 
 
+def _route(method: str, path: str) -> tuple[EndpointSpec | ReadSpec, str]:
+    """The endpoint for ``method path`` and the path's parameter part (for prefix routes)."""
+    spec = ROUTES.get((method, path))
+    if spec is not None:
+        return spec, ""
+    for (m, prefix), read in PREFIX_ROUTES.items():
+        if m == method and path.startswith(prefix):
+            return read, path[len(prefix) :]
+    allowed = _METHODS.get(path) or next(
+        (m for (m, prefix) in PREFIX_ROUTES if path.startswith(prefix)), None
+    )
+    if allowed is not None:
+        raise MethodNotAllowed(
+            f"Method {method} is not allowed here; use {allowed}.", allowed=allowed
+        )
+    raise NotFound(f"Unknown endpoint: {method} {path}", code="unknown_url")
+
+
 class GatewayApp:
     """ASGI application: ``/v1/*`` served here, everything else by Django."""
 
@@ -184,7 +229,7 @@ class GatewayApp:
                 freeze_startup_heap()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
-                await attempts.background_settled(timeout=5.0)  # releases still on their way
+                await background_settled(timeout=5.0)  # releases still on their way
                 await usage_lifespan.usage_shutdown()
                 await http.close_client()
                 await db_thread.aclose_connections()
@@ -192,101 +237,38 @@ class GatewayApp:
                 return
 
     async def v1(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Serve one ``/v1`` request; every error is rendered here, in the caller's format
+        (Anthropic's for ``/v1/messages*``, whose SDKs map it to their exception classes)."""
         path: str = scope["path"]
-        method: str = scope["method"]
-        anthropic = path.startswith("/v1/messages")
+        fmt = render.ANTHROPIC if path.startswith("/v1/messages") else render.OPENAI
+        ctx: RequestContext | None = None
         try:
-            if path == "/v1/chat/completions":
-                self._allow(method, "POST")
-                await self.proxy(
-                    scope, receive, send, "chat", validate_chat, pipeline.chat_completions
-                )
-            elif path == "/v1/messages":
-                self._allow(method, "POST")
-                await self.proxy(
-                    scope, receive, send, "messages", messages.validate_messages, messages.messages
-                )
-            elif path == "/v1/messages/count_tokens":
-                self._allow(method, "POST")
-                await self.proxy(
-                    scope,
-                    receive,
-                    send,
-                    "count_tokens",
-                    lambda body: messages.validate_messages(body, count_only=True),
-                    messages.count_tokens,
-                )
-            elif path == "/v1/embeddings":
-                self._allow(method, "POST")
-                await self.proxy(
-                    scope, receive, send, "embeddings", validate_embeddings, pipeline.embeddings
-                )
-            elif path == "/v1/models" or path == "/v1/models/":
-                self._allow(method, "GET")
-                table, vkey = await self._auth(scope)
-                await send_json(send, 200, orjson.dumps(pipeline.list_models(table, vkey)))
-            elif path == "/v1/route":
-                self._allow(method, "GET")
-                table, vkey = await self._auth(scope)
+            spec, rest = _route(scope["method"], path)
+            headers = _headers(scope)
+            table = await route_tables.get()
+            vkey = flow.authenticate(table, presented_key(headers))
+            if isinstance(spec, ReadSpec):
                 query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
-                alias = (query.get("model") or [""])[0]
-                need = (query.get("endpoint") or ["chat"])[0]
-                need = "embeddings" if need == "embeddings" else "chat"
-                explained = await pipeline.route_explain(table, vkey, alias, need=need)
-                await send_json(send, 200, orjson.dumps(explained))
-            elif path.startswith("/v1/models/"):
-                self._allow(method, "GET")
-                table, vkey = await self._auth(scope)
-                alias = path[len("/v1/models/") :]
-                await send_json(send, 200, orjson.dumps(pipeline.get_model(table, vkey, alias)))
-            else:
-                raise GatewayError(404, f"Unknown endpoint: {method} {path}", code="unknown_url")
+                answer = await spec.handle(table, vkey, query, rest)
+                await send_json(send, 200, orjson.dumps(answer))
+                return
+            await budget_state.check(vkey)  # from memory (no SQL)
+            # Authenticated before the body is read: an unauthenticated caller cannot make the
+            # gateway buffer a large body.
+            body = spec.validate(parse_json(await read_body(receive, headers)))
+            ctx = RequestContext(vkey=vkey, endpoint=spec.name, client_headers=headers)
+            result = await flow.serve(spec, table, ctx, body)
+            await send_result(result, receive, send)
         except GatewayError as error:
-            # Anthropic-format endpoints answer every error (auth, validation, upstream) in
-            # Anthropic's shape, which its SDKs map to their exception classes.
-            body = error.anthropic_body() if anthropic else error.openai_body()
-            await send_json(send, error.status, body, error.headers)
+            await send_json(
+                send,
+                render.status_of(error),
+                render.error_body(error, fmt),
+                render.error_headers(error, ctx),
+            )
         except asyncio.CancelledError:
             raise
         except Exception:
             logger.exception("unhandled error on %s", path)
-            internal = GatewayError(
-                500, "The gateway failed to process the request.", code="internal_error"
-            )
-            await send_json(
-                send, 500, internal.anthropic_body() if anthropic else internal.openai_body()
-            )
-
-    @staticmethod
-    def _allow(method: str, allowed: str) -> None:
-        if method != allowed:
-            raise GatewayError(
-                405,
-                f"Method {method} is not allowed here; use {allowed}.",
-                code="method_not_allowed",
-                headers={"allow": allowed},
-            )
-
-    async def _auth(self, scope: Scope) -> tuple[Any, Any]:
-        table = await route_tables.get()
-        return table, pipeline.authenticate(table, presented_key(_headers(scope)))
-
-    async def proxy(
-        self,
-        scope: Scope,
-        receive: Receive,
-        send: Send,
-        endpoint: str,
-        validate: Callable[[Any], dict[str, Any]],
-        handler: Callable[..., Awaitable[pipeline.ProxyResult]],
-    ) -> None:
-        headers = _headers(scope)
-        table = await route_tables.get()
-        # Authenticate before reading the body: an unauthenticated caller cannot make the
-        # gateway buffer 20 MB.
-        vkey = pipeline.authenticate(table, presented_key(headers))
-        await budget_state.check(vkey)  # 402 budget_exceeded, from memory (no SQL)
-        body = validate(parse_json(await read_body(scope, receive, headers)))
-        ctx = pipeline.RequestContext(vkey=vkey, endpoint=endpoint, client_headers=headers)
-        result = await handler(table, ctx, body)
-        await send_result(result, receive, send)
+            internal = InternalError("The gateway failed to process the request.")
+            await send_json(send, 500, render.error_body(internal, fmt))
