@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 
-from providers.adapters.anthropic.front_door import anthropic_request_to_openai
+from providers.translators.anthropic_openai import anthropic_request_to_openai
 
 TOKENS_PER_MESSAGE = 3
 TOKENS_PER_NAME = 1

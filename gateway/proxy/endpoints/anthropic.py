@@ -22,17 +22,17 @@ from gateway.routing.table import Candidate, RouteTable
 from gateway.token_count import count_anthropic_request
 from providers.adapters import UnsupportedOperation
 from providers.adapters.anthropic import AnthropicAdapter
-from providers.adapters.anthropic.front_door import (
-    anthropic_request_to_openai,
-    openai_response_to_anthropic,
-)
-from providers.adapters.anthropic.front_door_stream import OpenAIToAnthropicStream
 from providers.adapters.anthropic.passthrough import (
     AnthropicPassthroughStream,
     native_response_usage,
 )
 from providers.adapters.base import Adapter, StreamTranslator, UpstreamRequest, Usage
 from providers.snapshot import KeySnapshot
+from providers.translators.anthropic_openai import (
+    anthropic_request_to_openai,
+    openai_response_to_anthropic,
+)
+from providers.translators.anthropic_openai_stream import OpenAIToAnthropicStream
 
 
 def _invalid(message: str, param: str | None = None) -> InvalidRequest:

@@ -1,12 +1,13 @@
 """Anthropic's Messages API (``{base}/messages``, ``x-api-key`` + ``anthropic-version``).
 
-The translation lives in pure modules, one per direction:
+The translation lives in pure modules under :mod:`providers.translators`, one per direction:
 
-- ``to_anthropic``: OpenAI chat-completions request -> Messages request;
-- ``from_anthropic``: Messages response -> ``chat.completion``;
-- ``stream``: Messages SSE events -> ``chat.completion.chunk`` lines;
-- ``front_door`` / ``front_door_stream``: the reverse, for clients calling the gateway in
-  Anthropic's format (Messages request -> OpenAI request, OpenAI answer -> Messages answer).
+- ``openai_anthropic_request`` / ``_response`` / ``_stream``: OpenAI chat-completions request
+  -> Messages request, and the Messages answer (whole or streamed) back to OpenAI's format;
+- ``anthropic_openai`` / ``anthropic_openai_stream``: the reverse, for clients calling the
+  gateway in Anthropic's format and served by an OpenAI-type instance.
+
+``passthrough`` here relays Anthropic-format clients to Anthropic instances natively.
 """
 
 from __future__ import annotations
@@ -16,20 +17,20 @@ from typing import Any, ClassVar
 
 import orjson
 
-from providers.adapters.anthropic.from_anthropic import (
-    anthropic_response_to_openai,
-    usage_from_anthropic,
-)
-from providers.adapters.anthropic.front_door import (
+from providers.adapters.anthropic.passthrough import FORWARDED_HEADERS
+from providers.adapters.base import Adapter, StreamTranslator, UpstreamRequest, Usage
+from providers.snapshot import KeySnapshot, ProviderSnapshot
+from providers.translators.anthropic_openai import (
     anthropic_request_to_openai,
     openai_response_to_anthropic,
 )
-from providers.adapters.anthropic.front_door_stream import OpenAIToAnthropicStream
-from providers.adapters.anthropic.passthrough import FORWARDED_HEADERS
-from providers.adapters.anthropic.stream import AnthropicStreamTranslator
-from providers.adapters.anthropic.to_anthropic import openai_request_to_anthropic
-from providers.adapters.base import Adapter, StreamTranslator, UpstreamRequest, Usage
-from providers.snapshot import KeySnapshot, ProviderSnapshot
+from providers.translators.anthropic_openai_stream import OpenAIToAnthropicStream
+from providers.translators.openai_anthropic_request import openai_request_to_anthropic
+from providers.translators.openai_anthropic_response import (
+    anthropic_response_to_openai,
+    usage_from_anthropic,
+)
+from providers.translators.openai_anthropic_stream import AnthropicStreamTranslator
 from providers.types import ProviderType
 
 #: The API version the translation is written against; newer features arrive by opting in

@@ -12,8 +12,8 @@ from typing import Any
 
 import orjson
 
-from providers.adapters.anthropic.from_anthropic import usage_from_anthropic
 from providers.adapters.base import StreamTranslator, Usage
+from providers.translators.openai_anthropic_response import usage_from_anthropic
 
 #: Client headers an Anthropic upstream gets from a native request (API version, opt-in betas).
 FORWARDED_HEADERS = ("anthropic-version", "anthropic-beta")

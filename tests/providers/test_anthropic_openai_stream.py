@@ -8,7 +8,7 @@ import orjson
 from anthropic.types import RawMessageStreamEvent
 from pydantic import TypeAdapter
 
-from providers.adapters.anthropic.front_door_stream import OpenAIToAnthropicStream
+from providers.translators.anthropic_openai_stream import OpenAIToAnthropicStream
 
 
 def chunk(delta: dict[str, Any] | None = None, finish: str | None = None, **extra: Any) -> str:

@@ -15,8 +15,8 @@ from typing import Any
 
 import orjson
 
-from providers.adapters.anthropic.to_anthropic import parse_arguments
 from providers.adapters.base import UnsupportedOperation, Usage
+from providers.translators.openai_anthropic_request import parse_arguments
 
 #: OpenAI ``finish_reason`` -> Anthropic ``stop_reason``. OpenAI does not say whether a stop
 #: sequence ended the text, so "stop" is always ``end_turn``.

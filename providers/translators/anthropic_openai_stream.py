@@ -12,8 +12,8 @@ from typing import Any
 
 import orjson
 
-from providers.adapters.anthropic.front_door import anthropic_usage, stop_reason
 from providers.adapters.base import StreamTranslator, Usage
+from providers.translators.anthropic_openai import anthropic_usage, stop_reason
 
 
 def sse_event(name: str, payload: Mapping[str, Any]) -> bytes:

@@ -14,13 +14,13 @@ from typing import Any
 
 import orjson
 
-from providers.adapters.anthropic.from_anthropic import (
+from providers.adapters.base import StreamTranslator, sse
+from providers.translators.openai_anthropic_response import (
     finish_reason,
     openai_usage,
     tool_call,
     usage_from_anthropic,
 )
-from providers.adapters.base import StreamTranslator, sse
 
 
 class AnthropicStreamTranslator(StreamTranslator):
