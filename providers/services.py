@@ -50,8 +50,8 @@ class ProviderInvalid(ValidationError):
     """An instance or one of its keys breaks an invariant; nothing was written.
 
     ``provider_errors`` holds the instance's errors by model field; ``key_errors`` the errors
-    of ``keys[i]`` (the list given to the service) by model field. Errors keep their ``code``
-    and ``params``. Read as a plain ``ValidationError`` it names the instance's fields plus
+    of ``keys[i]`` (``keys``: the list given to the service) by model field. Errors keep their
+    ``code`` and ``params``. Read as a plain ``ValidationError`` it names the instance's fields plus
     ``keys``, one message per key error.
     """
 
@@ -64,6 +64,7 @@ class ProviderInvalid(ValidationError):
     ) -> None:
         self.provider_errors = provider_errors
         self.key_errors = key_errors
+        self.keys = list(keys)
         summary: dict[str, list[ValidationError]] = {
             name: list(errors) for name, errors in provider_errors.items()
         }
@@ -162,11 +163,11 @@ def provider_key_save(
     provider = key.provider
     env = os.environ if environ is None else environ
     with transaction.atomic(), config_version_batch():
-        key_errors, stored_errors = _keys_errors(
-            provider, [key], (), env if check_references else None
-        )
-        if key_errors or stored_errors:
-            raise ProviderInvalid(provider_errors=stored_errors, key_errors=key_errors, keys=[key])
+        # Errors about the other stored keys are not this key's: a type change is
+        # provider_save's business, and the type does not change here.
+        key_errors, _ = _keys_errors(provider, [key], (), env if check_references else None)
+        if key_errors:
+            raise ProviderInvalid(provider_errors={}, key_errors=key_errors, keys=[key])
         _write_keys(provider, [key])
     return key
 
