@@ -332,7 +332,9 @@ def _collect(errors: ErrorDict, exc: ValidationError) -> None:
 def _write_keys(provider: Provider, keys: Sequence[ProviderKeyCredential]) -> None:
     stored = ProviderKeyCredential.objects.in_bulk([k.pk for k in keys if k.pk is not None])
     # Demote before promoting: the partial unique index allows one primary at any moment.
-    for key in sorted(keys, key=lambda k: k.is_primary):
+    # Otherwise keep the caller's order, so new keys get IDs (and list order) as listed.
+    demoted = [k for k in keys if k.pk in stored and stored[k.pk].is_primary and not k.is_primary]
+    for key in demoted + [k for k in keys if k not in demoted]:
         key.provider = provider  # a new instance got its ID just now
         _save_changed(key, stored.get(key.pk))
 
