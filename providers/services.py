@@ -50,7 +50,7 @@ class ProviderInvalid(ValidationError):
     """An instance or one of its keys breaks an invariant; nothing was written.
 
     ``provider_errors`` holds the instance's errors by model field; ``key_errors`` the errors
-    of ``keys[i]`` (``keys``: the list given to the service) by model field. Errors keep their
+    of ``key_objects[i]`` (the keys given to the service) by model field. Errors keep their
     ``code`` and ``params``. Read as a plain ``ValidationError`` it names the instance's fields plus
     ``keys``, one message per key error.
     """
@@ -64,7 +64,8 @@ class ProviderInvalid(ValidationError):
     ) -> None:
         self.provider_errors = provider_errors
         self.key_errors = key_errors
-        self.keys = list(keys)
+        # Not "keys": dict(exc), which message_dict uses, would take it for a mapping.
+        self.key_objects = list(keys)
         summary: dict[str, list[ValidationError]] = {
             name: list(errors) for name, errors in provider_errors.items()
         }

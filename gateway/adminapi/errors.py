@@ -59,7 +59,7 @@ def provider_invalid_detail(exc: ProviderInvalid, *, nested_keys: bool = True) -
     detail: dict[str, Any] = _fields(exc.provider_errors)
     for index, errors in sorted(exc.key_errors.items()):
         if nested_keys:
-            name = exc.keys[index].key_name or str(index)
+            name = exc.key_objects[index].key_name or str(index)
             detail.setdefault("keys", {})[name] = _fields(errors)
         else:
             detail.update(_fields(errors))

@@ -153,7 +153,7 @@ def _report_invalid(
     files = list(positions)  # index into the service's keys -> index into the file's keys
 
     def key_label(index: int) -> str:
-        return f"keys[{files[index]}] ({exc.keys[index].key_name})"
+        return f"keys[{files[index]}] ({exc.key_objects[index].key_name})"
 
     for index, errors in exc.key_errors.items():
         klabel = f"{label}.keys[{files[index]}]"
