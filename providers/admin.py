@@ -11,13 +11,19 @@ from typing import Any
 from django import forms
 from django.contrib import admin
 from django.db.models import Count, QuerySet
-from django.forms.models import BaseInlineFormSet
+from django.forms import BaseFormSet, ModelForm
+from django.forms.models import BaseInlineFormSet, BaseModelFormSet
 from django.http import HttpRequest
 from django.utils.html import format_html
 
 from providers.admin_base import GatewayModelAdmin
 from providers.models import Provider, ProviderKeyCredential
-from providers.types import KEYLESS_TYPES
+from providers.services import (
+    ProviderInvalid,
+    provider_delete,
+    provider_save,
+    provider_validate,
+)
 
 KEY_FIELDS = [
     "key_name",
@@ -71,34 +77,38 @@ class ProviderKeyCredentialForm(forms.ModelForm):
 
 
 class ProviderKeyFormSet(BaseInlineFormSet):
-    """Checks across the keys of one submission, against the instance's (new) type.
+    """Checks the keys of one submission together with the instance, as the save will.
 
     The model's own checks look at the database: they cannot see the type chosen on this
     form, nor two keys marked primary in one submission (which would otherwise reach the
-    partial unique constraint as an IntegrityError).
+    partial unique constraint as an IntegrityError). ``provider_validate`` can; its key errors
+    land on the key's row, its instance errors are the instance form's to show.
     """
 
     def clean(self) -> None:
         super().clean()
-        provider_type = self.instance.provider_type
-        primaries = []
-        for form in self.forms:
-            if not hasattr(form, "cleaned_data") or form in self.deleted_forms:
-                continue
-            if not form.instance.pk and not form.has_changed():
-                continue  # an untouched extra row
-            data = form.cleaned_data
-            if (
-                "api_key" in data
-                and not data["api_key"]
-                and provider_type not in KEYLESS_TYPES
-                and "api_key" not in form.errors
-            ):
-                form.add_error("api_key", f"{provider_type} keys need an api_key")
-            if data.get("is_primary"):
-                primaries.append(form)
-        for form in primaries[1:]:
-            form.add_error("is_primary", "only one key of an instance can be primary")
+        forms = [
+            form
+            for form in self.forms
+            if hasattr(form, "cleaned_data")
+            and form not in self.deleted_forms
+            and (form.instance.pk or form.has_changed())  # else an untouched extra row
+        ]
+        deleted = [form.instance for form in self.deleted_forms if form.instance.pk]
+        try:
+            provider_validate(
+                provider=self.instance,
+                keys=[form.instance for form in forms],
+                delete_keys=deleted,
+                check_references=False,
+            )
+        except ProviderInvalid as exc:
+            for index, errors in exc.key_errors.items():
+                form = forms[index]
+                for name, field_errors in errors.items():
+                    if name in form.errors:
+                        continue  # the form's own model check said it already
+                    form.add_error(name if name in form.fields else None, field_errors)
 
 
 class ProviderKeyCredentialInline(admin.StackedInline):
@@ -181,6 +191,40 @@ class ProviderAdmin(GatewayModelAdmin):
     def get_queryset(self, request: HttpRequest) -> QuerySet[Provider]:
         # One query for the changelist, however many keys each instance has.
         return super().get_queryset(request).annotate(_key_count=Count("keys"))
+
+    # --- writes go through providers.services ---------------------------------------------
+
+    def save_model(
+        self, request: HttpRequest, obj: Provider, form: ModelForm, change: bool
+    ) -> None:
+        # Written with its keys in save_related: instance and keys are one change (one
+        # validation, one config-version bump).
+        pass
+
+    def save_related(
+        self, request: HttpRequest, form: ModelForm, formsets: list[BaseFormSet], change: bool
+    ) -> None:
+        keys: list[ProviderKeyCredential] = []
+        deleted: list[ProviderKeyCredential] = []
+        for formset in formsets:
+            assert isinstance(formset, BaseModelFormSet)
+            # commit=False fills new/changed/deleted_objects (the change message reads them)
+            # without writing anything.
+            formset.save(commit=False)
+            keys += formset.new_objects + [obj for obj, _ in formset.changed_objects]
+            deleted += formset.deleted_objects
+        # ${VAR} references are resolved by the gateway processes, whose environment the
+        # admin's web process need not share: they are not checked here.
+        provider_save(
+            provider=form.instance, keys=keys, delete_keys=deleted, check_references=False
+        )
+
+    def delete_model(self, request: HttpRequest, obj: Provider) -> None:
+        provider_delete(provider=obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Provider]) -> None:
+        for provider in queryset:
+            provider_delete(provider=provider)
 
     @admin.display(description="base URL", ordering="base_url")
     def base_url_display(self, obj: Provider) -> str:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 import redis
@@ -17,6 +20,9 @@ from providers.redis_conn import async_redis, sync_redis
 logger = logging.getLogger(__name__)
 
 REDIS_KEY = "gw:config:version"
+
+# Set inside ``config_version_batch``: whether a watched model changed in the block yet.
+_batch_changed: ContextVar[list[bool] | None] = ContextVar("config_version_batch", default=None)
 
 
 def config_version_bump() -> None:
@@ -64,8 +70,33 @@ async def config_version_current() -> str:
     return "d" + str(await run_db(config_version_db))
 
 
+@contextmanager
+def config_version_batch() -> Iterator[None]:
+    """Within the block, saves and deletes of watched models bump the version once, at its end.
+
+    Use it inside the caller's ``transaction.atomic()`` so the single bump shares the writes'
+    transaction. Nothing bumps when nothing changed or the block raises (the transaction rolls
+    back). A nested batch joins the outer one.
+    """
+    if _batch_changed.get() is not None:
+        yield
+        return
+    changed = [False]
+    token = _batch_changed.set(changed)
+    try:
+        yield
+    finally:
+        _batch_changed.reset(token)
+    if changed[0]:
+        config_version_bump()
+
+
 def _on_change(sender: Any, **kwargs: Any) -> None:
     if kwargs.get("raw"):  # loaddata
+        return
+    changed = _batch_changed.get()
+    if changed is not None:
+        changed[0] = True
         return
     config_version_bump()
 

@@ -3,19 +3,24 @@
 ``{"error": {"type": ..., "message": ..., "fields": {...}}}`` with the DRF status code. A
 Django ``ValidationError`` raised by a model's ``clean()`` (the same checks admin and import
 run) becomes a 400 with the offending fields named; deleting a row that usage records protect
-becomes a 409.
+becomes a 409. An invalid provider instance or key (``providers.services.ProviderInvalid``)
+names the instance's fields, and each key's fields under ``keys`` by key name.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from django.core.exceptions import NON_FIELD_ERRORS
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import ProtectedError
 from rest_framework import exceptions
 from rest_framework.response import Response
 from rest_framework.serializers import as_serializer_error
+from rest_framework.settings import api_settings
 from rest_framework.views import exception_handler as drf_exception_handler
+
+from providers.services import ErrorDict, ProviderInvalid
 
 
 def _message(detail: Any) -> str:
@@ -37,6 +42,30 @@ class Conflict(exceptions.APIException):
     default_code = "conflict"
 
 
+def _fields(errors: ErrorDict) -> dict[str, list[str]]:
+    return {
+        api_settings.NON_FIELD_ERRORS_KEY if name == NON_FIELD_ERRORS else name: [
+            message for error in field_errors for message in error.messages
+        ]
+        for name, field_errors in errors.items()
+    }
+
+
+def provider_invalid_detail(exc: ProviderInvalid, *, nested_keys: bool = True) -> dict[str, Any]:
+    """DRF error detail of an invalid instance or key: fields named, keys by ``key_name``.
+
+    ``nested_keys=False`` (one key saved on its own) puts the key's fields at the top level.
+    """
+    detail: dict[str, Any] = _fields(exc.provider_errors)
+    for index, errors in sorted(exc.key_errors.items()):
+        if nested_keys:
+            name = exc.key_objects[index].key_name or str(index)
+            detail.setdefault("keys", {})[name] = _fields(errors)
+        else:
+            detail.update(_fields(errors))
+    return detail
+
+
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     if isinstance(exc, ProtectedError):
         # An instance or virtual key with recorded usage: deleting it would orphan cost history.
@@ -44,6 +73,8 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
             f"cannot delete: {len(exc.protected_objects)} usage record(s) refer to it; "
             "disable it instead (is_enabled: false)"
         )
+    elif isinstance(exc, ProviderInvalid):
+        exc = exceptions.ValidationError(provider_invalid_detail(exc))
     elif isinstance(exc, DjangoValidationError):
         exc = exceptions.ValidationError(as_serializer_error(exc))
     response = drf_exception_handler(exc, context)

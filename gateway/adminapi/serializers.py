@@ -38,7 +38,7 @@ class ProviderKeySerializer(serializers.ModelSerializer):
             "updated_at",
         ]
         read_only_fields = ["created_at", "updated_at"]
-        # Uniqueness and "one primary" are checked by the model's clean() in the service.
+        # Uniqueness and "one primary" are checked with the whole instance by providers.services.
         validators: list[Any] = []
 
 

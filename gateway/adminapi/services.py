@@ -1,47 +1,23 @@
-"""Writes of the admin REST API: the same validation as admin and import, then save.
+"""Writes of the admin REST API: request data onto model instances, then the shared services.
 
-Every save goes through the model's ``full_clean()`` (the invariants admin forms enforce) and
-the import's rule that every ``${VAR}`` reference must be set in this process's environment.
-Saving a provider, key, mapping, price or virtual key bumps the configuration version (the
-model signals of ``providers.config_version.watch``), so gateway processes rebuild their route
-table within about a second, without a restart.
+Provider instances and their keys are written by :mod:`providers.services`, the write path the
+admin and configuration import use too: the same invariants (model ``clean()``, one primary
+key, ``${VAR}`` references set in this process's environment), one transaction, one
+configuration-version bump. Mappings, prices and virtual keys go through
+:func:`config_object_save` (the model's ``full_clean()``, then save). Either way a save bumps
+the configuration version, so gateway processes rebuild their route table within about a
+second, without a restart.
 """
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
-from django.core.exceptions import ValidationError
-from django.db import models, transaction
+from django.db import models
 
-from providers.envsubst import references
 from providers.models import Provider, ProviderKeyCredential
-from providers.types import KEYLESS_TYPES
-
-# Fields whose ${VAR} references are resolved when the route table is built.
-REFERENCE_FIELDS = {"base_url", "api_key"}
-
-
-def _check_references(obj: models.Model) -> None:
-    errors: dict[str, list[str]] = {}
-    for name in REFERENCE_FIELDS:
-        value = getattr(obj, name, None)
-        if isinstance(value, str):
-            missing = [v for v in references(value) if v not in os.environ]
-            if missing:
-                errors[name] = [f"environment variable {m} is not set" for m in missing]
-    headers = getattr(obj, "custom_headers", None)
-    if isinstance(headers, dict):
-        for header, value in headers.items():
-            if isinstance(value, str):
-                missing = [v for v in references(value) if v not in os.environ]
-                if missing:
-                    errors.setdefault("custom_headers", []).append(
-                        f"{header}: environment variable {missing[0]} is not set"
-                    )
-    if errors:
-        raise ValidationError(errors)
+from providers.selectors import provider_keys_by_name
+from providers.services import provider_key_save, provider_save
 
 
 def config_object_save(*, obj: models.Model, values: dict[str, Any]) -> models.Model:
@@ -49,39 +25,34 @@ def config_object_save(*, obj: models.Model, values: dict[str, Any]) -> models.M
     for name, value in values.items():
         setattr(obj, name, value)
     obj.full_clean()
-    _check_references(obj)
     obj.save()
     return obj
 
 
-@transaction.atomic
-def provider_save(
+def provider_upsert(
     *, provider: Provider, values: dict[str, Any], keys: list[dict[str, Any]] | None
 ) -> Provider:
     """Create or update an instance and upsert its ``keys`` by ``key_name`` (keys not listed
-    stay as they are; delete them through /api/provider-keys/)."""
-    is_new = provider.pk is None
-    config_object_save(obj=provider, values=values)
-    if keys is None:
-        return provider
-    if len([k for k in keys if k.get("is_primary")]) > 1:
-        raise ValidationError({"keys": "only one key per instance may be primary"})
-    existing = {k.key_name: k for k in provider.keys.all()} if not is_new else {}
-    # Demote before promoting: the partial unique index allows one primary at any moment.
-    ordered = sorted(keys, key=lambda k: bool(k.get("is_primary")))
-    for index, data in enumerate(ordered):
-        data = dict(data)
-        key = existing.get(data["key_name"]) or ProviderKeyCredential(provider=provider)
-        if (
-            key.pk is None
-            and not data.get("api_key")
-            and provider.provider_type not in (KEYLESS_TYPES)
-        ):
-            raise ValidationError(
-                {"keys": [f"key {index}: {provider.provider_type} keys need an api_key"]}
-            )
-        try:
-            config_object_save(obj=key, values=data)
-        except ValidationError as exc:
-            raise ValidationError({"keys": {data["key_name"]: exc.messages}}) from exc
-    return provider
+    stay as they are; delete them through /api/provider-keys/).
+
+    Raises :class:`~providers.services.ProviderInvalid`, with nothing written, when the
+    instance or a key is invalid.
+    """
+    for name, value in values.items():
+        setattr(provider, name, value)
+    stored = provider_keys_by_name(provider_ids=[provider.pk]) if provider.pk else {}
+    by_name = stored.get(provider.pk, {}) if provider.pk else {}
+    objs: list[ProviderKeyCredential] = []
+    for data in keys or []:
+        key = by_name.get(data["key_name"]) or ProviderKeyCredential()
+        for name, value in data.items():
+            setattr(key, name, value)
+        objs.append(key)
+    return provider_save(provider=provider, keys=objs)
+
+
+def provider_key_upsert(*, key: ProviderKeyCredential, values: dict[str, Any]) -> None:
+    """Apply ``values`` to ``key`` (new or stored) and save it through the shared service."""
+    for name, value in values.items():
+        setattr(key, name, value)
+    provider_key_save(key=key)

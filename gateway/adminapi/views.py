@@ -1,7 +1,8 @@
 """Admin REST API viewsets (staff only: session or ``Bearer gwat_...`` token).
 
 Thin: serializers parse and render, services validate (model ``clean()`` + ``${VAR}`` checks,
-as admin and import do) and save; saves bump the configuration version.
+as admin and import do) and save; saves bump the configuration version. Provider instances and
+keys are written, and deleted, through ``providers.services`` like everywhere else.
 """
 
 from __future__ import annotations
@@ -10,18 +11,20 @@ from typing import Any
 
 from django.db import models, transaction
 from drf_spectacular.utils import extend_schema
-from rest_framework import mixins, status, viewsets
+from rest_framework import exceptions, mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.serializers import BaseSerializer
 
 from gateway.adminapi import serializers as s
-from gateway.adminapi.services import config_object_save, provider_save
+from gateway.adminapi.errors import provider_invalid_detail
+from gateway.adminapi.services import config_object_save, provider_key_upsert, provider_upsert
 from gateway.models import VirtualKey
 from gateway.services import virtual_key_create, virtual_key_rotate
 from mappings.models import ModelPrice, ModelProviderMapping
 from providers.models import Provider, ProviderKeyCredential
+from providers.services import ProviderInvalid, provider_delete, provider_key_delete
 
 
 class CleanSaveMixin:
@@ -51,7 +54,7 @@ class ProviderViewSet(viewsets.ModelViewSet):
     def _save(self, serializer: BaseSerializer[Any], provider: Provider) -> None:
         values = dict(serializer.validated_data)
         keys = values.pop("keys", None)
-        saved = provider_save(provider=provider, values=values, keys=keys)
+        saved = provider_upsert(provider=provider, values=values, keys=keys)
         # Re-read: the nested keys must show what was stored, not a stale prefetch.
         serializer.instance = Provider.objects.prefetch_related("keys").get(pk=saved.pk)
 
@@ -62,13 +65,36 @@ class ProviderViewSet(viewsets.ModelViewSet):
         assert isinstance(serializer.instance, Provider)
         self._save(serializer, serializer.instance)
 
+    def perform_destroy(self, instance: Provider) -> None:
+        provider_delete(provider=instance)
 
-class ProviderKeyViewSet(CleanSaveMixin, viewsets.ModelViewSet):
+
+class ProviderKeyViewSet(viewsets.ModelViewSet):
     """Keys of provider instances (filter with ``?provider=ID``); ``api_key`` write-only."""
 
     queryset = ProviderKeyCredential.objects.select_related("provider").order_by("provider", "id")
     serializer_class = s.ProviderKeySerializer
     filterset_fields = ["provider", "is_enabled", "is_primary", "account_group"]
+
+    def _save(self, serializer: BaseSerializer[Any], key: ProviderKeyCredential) -> None:
+        try:
+            provider_key_upsert(key=key, values=dict(serializer.validated_data))
+        except ProviderInvalid as exc:
+            # One key on its own: its fields are the request's fields.
+            raise exceptions.ValidationError(
+                provider_invalid_detail(exc, nested_keys=False)
+            ) from exc
+        serializer.instance = key
+
+    def perform_create(self, serializer: BaseSerializer[Any]) -> None:
+        self._save(serializer, ProviderKeyCredential())
+
+    def perform_update(self, serializer: BaseSerializer[Any]) -> None:
+        assert isinstance(serializer.instance, ProviderKeyCredential)
+        self._save(serializer, serializer.instance)
+
+    def perform_destroy(self, instance: ProviderKeyCredential) -> None:
+        provider_key_delete(key=instance)
 
 
 class MappingViewSet(CleanSaveMixin, viewsets.ModelViewSet):

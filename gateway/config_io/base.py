@@ -18,7 +18,6 @@ from gateway.config_io.schema import (
 from gateway.config_io.tiers_plan import TiersPlan
 from gateway.models import RoutingSettings, VirtualKey
 from mappings.models import AliasRoutingPolicy, ModelPrice, ModelProviderMapping
-from providers.envsubst import MissingEnvVar, references
 from providers.models import Provider, ProviderKeyCredential
 
 M = TypeVar("M", bound=models.Model)
@@ -78,12 +77,6 @@ class Checker:
     def __init__(self, environ: Mapping[str, str]) -> None:
         self.errors: list[str] = []
         self.environ = environ
-
-    def refs(self, value: str, where: str) -> None:
-        """Every ``${VAR}`` in ``value`` must be set now, or the route table could not use it."""
-        for name in references(value):
-            if name not in self.environ:
-                self.errors.append(f"{where}: {MissingEnvVar(name)}")
 
     def clean(
         self,

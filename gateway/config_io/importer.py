@@ -13,6 +13,7 @@ from gateway.config_io.plan import plan_build
 from gateway.config_io.report import ImportReport
 from gateway.config_io.tiers_plan import write_tiers
 from gateway.services import virtual_key_create
+from providers.services import provider_save
 
 
 class _DryRunRollback(Exception):
@@ -38,7 +39,7 @@ def config_import(
         # checking and writing (SQLite takes the write lock at BEGIN IMMEDIATE).
         with transaction.atomic():
             plan = plan_build(data=data, environ=env)
-            _write(plan, report)
+            _write(plan, report, env)
             if dry_run:
                 raise _DryRunRollback
     except _DryRunRollback:
@@ -61,15 +62,11 @@ def _has_field(obj: models.Model, name: str) -> bool:
     return any(f.name == name for f in obj._meta.get_fields())
 
 
-def _write(plan: Plan, report: ImportReport) -> None:
+def _write(plan: Plan, report: ImportReport, env: Mapping[str, str]) -> None:
     for provider in plan.providers:
-        _save(provider)
+        # The plan checked the same things; the service writes only what changed.
+        provider_save(provider=provider.obj, keys=[k.obj for k in provider.keys], environ=env)
         report.add("provider", provider.label, provider.action, provider.paths)
-        # Demote before promoting: the partial unique index allows one primary at any moment.
-        demoted = [k for k in provider.keys if "is_primary" in k.changed and not k.obj.is_primary]
-        for key in demoted + [k for k in provider.keys if k not in demoted]:
-            key.obj.provider = provider.obj  # a new instance got its ID just now
-            _save(key)
         for key in provider.keys:
             report.add("key", key.label, key.action, key.paths)
     for mapping in plan.mappings:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.core.exceptions import ValidationError
+
 from gateway.config_io.base import (
     REDACTED_NEW,
     Checker,
@@ -19,21 +21,33 @@ from gateway.config_io.schema import (
     PROVIDER_EXTRA,
     PROVIDER_FIELDS,
     REDACTED,
+    Field,
     entry_label,
     parse_entry,
 )
+from providers.envsubst import MissingEnvVar
 from providers.models import Provider, ProviderKeyCredential
-from providers.types import KEYLESS_TYPES
+from providers.selectors import provider_keys_by_name
+from providers.services import (
+    ENV_MISSING,
+    PRIMARY_ELSEWHERE,
+    PRIMARY_TWICE,
+    ErrorDict,
+    ProviderInvalid,
+    provider_validate,
+)
 
 
 def plan_providers(
     plan: Plan, entries: list[Any], check: Checker
 ) -> tuple[dict[str, Provider], set[str]]:
-    """Plan providers and their keys; return providers by name and names of broken entries."""
+    """Plan providers and their keys; return providers by name and names of broken entries.
+
+    Each instance is checked with its keys by ``providers.services.provider_validate`` (the
+    checks every write of an instance goes through); its errors are reported in file terms.
+    """
     existing = {p.name: p for p in Provider.objects.all()}
-    stored_keys: dict[int, dict[str, ProviderKeyCredential]] = {}
-    for key in ProviderKeyCredential.objects.all():
-        stored_keys.setdefault(key.provider_id, {})[key.key_name] = key
+    stored_keys = provider_keys_by_name()
     seen: dict[str, str] = {}
     broken: set[str] = set()
     for i, entry in enumerate(entries):
@@ -53,15 +67,15 @@ def plan_providers(
         before = snapshot(obj, PROVIDER_FIELDS)
         apply_values(obj, PROVIDER_FIELDS, values)
         obj.custom_headers = _unredact_headers(obj.custom_headers, before, label, check)
-        check.refs(obj.base_url, f"{label}.base_url")
-        if isinstance(obj.custom_headers, dict):
-            for header, value in obj.custom_headers.items():
-                if isinstance(value, str):
-                    check.refs(value, f"{label}.custom_headers.{header}")
-        check.clean(obj, label, PROVIDER_FIELDS)
-        diff_into(item, before, PROVIDER_FIELDS)
         stored = {} if item.is_new else stored_keys.get(obj.pk, {})
-        _plan_keys(item, values.get("keys"), stored, label, check)
+        positions = _plan_keys(item, values.get("keys"), stored, label, check)
+        try:
+            provider_validate(provider=obj, keys=[k.obj for k in item.keys], environ=check.environ)
+        except ProviderInvalid as exc:
+            _report_invalid(exc, label, positions, check)
+        diff_into(item, before, PROVIDER_FIELDS)
+        for key, key_before in zip(item.keys, positions.values(), strict=True):
+            diff_into(key, key_before, KEY_FIELDS)
         listed = {k.obj.key_name for k in item.keys}
         plan.left.extend(("key", f"{name}/{k}") for k in stored if k not in listed)
         plan.providers.append(item)
@@ -91,14 +105,19 @@ def _plan_keys(
     stored: dict[str, ProviderKeyCredential],
     label: str,
     check: Checker,
-) -> None:
+) -> dict[int, dict[str, Any]]:
+    """Add the file's keys to ``provider.keys``; return each one's file index and old values.
+
+    Only the file's own rules are checked here (structure, duplicate names, ``***``); the
+    keys' invariants are checked with their instance in :func:`plan_providers`.
+    """
+    positions: dict[int, dict[str, Any]] = {}
     if entries is None:
         entries = []
     if not isinstance(entries, list):
         check.errors.append(f"{label}.keys: must be a list")
-        return
+        return positions
     seen: dict[str, str] = {}
-    primary: str | None = None
     for j, entry in enumerate(entries):
         klabel = f"{label}.keys[{j}]"
         values = parse_entry(entry, KEY_FIELDS, klabel, check.errors)
@@ -121,30 +140,54 @@ def _plan_keys(
                 check.errors.append(f"{klabel}.api_key: {REDACTED_NEW}")
             else:
                 obj.api_key = before["api_key"]
-        check.refs(obj.api_key, f"{klabel}.api_key")
-        check.refs(obj.base_url, f"{klabel}.base_url")
-        if provider.is_new and not obj.api_key and provider.obj.provider_type not in KEYLESS_TYPES:
-            # The model checks this itself only once the instance exists in the database.
-            check.errors.append(
-                f"{klabel}.api_key: {provider.obj.provider_type} keys need an api_key"
-            )
-        if obj.is_primary and primary is not None:
-            check.errors.append(
-                f"{klabel}.primary: only one primary key per instance ({primary} is primary too)"
-            )
-        if obj.is_primary:
-            primary = f"keys[{j}] ({name})"
-        # The model checks "one primary" against the database, but the file may move the
-        # primary flag between keys; the file-wide check above and below replaces it.
-        wants_primary, obj.is_primary = obj.is_primary, False
-        check.clean(obj, klabel, KEY_FIELDS, exclude={"provider"} if provider.is_new else None)
-        obj.is_primary = wants_primary
-        diff_into(item, before, KEY_FIELDS)
+        positions[j] = before
         provider.keys.append(item)
-    if primary is not None:
-        for name, key in stored.items():
-            if name not in seen and key.is_primary:
-                check.errors.append(
-                    f"{label}.keys: {primary} is primary, but so is key {name!r}, which is not in"
-                    " the file (list it with primary: false)"
-                )
+    return positions
+
+
+def _report_invalid(
+    exc: ProviderInvalid, label: str, positions: dict[int, dict[str, Any]], check: Checker
+) -> None:
+    """Word the service's errors in file terms: entry, file path, and the file's own hints."""
+    _report_errors(exc.provider_errors, label, PROVIDER_FIELDS, check)
+    files = list(positions)  # index into the service's keys -> index into the file's keys
+
+    def key_label(index: int) -> str:
+        return f"keys[{files[index]}] ({exc.key_objects[index].key_name})"
+
+    for index, errors in exc.key_errors.items():
+        klabel = f"{label}.keys[{files[index]}]"
+        rest: ErrorDict = {}
+        for field, field_errors in errors.items():
+            for error in field_errors:
+                params = error.params or {}
+                if error.code == PRIMARY_TWICE:
+                    check.errors.append(
+                        f"{klabel}.primary: only one primary key per instance"
+                        f" ({key_label(int(params['first']))} is primary too)"
+                    )
+                elif error.code == PRIMARY_ELSEWHERE:
+                    check.errors.append(
+                        f"{label}.keys: {key_label(index)} is primary, but so is key"
+                        f" {params['key_name']!r}, which is not in the file"
+                        " (list it with primary: false)"
+                    )
+                else:
+                    rest.setdefault(field, []).append(error)
+        _report_errors(rest, klabel, KEY_FIELDS, check)
+
+
+def _report_errors(
+    errors: ErrorDict, label: str, fields: tuple[Field, ...], check: Checker
+) -> None:
+    rest: ErrorDict = {}
+    for field, field_errors in errors.items():
+        for error in field_errors:
+            params = error.params or {}
+            if error.code == ENV_MISSING and "header" in params:
+                where = f"{label}.custom_headers.{params['header']}"
+                check.errors.append(f"{where}: {MissingEnvVar(str(params['name']))}")
+            else:
+                rest.setdefault(field, []).append(error)
+    if rest:
+        check.model_errors(ValidationError(rest), label, fields)
