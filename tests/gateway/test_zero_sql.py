@@ -1,4 +1,4 @@
-"""No SQL query on a warm request (DESIGN: the hot path reads the in-memory route table only).
+"""No SQL query on a warm request: the hot path reads the in-memory route table only.
 
 Checked three ways: ``django_assert_num_queries(0)`` (this thread's connection), a spy on every
 cursor of every thread (``sync_to_async`` work runs elsewhere), and with database access
