@@ -1,7 +1,9 @@
 """Routing and failover through the in-process gateway and the loopback fake upstream.
 
 Every test runs twice: with per-process state (no Redis) and with Redis. Gaps are measured
-from the fake's request log, never from the test's wall clock.
+from the fake's request log, never from the test's wall clock; time-dependent state (circuit
+recovery) runs on a clock the test moves, and requests are held in flight by a gate the test
+opens, so no outcome depends on how fast the machine is.
 """
 
 from __future__ import annotations
@@ -16,17 +18,46 @@ import httpx
 import pytest
 
 from gateway.models import RoutingSettings
+from gateway.routing import plan as route_plan
 from gateway.routing import runtime
 from gateway.routing.table import RouteTable
 from gateway.usage.events import InMemoryUsageQueue
 from mappings.models import AliasRoutingPolicy, ModelPrice
 from providers import state
 from providers.state import CircuitState
-from tests.fakes.upstream import Behaviour, FakeUpstream
+from tests.fakes.upstream import Behaviour, FakeUpstream, Gate
 from tests.gateway.conftest import InProcessGateway
 from tests.gateway.factories import Instance, make_mapping, make_provider, make_vkey
 
 CHAT = {"model": "m", "messages": [{"role": "user", "content": "three little words"}]}
+
+# The modules whose ``time.time()`` decides circuit, cooling and rate-limit timing.
+CLOCKED_MODULES = (state, runtime, route_plan)
+
+
+class Clock:
+    """A wall clock that moves only when the test says; every other ``time`` function is real."""
+
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def time(self) -> float:
+        return self.now
+
+    def advance_past(self, moment: float) -> None:
+        self.now = max(self.now, moment) + 0.001
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(time, name)
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
+    """Circuit breaker and rate limiter time, frozen at the real time until advanced."""
+    fake = Clock(time.time())
+    for module in CLOCKED_MODULES:
+        monkeypatch.setattr(module, "time", fake)
+    return fake
 
 
 @pytest.fixture(params=["local", "redis"])
@@ -197,6 +228,7 @@ def test_circuit_opens_skips_then_lets_one_trial_through(
     install_table: Callable[[], RouteTable],
     gateway: InProcessGateway,
     fake_upstream: FakeUpstream,
+    clock: Clock,
 ) -> None:
     routing(failure_threshold=2, recovery_timeout=1)
     a, b = cfg("a"), cfg("b")
@@ -212,17 +244,16 @@ def test_circuit_opens_skips_then_lets_one_trial_through(
     for _ in range(3):
         assert post(gateway, key).status_code == 200
     assert served_by(fake_upstream, a) == 2  # nothing during the recovery timeout
-    while time.time() <= info.retry_at:
-        time.sleep(0.05)
+    clock.advance_past(info.retry_at)
     for _ in range(3):
         assert post(gateway, key).status_code == 200
     assert served_by(fake_upstream, a) == 3  # exactly one trial, which failed and reopened
     assert state.circuit_info_all_sync([a.id])[a.id].state == CircuitState.OPEN
     # A successful trial closes it.
     fake_upstream.behave(key=a.api_key)
-    reopened = state.circuit_info_all_sync([a.id])[a.id].retry_at or 0
-    while time.time() <= reopened:
-        time.sleep(0.05)
+    reopened = state.circuit_info_all_sync([a.id])[a.id].retry_at
+    assert reopened is not None
+    clock.advance_past(reopened)
     response = post(gateway, key)
     assert response.headers["x-gateway-provider-id"] == str(a.id)
     assert state.circuit_info_all_sync([a.id])[a.id].state == CircuitState.CLOSED
@@ -312,20 +343,24 @@ def test_least_busy_prefers_the_idle_instance(
     make_mapping("m", b, priority=2)
     key = make_vkey()[1]
     install_table()
-    fake_upstream.behave(Behaviour.slow(1.0, times=1), key=a.api_key)
+    gate = Gate()
+    fake_upstream.behave(Behaviour(gate=gate, times=1), key=a.api_key)
 
     async def scenario(client: httpx.AsyncClient) -> list[str]:
         headers = {"authorization": f"Bearer {key}"}
-        slow = asyncio.ensure_future(
+        held = asyncio.ensure_future(
             client.post("/v1/chat/completions", json=CHAT, headers=headers)
         )
-        while not fake_upstream.requests(key=a.api_key):
-            await asyncio.sleep(0.01)
-        served = []
-        for _ in range(3):
-            r = await client.post("/v1/chat/completions", json=CHAT, headers=headers)
-            served.append(r.headers["x-gateway-provider-id"])
-        assert (await slow).headers["x-gateway-provider-id"] == str(a.id)
+        try:
+            # a is busy from here until the gate opens, however long the next requests take.
+            assert await asyncio.to_thread(gate.arrived.wait, 10.0), "a never got the request"
+            served = []
+            for _ in range(3):
+                r = await client.post("/v1/chat/completions", json=CHAT, headers=headers)
+                served.append(r.headers["x-gateway-provider-id"])
+        finally:
+            gate.release()
+        assert (await held).headers["x-gateway-provider-id"] == str(a.id)
         return served
 
     assert gateway.run(scenario) == [str(b.id)] * 3
