@@ -3,60 +3,143 @@
 Every value has a development default so a fresh checkout runs (SQLite, no Redis, secrets
 generated into the untracked ``var/`` directory). Production sets ``DEBUG=0`` and then must
 provide ``SECRET_KEY`` and ``FIELD_ENCRYPTION_KEYS`` (or their ``*_FILE`` variants).
+
+Sections: paths and environment helpers, core Django, database, cache/Redis, Celery, security,
+DRF/OpenAPI, gateway tunables, logging.
 """
 
 from __future__ import annotations
 
 import os
 import secrets
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
+# =============================================================================================
+# Paths and environment helpers
+# =============================================================================================
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
-# FileAwareEnv: every variable FOO may instead be given as FOO_FILE, a path whose contents are
-# the value (Docker/Kubernetes secrets).
+# Every variable FOO may instead be given as FOO_FILE, a path whose contents are the value
+# (Docker/Kubernetes secrets); FOO_FILE wins when both are set. A value "$BAR" reads BAR.
 env = environ.FileAwareEnv()
+
+_true_words = frozenset({"true", "on", "ok", "y", "yes"})
+_false_words = frozenset({"false", "off", "no", "n", ""})
+
+
+def _read(name: str) -> str | None:
+    """The raw value of ``name`` (or of the file ``name_FILE`` points at); None when unset."""
+    try:
+        return env.str(name)
+    except ImproperlyConfigured:
+        return None
+
+
+def _invalid(name: str, raw: str, expected: str) -> ImproperlyConfigured:
+    return ImproperlyConfigured(f"{name}={raw!r} is not {expected}")
+
+
+def envstr(name: str, default: str) -> str:
+    """Read a string setting."""
+    raw = _read(name)
+    return default if raw is None else raw
 
 
 def envbool(name: str, default: bool) -> bool:
-    """Read a boolean: 1/true/yes/on are true, anything else false."""
-    return env.bool(name, default=default)
+    """Read a boolean: an integer (non-zero is true), true/yes/on/y/ok or false/no/off/n/empty.
+
+    Anything else stops the process with the variable's name rather than reading as false.
+    """
+    raw = _read(name)
+    if raw is None:
+        return default
+    value = raw.strip().lower()
+    try:
+        return int(value) != 0
+    except ValueError:
+        pass
+    if value in _true_words:
+        return True
+    if value in _false_words:
+        return False
+    raise _invalid(name, raw, "a boolean (1/0, true/false, yes/no, on/off)")
 
 
 def envint(name: str, default: int) -> int:
     """Read an integer setting."""
-    return env.int(name, default=default)
+    raw = _read(name)
+    if raw is None:
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise _invalid(name, raw, "an integer") from None
 
 
 def envfloat(name: str, default: float) -> float:
-    """Read a float setting."""
-    return env.float(name, default=default)
+    """Read a float setting (a plain decimal number such as ``0.5`` or ``30``)."""
+    raw = _read(name)
+    if raw is None:
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise _invalid(name, raw, "a number") from None
+
+
+def envlist(name: str, default: list[str]) -> list[str]:
+    """Read a comma-separated list; blanks around items and empty items are dropped."""
+    raw = _read(name)
+    if raw is None:
+        return list(default)
+    return [item.strip() for item in raw.split(",") if item.strip()]
 
 
 DEBUG = envbool("DEBUG", True)
 
 # Local state that must survive restarts but never be committed: the SQLite database, the
 # development secrets, the usage spool.
-STATE_DIR = Path(env.str("GATEWAY_STATE_DIR", default=str(BASE_DIR / "var")))
+STATE_DIR = Path(envstr("GATEWAY_STATE_DIR", str(BASE_DIR / "var")))
 
 
-def _dev_secret(name: str, generate: str) -> str:
-    """Return a development secret kept in STATE_DIR, creating it on first use.
-
-    Only used when DEBUG is on; production must pass the secret explicitly so that every
-    process of a deployment shares it.
-    """
+def _dev_secret(name: str, generate: Callable[[], str]) -> str:
+    """Return a development secret kept in STATE_DIR, creating it on first use."""
     path = STATE_DIR / name
     if path.exists():
         return path.read_text().strip()
     STATE_DIR.mkdir(parents=True, exist_ok=True)
+    value = generate()
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as fh:
-        fh.write(generate)
-    return generate
+        fh.write(value)
+    return value
+
+
+def envsecret(name: str) -> str:
+    """Read a secret from ``name`` or from the file ``name_FILE`` points at; empty when unset.
+
+    Secrets usually arrive as files (Docker/Kubernetes secrets), hence the ``_FILE`` variant;
+    every other setting accepts it too.
+    """
+    return envstr(name, "")
+
+
+def missing_secret(name: str, *, dev_file: str, generate: Callable[[], str]) -> str:
+    """The value for a secret that is not set.
+
+    With DEBUG on: a secret generated once into ``STATE_DIR/dev_file``. With DEBUG off: an
+    error, because every process of a deployment must share the secret and only the operator
+    can provide that.
+    """
+    if not DEBUG:
+        raise ImproperlyConfigured(f"{name} (or {name}_FILE) is required when DEBUG=0")
+    return _dev_secret(dev_file, generate)
 
 
 def _fernet_key() -> str:
@@ -66,29 +149,11 @@ def _fernet_key() -> str:
     return Fernet.generate_key().decode()
 
 
-SECRET_KEY = env.str("SECRET_KEY", default="")
-if not SECRET_KEY:
-    if not DEBUG:
-        raise ImproperlyConfigured("SECRET_KEY (or SECRET_KEY_FILE) is required when DEBUG=0")
-    SECRET_KEY = _dev_secret("secret_key", secrets.token_urlsafe(50))
+# =============================================================================================
+# Core Django: applications, middleware, templates, static files, locale
+# =============================================================================================
 
-# Comma-separated Fernet keys: the first encrypts, all decrypt (rotation: put the new key first,
-# run `manage.py rotate_encryption_keys`, then drop the old one).
-FIELD_ENCRYPTION_KEYS: list[str] = [
-    k.strip() for k in env.str("FIELD_ENCRYPTION_KEYS", default="").split(",") if k.strip()
-]
-if not FIELD_ENCRYPTION_KEYS:
-    if not DEBUG:
-        raise ImproperlyConfigured(
-            "FIELD_ENCRYPTION_KEYS (or FIELD_ENCRYPTION_KEYS_FILE) is required when DEBUG=0"
-        )
-    FIELD_ENCRYPTION_KEYS = [_dev_secret("field_encryption_keys", _fernet_key())]
-
-ALLOWED_HOSTS: list[str] = env.list(
-    "ALLOWED_HOSTS", default=["*"] if DEBUG else ["localhost", "127.0.0.1", "[::1]"]
-)
-CSRF_TRUSTED_ORIGINS: list[str] = env.list("CSRF_TRUSTED_ORIGINS", default=[])
-
+# One list: an app is added with one line.
 INSTALLED_APPS = [
     "django.contrib.admin",
     "django.contrib.auth",
@@ -100,6 +165,11 @@ INSTALLED_APPS = [
     "providers",
     "mappings",
     "gateway",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "django_filters",
+    "gateway.reports",
+    "django_celery_beat",
 ]
 
 MIDDLEWARE = [
@@ -114,6 +184,7 @@ MIDDLEWARE = [
 ]
 
 ROOT_URLCONF = "gateway.urls"
+ASGI_APPLICATION = "gateway.asgi.application"
 
 TEMPLATES = [
     {
@@ -130,7 +201,31 @@ TEMPLATES = [
     },
 ]
 
-ASGI_APPLICATION = "gateway.asgi.application"
+# Staff pages (admin, reports) log in through the admin's login page.
+LOGIN_URL = "/admin/login/"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = envstr("TIME_ZONE", "UTC")
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = Path(envstr("STATIC_ROOT", str(STATE_DIR / "static")))
+# Serve static files from the app directories without collectstatic in development.
+WHITENOISE_USE_FINDERS = DEBUG
+
+# Mail carries budget alerts only; development prints it to the console.
+DEFAULT_FROM_EMAIL = envstr("DEFAULT_FROM_EMAIL", "llm-gateway@localhost")
+EMAIL_BACKEND = envstr(
+    "EMAIL_BACKEND",
+    "django.core.mail.backends.console.EmailBackend"
+    if DEBUG
+    else "django.core.mail.backends.smtp.EmailBackend",
+)
+
+# =============================================================================================
+# Database
+# =============================================================================================
 
 DATABASES = {
     "default": env.db("DATABASE_URL", default=f"sqlite:///{STATE_DIR / 'db.sqlite3'}"),
@@ -142,122 +237,33 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "init_command", "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
     )
     DATABASES["default"]["OPTIONS"].setdefault("transaction_mode", "IMMEDIATE")
-DATABASES["default"].setdefault("CONN_MAX_AGE", envint("CONN_MAX_AGE", 60))
-DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
-
-# Optional: without it the gateway keeps config version, circuit and rate-limit state per
-# process and the usage queue in process (fine for one process, the demo and tests).
-REDIS_URL: str = env.str("REDIS_URL", default="")
-
-AUTH_PASSWORD_VALIDATORS = [
-    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
-    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
-]
-
-LANGUAGE_CODE = "en-us"
-TIME_ZONE = env.str("TIME_ZONE", default="UTC")
-USE_I18N = True
-USE_TZ = True
-
-STATIC_URL = "static/"
-STATIC_ROOT = Path(env.str("STATIC_ROOT", default=str(STATE_DIR / "static")))
-# Serve static files from the app directories without collectstatic in development.
-WHITENOISE_USE_FINDERS = DEBUG
-
-REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": [
-        # --- reports / admin API (gateway/reports, gateway/adminapi): staff API tokens; first,
-        # so an unauthenticated call gets 401 with WWW-Authenticate: Bearer ---
-        "gateway.reports.auth.ApiTokenAuthentication",
-        "rest_framework.authentication.SessionAuthentication",
-    ],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAdminUser"],
-    # --- reports / admin API: schema, filtering, pagination, one error shape ---------------
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
-    "PAGE_SIZE": 50,
-    "EXCEPTION_HANDLER": "gateway.adminapi.errors.exception_handler",
-}
-# --- reports / admin API (issue 6): OpenAPI schema at /api/schema/, UI assets served locally
-INSTALLED_APPS += ["drf_spectacular", "drf_spectacular_sidecar", "django_filters"]
-INSTALLED_APPS += ["gateway.reports"]
-SPECTACULAR_SETTINGS = {
-    "TITLE": "LLM Gateway admin and reports API",
-    "DESCRIPTION": "Staff-only: configuration (providers, keys, mappings, prices, virtual keys)"
-    " and cost reports. Authenticate with a staff session or `Authorization: Bearer gwat_...`.",
-    "VERSION": "1",
-    "SERVE_INCLUDE_SCHEMA": False,
-    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAdminUser"],
-    # No CDN: the Swagger UI's files come from drf-spectacular-sidecar as static files.
-    "SWAGGER_UI_DIST": "SIDECAR",
-    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
-    "REDOC_DIST": "SIDECAR",
-    "COMPONENT_SPLIT_REQUEST": True,
-}
-LOGIN_URL = "/admin/login/"
-
-# --- gateway behaviour -------------------------------------------------------------------
-GATEWAY_MAX_BODY_BYTES = envint("GATEWAY_MAX_BODY_BYTES", 20 * 1024 * 1024)
-# How often a process checks whether the configuration changed (seconds).
-GATEWAY_CONFIG_CHECK_INTERVAL = envfloat("GATEWAY_CONFIG_CHECK_INTERVAL", 1.0)
-# Outbound connection pool of each process.
-GATEWAY_HTTP_MAX_CONNECTIONS = envint("GATEWAY_HTTP_MAX_CONNECTIONS", 512)
-GATEWAY_HTTP_MAX_KEEPALIVE = envint("GATEWAY_HTTP_MAX_KEEPALIVE", 128)
-GATEWAY_CONNECT_TIMEOUT = envfloat("GATEWAY_CONNECT_TIMEOUT", 10.0)
-# Routing and failover (README "Routing and failover").
-# All attempts of one request (retries, failover, waits) end by this many seconds.
-GATEWAY_REQUEST_DEADLINE = envfloat("GATEWAY_REQUEST_DEADLINE", 300.0)
-# An upstream Retry-After longer than this is not waited for: fail over instead.
-GATEWAY_RETRY_AFTER_CAP = envfloat("GATEWAY_RETRY_AFTER_CAP", 30.0)
-# Backoff between retries on one instance: base * 2**n with full jitter, capped.
-GATEWAY_BACKOFF_BASE = envfloat("GATEWAY_BACKOFF_BASE", 0.1)
-GATEWAY_BACKOFF_CAP = envfloat("GATEWAY_BACKOFF_CAP", 5.0)
-# How long an account group cools after a 429 without Retry-After (seconds).
-GATEWAY_COOLING_SECONDS = envfloat("GATEWAY_COOLING_SECONDS", 30.0)
-# Rate-limit window (seconds): "per minute" limits are counted over this sliding window.
-GATEWAY_RATE_LIMIT_WINDOW = envfloat("GATEWAY_RATE_LIMIT_WINDOW", 60.0)
-
-LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {
-        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
-    },
-    "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": "plain"},
-    },
-    "root": {"handlers": ["console"], "level": LOG_LEVEL},
-    "loggers": {
-        # httpx logs every request URL at INFO; URLs can carry Azure deployment names, and the
-        # volume would swamp the hot path.
-        "httpx": {"level": "WARNING"},
-        "httpcore": {"level": "WARNING"},
-    },
-}
-
-if not DEBUG:
-    SESSION_COOKIE_SECURE = envbool("SESSION_COOKIE_SECURE", True)
-    CSRF_COOKIE_SECURE = envbool("CSRF_COOKIE_SECURE", True)
-    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
-
-if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # A file, not :memory:, so end-to-end tests can share the test database with the gateway
     # server process they start.
     DATABASES["default"]["TEST"] = {"NAME": str(STATE_DIR / "test_db.sqlite3")}
+DATABASES["default"].setdefault("CONN_MAX_AGE", envint("CONN_MAX_AGE", 60))
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-# --- Celery, usage pipeline, budgets (owned by the usage/Celery work; see gateway/celery.py) --
-INSTALLED_APPS += ["django_celery_beat"]
+# =============================================================================================
+# Cache / Redis
+# =============================================================================================
+
+# Optional: without it the gateway keeps config version, circuit and rate-limit state per
+# process and the usage queue in process (fine for one process, the demo and tests).
+REDIS_URL = envstr("REDIS_URL", "")
+
+# =============================================================================================
+# Celery (gateway/celery.py): usage recording, rollups, health probes, budget alerts
+# =============================================================================================
 
 # The broker is Redis when configured. Without one, tasks run eagerly in the calling process so
 # `make demo` works with nothing but SQLite (nothing periodic runs then: the gateway writes
 # usage itself and computes budget state in process).
-CELERY_BROKER_URL: str = env.str("CELERY_BROKER_URL", default=REDIS_URL)
+CELERY_BROKER_URL = envstr("CELERY_BROKER_URL", REDIS_URL)
 CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
 CELERY_TASK_EAGER_PROPAGATES = True
-# At-least-once delivery (DESIGN "Usage events are money"): a task is acknowledged after it
-# ran, given back when its worker dies, and a worker holds one message at a time.
+# At-least-once delivery, because usage events are billed and must not be lost: a task is
+# acknowledged after it ran, given back when its worker dies, and a worker holds one message
+# at a time.
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
@@ -276,11 +282,103 @@ CELERY_ENABLE_UTC = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 
+# =============================================================================================
+# Security: secrets, encryption keys, hosts, CSRF, cookies, passwords
+# =============================================================================================
+
+SECRET_KEY = envsecret("SECRET_KEY") or missing_secret(
+    "SECRET_KEY", dev_file="secret_key", generate=lambda: secrets.token_urlsafe(50)
+)
+
+# Comma-separated Fernet keys: the first encrypts, all decrypt (rotation: put the new key first,
+# run `manage.py rotate_encryption_keys`, then drop the old one).
+FIELD_ENCRYPTION_KEYS = [
+    k.strip() for k in envsecret("FIELD_ENCRYPTION_KEYS").split(",") if k.strip()
+] or [
+    missing_secret("FIELD_ENCRYPTION_KEYS", dev_file="field_encryption_keys", generate=_fernet_key)
+]
+
+ALLOWED_HOSTS = envlist("ALLOWED_HOSTS", ["*"] if DEBUG else ["localhost", "127.0.0.1", "[::1]"])
+CSRF_TRUSTED_ORIGINS = envlist("CSRF_TRUSTED_ORIGINS", [])
+
+if not DEBUG:
+    # Production sits behind a TLS-terminating proxy that sets X-Forwarded-Proto.
+    SESSION_COOKIE_SECURE = envbool("SESSION_COOKIE_SECURE", True)
+    CSRF_COOKIE_SECURE = envbool("CSRF_COOKIE_SECURE", True)
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+
+# =============================================================================================
+# DRF and OpenAPI: the staff-only admin and reports API (gateway/adminapi, gateway/reports)
+# =============================================================================================
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        # Staff API tokens first, so an unauthenticated call gets 401 with
+        # WWW-Authenticate: Bearer (DRF takes the header from the first class).
+        "gateway.reports.auth.ApiTokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAdminUser"],
+    # Schema, filtering, pagination and one error shape for every endpoint.
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    "PAGE_SIZE": 50,
+    "EXCEPTION_HANDLER": "gateway.adminapi.errors.exception_handler",
+}
+
+# OpenAPI schema at /api/schema/; the UI's assets are served locally.
+SPECTACULAR_SETTINGS = {
+    "TITLE": "LLM Gateway admin and reports API",
+    "DESCRIPTION": "Staff-only: configuration (providers, keys, mappings, prices, virtual keys)"
+    " and cost reports. Authenticate with a staff session or `Authorization: Bearer gwat_...`.",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAdminUser"],
+    # No CDN: the Swagger UI's files come from drf-spectacular-sidecar as static files.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+}
+
+# =============================================================================================
+# Gateway tunables
+# =============================================================================================
+
+# --- request path ----------------------------------------------------------------------------
+GATEWAY_MAX_BODY_BYTES = envint("GATEWAY_MAX_BODY_BYTES", 20 * 1024 * 1024)
+# How often a process checks whether the configuration changed (seconds).
+GATEWAY_CONFIG_CHECK_INTERVAL = envfloat("GATEWAY_CONFIG_CHECK_INTERVAL", 1.0)
+# Outbound connection pool of each process.
+GATEWAY_HTTP_MAX_CONNECTIONS = envint("GATEWAY_HTTP_MAX_CONNECTIONS", 512)
+GATEWAY_HTTP_MAX_KEEPALIVE = envint("GATEWAY_HTTP_MAX_KEEPALIVE", 128)
+GATEWAY_CONNECT_TIMEOUT = envfloat("GATEWAY_CONNECT_TIMEOUT", 10.0)
+
+# --- routing and failover (README "Routing and failover") ------------------------------------
+# All attempts of one request (retries, failover, waits) end by this many seconds.
+GATEWAY_REQUEST_DEADLINE = envfloat("GATEWAY_REQUEST_DEADLINE", 300.0)
+# An upstream Retry-After longer than this is not waited for: fail over instead.
+GATEWAY_RETRY_AFTER_CAP = envfloat("GATEWAY_RETRY_AFTER_CAP", 30.0)
+# Backoff between retries on one instance: base * 2**n with full jitter, capped.
+GATEWAY_BACKOFF_BASE = envfloat("GATEWAY_BACKOFF_BASE", 0.1)
+GATEWAY_BACKOFF_CAP = envfloat("GATEWAY_BACKOFF_CAP", 5.0)
+# How long an account group cools after a 429 without Retry-After (seconds).
+GATEWAY_COOLING_SECONDS = envfloat("GATEWAY_COOLING_SECONDS", 30.0)
+# Rate-limit window (seconds): "per minute" limits are counted over this sliding window.
+GATEWAY_RATE_LIMIT_WINDOW = envfloat("GATEWAY_RATE_LIMIT_WINDOW", 60.0)
+
+# --- usage pipeline (gateway/usage) -----------------------------------------------------------
 # Usage queue: a dotted path to a UsageQueue class; empty picks the Redis stream queue when
 # REDIS_URL is set, else the in-process database writer (gateway.usage.queues).
-GATEWAY_USAGE_QUEUE: str = env.str("GATEWAY_USAGE_QUEUE", default="")
-GATEWAY_USAGE_STREAM: str = env.str("GATEWAY_USAGE_STREAM", default="gw:usage")
-GATEWAY_USAGE_GROUP: str = env.str("GATEWAY_USAGE_GROUP", default="recorder")
+GATEWAY_USAGE_QUEUE = envstr("GATEWAY_USAGE_QUEUE", "")
+GATEWAY_USAGE_STREAM = envstr("GATEWAY_USAGE_STREAM", "gw:usage")
+GATEWAY_USAGE_GROUP = envstr("GATEWAY_USAGE_GROUP", "recorder")
 # Safety cap on the stream (approximate trim). Recorded entries are deleted, so the stream holds
 # only the backlog; the cap only bites if the recorder is down for a very long time.
 GATEWAY_USAGE_STREAM_MAXLEN = envint("GATEWAY_USAGE_STREAM_MAXLEN", 2_000_000)
@@ -297,22 +395,15 @@ GATEWAY_USAGE_LINGER_SECONDS = envfloat("GATEWAY_USAGE_LINGER_SECONDS", 0.01)
 # The in-process database writer (no Redis) flushes at least this often.
 GATEWAY_USAGE_FLUSH_SECONDS = envfloat("GATEWAY_USAGE_FLUSH_SECONDS", 0.5)
 
-# Budgets: how often a gateway process re-reads the over-budget state (Redis set, or its own
-# database computation when there is no Redis).
+# --- budgets (gateway/usage/budgets.py) -------------------------------------------------------
+# How often a gateway process re-reads the over-budget state (Redis set, or its own database
+# computation when there is no Redis).
 GATEWAY_BUDGET_REFRESH_SECONDS = envfloat("GATEWAY_BUDGET_REFRESH_SECONDS", 5.0)
-BUDGET_ALERT_EMAILS: list[str] = env.list("BUDGET_ALERT_EMAILS", default=[])
-BUDGET_ALERT_WEBHOOK_URL: str = env.str("BUDGET_ALERT_WEBHOOK_URL", default="")
+BUDGET_ALERT_EMAILS = envlist("BUDGET_ALERT_EMAILS", [])
+BUDGET_ALERT_WEBHOOK_URL = envstr("BUDGET_ALERT_WEBHOOK_URL", "")
 BUDGET_ALERT_WEBHOOK_TIMEOUT = envfloat("BUDGET_ALERT_WEBHOOK_TIMEOUT", 5.0)
-DEFAULT_FROM_EMAIL: str = env.str("DEFAULT_FROM_EMAIL", default="llm-gateway@localhost")
-EMAIL_BACKEND: str = env.str(
-    "EMAIL_BACKEND",
-    default="django.core.mail.backends.console.EmailBackend"
-    if DEBUG
-    else "django.core.mail.backends.smtp.EmailBackend",
-)
-# --- end Celery block ----------------------------------------------------------------------
 
-# --- Health checks and metrics (providers/health.py, gateway/metrics.py) ------------------
+# --- health checks and metrics (providers/health.py, gateway/metrics.py) ----------------------
 # Probe history kept this many days (the health_checks_purge task deletes older rows).
 HEALTH_CHECK_RETENTION_DAYS = envint("HEALTH_CHECK_RETENTION_DAYS", 7)
 # An instance that answers a probe slower than this is "degraded" (still routable).
@@ -321,6 +412,27 @@ HEALTH_CHECK_DEGRADED_MS = envint("HEALTH_CHECK_DEGRADED_MS", 5000)
 HEALTH_CHECK_TIMEOUT = envfloat("HEALTH_CHECK_TIMEOUT", 10.0)
 # prometheus-client multiprocess mode: `serve --workers N` (N > 1) sets the environment
 # variable PROMETHEUS_MULTIPROC_DIR to this directory (cleared at start) unless it is set.
-PROMETHEUS_MULTIPROC_DIR = env.str(
-    "PROMETHEUS_MULTIPROC_DIR", default=str(STATE_DIR / "prometheus")
-)
+PROMETHEUS_MULTIPROC_DIR = envstr("PROMETHEUS_MULTIPROC_DIR", str(STATE_DIR / "prometheus"))
+
+# =============================================================================================
+# Logging
+# =============================================================================================
+
+LOG_LEVEL = envstr("LOG_LEVEL", "INFO")
+LOGGING: dict[str, Any] = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain"},
+    },
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {
+        # httpx logs every request URL at INFO; URLs can carry Azure deployment names, and the
+        # volume would swamp the hot path.
+        "httpx": {"level": "WARNING"},
+        "httpcore": {"level": "WARNING"},
+    },
+}

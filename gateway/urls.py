@@ -12,7 +12,7 @@ urlpatterns = [
     path("health/live", health.live, name="health-live"),
     path("health/ready", health.ready, name="health-ready"),
     path("metrics", health.metrics, name="metrics"),
-    # --- reports / admin API (issue 6): staff pages, REST API, OpenAPI schema ---
+    # Reports and admin API: staff pages, REST API, OpenAPI schema.
     path("ops/", include("gateway.reports.urls")),
     path("api/", include("gateway.adminapi.urls")),
 ]

@@ -208,7 +208,7 @@ def circuit_policy() -> tuple[int, int]:
     """(failure_threshold, recovery_timeout) from the gateway's routing settings.
 
     Looked up through the app registry: the policy row belongs to the ``gateway`` app and
-    ``providers`` must not import it (imports point down, DESIGN.md).
+    ``providers`` must not import it (imports point down: ``gateway`` builds on ``providers``).
     """
     try:
         model = apps.get_model("gateway", "RoutingSettings")

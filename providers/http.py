@@ -1,9 +1,10 @@
 """The one outbound HTTP seam: every request to a provider instance goes through ``send``.
 
 It owns the process's shared ``httpx.AsyncClient`` (pooled keep-alive connections over an
-aiohttp transport: stock httpx costs more than the gateway's whole overhead budget, see
-DESIGN.md) and adds each instance's custom headers, so that no code path (chat, embeddings,
-health probes) can forget them and no instance's headers can leak into another's request.
+aiohttp transport: stock httpx's own transport costs about 1.5 ms more per request, more than
+the gateway's whole overhead budget) and adds each instance's custom headers, so that no code
+path (chat, embeddings, health probes) can forget them and no instance's headers can leak into
+another's request.
 """
 
 from __future__ import annotations

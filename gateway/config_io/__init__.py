@@ -1,8 +1,8 @@
 """Configuration as code: import and export providers, keys, mappings, virtual keys, routing.
 
-The file format is fixed by DESIGN.md ("Configuration file"). ``config_import`` and
-``config_export`` are the service and selector; the ``gateway_config`` management command and
-(later) the admin REST API are thin callers.
+The file format is defined in ``gateway/config_io/schema.py`` (``gateway/fixtures/demo.yaml``
+is a working example). ``config_import`` and ``config_export`` are the service and selector;
+the ``gateway_config`` management command and (later) the admin REST API are thin callers.
 """
 
 from __future__ import annotations

@@ -7,83 +7,17 @@ declaration (NetBox style)::
         model = Provider
 
         def make(self):
-            return make_provider()
+            return make_provider_row()
 """
 
 from __future__ import annotations
 
-from decimal import Decimal
 from html.parser import HTMLParser
 from typing import Any, ClassVar
 
 from django.db.models import Model
 from django.test import Client
 from django.urls import reverse
-from django.utils import timezone
-
-from gateway.models import UsageRecord, VirtualKey
-from gateway.services import virtual_key_create
-from mappings.models import ModelPrice, ModelProviderMapping
-from providers.models import Provider, ProviderKeyCredential
-
-# --- factories ---------------------------------------------------------------------------
-
-_counter = iter(range(1, 1_000_000))
-
-
-def make_provider(**kwargs: Any) -> Provider:
-    values: dict[str, Any] = {
-        "name": f"provider-{next(_counter)}",
-        "provider_type": "openai",
-    }
-    values.update(kwargs)
-    return Provider.objects.create(**values)
-
-
-def make_key(provider: Provider, **kwargs: Any) -> ProviderKeyCredential:
-    values: dict[str, Any] = {
-        "key_name": f"key-{next(_counter)}",
-        "api_key": f"sk-test-{next(_counter):06d}-secretvalue-WXYZ",
-    }
-    values.update(kwargs)
-    return ProviderKeyCredential.objects.create(provider=provider, **values)
-
-
-def make_mapping(provider: Provider | None = None, **kwargs: Any) -> ModelProviderMapping:
-    values: dict[str, Any] = {"model_alias": "gpt-4o", "provider_model_id": "gpt-4o"}
-    values.update(kwargs)
-    return ModelProviderMapping.objects.create(provider=provider or make_provider(), **values)
-
-
-def make_price(mapping: ModelProviderMapping | None = None, **kwargs: Any) -> ModelPrice:
-    values: dict[str, Any] = {
-        "input_per_million": Decimal("2.5"),
-        "output_per_million": Decimal("10"),
-    }
-    values.update(kwargs)
-    return ModelPrice.objects.create(mapping=mapping or make_mapping(), **values)
-
-
-def make_vkey(**kwargs: Any) -> VirtualKey:
-    vkey, _plaintext = virtual_key_create(
-        name=kwargs.pop("name", f"app-{next(_counter)}"), **kwargs
-    )
-    return vkey
-
-
-def make_usage(provider: Provider, **kwargs: Any) -> UsageRecord:
-    values: dict[str, Any] = {
-        "request_id": f"req-{next(_counter)}",
-        "created_at": timezone.now(),
-        "endpoint": "chat",
-        "status_code": 200,
-        "prompt_tokens": 10,
-        "completion_tokens": 5,
-        "cost": Decimal("0.0001"),
-    }
-    values.update(kwargs)
-    return UsageRecord.objects.create(provider=provider, **values)
-
 
 # --- reading a rendered admin form the way a browser submits it --------------------------
 

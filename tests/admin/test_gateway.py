@@ -9,15 +9,8 @@ from django.test import Client
 
 from gateway.models import RoutingSettings, UsageRecord, VirtualKey, hash_key
 from providers.config_version import config_version_db
-from tests.admin.helpers import (
-    admin_form_data,
-    admin_url,
-    form_data,
-    make_provider,
-    make_usage,
-    make_vkey,
-    page_errors,
-)
+from tests.admin.helpers import admin_form_data, admin_url, form_data, page_errors
+from tests.factories import make_provider_row, make_usage, make_vkey
 
 pytestmark = pytest.mark.django_db
 
@@ -59,7 +52,7 @@ def test_created_key_is_shown_once_and_only_its_hash_is_stored(admin_client: Cli
 
 
 def test_emptied_allowed_models_means_all(admin_client: Client) -> None:
-    vkey = make_vkey(allowed_models=["gpt-4o"])
+    vkey = make_vkey(models=["gpt-4o"]).row
     url = admin_url(VirtualKey, "change", vkey.pk)
     data = admin_form_data(admin_client, url, VirtualKey)
     data["allowed_models"] = ""
@@ -70,7 +63,7 @@ def test_emptied_allowed_models_means_all(admin_client: Client) -> None:
 
 
 def test_editing_a_key_keeps_its_hash(admin_client: Client) -> None:
-    vkey = make_vkey()
+    vkey = make_vkey().row
     url = admin_url(VirtualKey, "change", vkey.pk)
     data = admin_form_data(admin_client, url, VirtualKey)
     data["requests_per_minute"] = "60"
@@ -82,7 +75,7 @@ def test_editing_a_key_keeps_its_hash(admin_client: Client) -> None:
 
 
 def test_rotate_action_shows_each_new_key_once(admin_client: Client) -> None:
-    a, b = make_vkey(name="a"), make_vkey(name="b")
+    a, b = make_vkey("a").row, make_vkey("b").row
     old = {a.pk: a.key_hash, b.pk: b.key_hash}
     version = config_version_db()
     response = admin_client.post(
@@ -104,7 +97,7 @@ def test_rotate_action_shows_each_new_key_once(admin_client: Client) -> None:
 
 
 def test_disable_action_bumps_the_config_version_once(admin_client: Client) -> None:
-    a, b = make_vkey(), make_vkey()
+    a, b = make_vkey().row, make_vkey().row
     version = config_version_db()
     admin_client.post(
         admin_url(VirtualKey, "changelist"),
@@ -115,8 +108,8 @@ def test_disable_action_bumps_the_config_version_once(admin_client: Client) -> N
 
 
 def test_virtual_key_with_usage_cannot_be_deleted(admin_client: Client) -> None:
-    vkey = make_vkey(name="app")
-    make_usage(make_provider(), virtual_key=vkey)
+    vkey = make_vkey("app").row
+    make_usage(make_provider_row(), virtual_key=vkey)
     response = admin_client.post(
         admin_url(VirtualKey, "delete", vkey.pk), {"post": "yes"}, follow=True
     )
@@ -171,7 +164,7 @@ def test_routing_settings_edit_bumps_config_version(admin_client: Client) -> Non
 
 
 def test_usage_records_are_read_only(admin_client: Client) -> None:
-    record = make_usage(make_provider(), cost=None)
+    record = make_usage(make_provider_row(), cost=None)
     html = admin_client.get(admin_url(UsageRecord, "changelist")).content.decode()
     assert "unpriced" in html  # no price is not $0
     url = admin_url(UsageRecord, "change", record.pk)

@@ -11,21 +11,15 @@ from django.utils import timezone
 
 from mappings.models import ModelPrice, ModelProviderMapping
 from providers.config_version import config_version_db
-from tests.admin.helpers import (
-    admin_form_data,
-    admin_url,
-    make_mapping,
-    make_price,
-    make_provider,
-    page_errors,
-)
+from tests.admin.helpers import admin_form_data, admin_url, page_errors
+from tests.factories import make_mapping_row, make_price, make_provider_row
 
 pytestmark = pytest.mark.django_db
 
 
 def test_changelist_links_provider_and_lists_capabilities(admin_client: Client) -> None:
-    provider = make_provider(name="openai-prod")
-    make_mapping(provider, supports_tools=True, supports_vision=True)
+    provider = make_provider_row(name="openai-prod")
+    make_mapping_row(provider, supports_tools=True, supports_vision=True)
     html = admin_client.get(admin_url(ModelProviderMapping, "changelist")).content.decode()
     provider_url = admin_url(type(provider), "change", provider.pk)
     assert f'<a href="{provider_url}">openai-prod</a>' in html
@@ -33,10 +27,10 @@ def test_changelist_links_provider_and_lists_capabilities(admin_client: Client) 
 
 
 def test_changelist_filters_by_alias_provider_enabled_and_search(admin_client: Client) -> None:
-    a, b = make_provider(name="a"), make_provider(name="b")
-    make_mapping(a, model_alias="gpt-4o")
-    make_mapping(b, model_alias="gpt-4o", priority=2)
-    make_mapping(a, model_alias="claude", provider_model_id="claude-3", is_enabled=False)
+    a, b = make_provider_row(name="a"), make_provider_row(name="b")
+    make_mapping_row(a, alias="gpt-4o")
+    make_mapping_row(b, alias="gpt-4o", priority=2)
+    make_mapping_row(a, alias="claude", model="claude-3", is_enabled=False)
     url = admin_url(ModelProviderMapping, "changelist")
 
     def rows(query: str) -> set[tuple[str, str]]:
@@ -50,7 +44,7 @@ def test_changelist_filters_by_alias_provider_enabled_and_search(admin_client: C
 
 
 def test_add_mapping_with_a_price_in_one_post(admin_client: Client) -> None:
-    provider = make_provider()
+    provider = make_provider_row()
     url = admin_url(ModelProviderMapping, "add")
     data = admin_form_data(admin_client, url, ModelProviderMapping)
     data.update(model_alias="fast", provider=str(provider.pk), provider_model_id="gpt-4o-mini")
@@ -74,7 +68,7 @@ def test_add_mapping_with_a_price_in_one_post(admin_client: Client) -> None:
 
 
 def test_in_effect_inline_price_is_disabled_and_cannot_change(admin_client: Client) -> None:
-    mapping = make_mapping(priority=1)
+    mapping = make_mapping_row(priority=1)
     price = make_price(mapping, effective_from=timezone.now() - timedelta(days=1))
     url = admin_url(ModelProviderMapping, "change", mapping.pk)
     response = admin_client.get(url)
@@ -104,7 +98,7 @@ def test_in_effect_inline_price_is_disabled_and_cannot_change(admin_client: Clie
 
 
 def test_scheduled_inline_price_is_editable(admin_client: Client) -> None:
-    mapping = make_mapping()
+    mapping = make_mapping_row()
     price = make_price(mapping, effective_from=timezone.now() + timedelta(days=7))
     url = admin_url(ModelProviderMapping, "change", mapping.pk)
     data = admin_form_data(admin_client, url, ModelProviderMapping)
@@ -147,7 +141,7 @@ def test_price_taking_effect_while_the_page_is_open_is_refused(admin_client: Cli
 
 
 def test_standalone_price_for_a_provider_model(admin_client: Client) -> None:
-    provider = make_provider()
+    provider = make_provider_row()
     url = admin_url(ModelPrice, "add")
     data = admin_form_data(admin_client, url, ModelPrice)
     data.update(provider=str(provider.pk), provider_model_id="gpt-4o")
@@ -170,7 +164,7 @@ def test_standalone_price_needs_one_target(admin_client: Client) -> None:
 
 
 def test_mapping_disable_action_bumps_config_version_once(admin_client: Client) -> None:
-    m1, m2 = make_mapping(model_alias="a"), make_mapping(model_alias="b")
+    m1, m2 = make_mapping_row(alias="a"), make_mapping_row(alias="b")
     version = config_version_db()
     admin_client.post(
         admin_url(ModelProviderMapping, "changelist"),

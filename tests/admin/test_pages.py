@@ -16,12 +16,12 @@ from mappings.models import (
     TierPattern,
 )
 from providers.models import Provider
-from tests.admin.helpers import (
-    AdminPagesTests,
+from tests.admin.helpers import AdminPagesTests
+from tests.factories import (
     make_key,
-    make_mapping,
+    make_mapping_row,
     make_price,
-    make_provider,
+    make_provider_row,
     make_usage,
     make_vkey,
 )
@@ -35,7 +35,7 @@ class TestProviderPages(AdminPagesTests):
     model = Provider
 
     def make(self) -> Model:
-        provider = make_provider()
+        provider = make_provider_row()
         make_key(provider)
         return provider
 
@@ -44,7 +44,7 @@ class TestMappingPages(AdminPagesTests):
     model = ModelProviderMapping
 
     def make(self) -> Model:
-        mapping = make_mapping()
+        mapping = make_mapping_row()
         make_price(mapping)
         return mapping
 
@@ -60,12 +60,12 @@ class TestAliasRoutingPolicyPages(AdminPagesTests):
     model = AliasRoutingPolicy
 
     def make(self) -> Model:
-        make_mapping()
+        make_mapping_row()
         return AliasRoutingPolicy.objects.create(alias="gpt-4o", strategy="least_busy")
 
 
 def test_alias_policy_page_shows_the_route_now(admin_client: Client) -> None:
-    mapping = make_mapping()
+    mapping = make_mapping_row()
     policy = AliasRoutingPolicy.objects.create(alias=mapping.model_alias, strategy="least_busy")
     html = admin_client.get(f"/admin/mappings/aliasroutingpolicy/{policy.pk}/change/")
     text = html.content.decode()
@@ -91,7 +91,7 @@ class TestVirtualKeyPages(AdminPagesTests):
     model = VirtualKey
 
     def make(self) -> Model:
-        return make_vkey()
+        return make_vkey().row
 
 
 class TestUsageRecordPages(AdminPagesTests):
@@ -99,7 +99,7 @@ class TestUsageRecordPages(AdminPagesTests):
     can_add = False  # usage is written by the recorder only
 
     def make(self) -> Model:
-        return make_usage(make_provider())
+        return make_usage(make_provider_row())
 
 
 class TestRoutingSettingsPages(AdminPagesTests):

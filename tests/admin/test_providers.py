@@ -14,14 +14,8 @@ from django.test.utils import CaptureQueriesContext
 
 from providers.config_version import config_version_db
 from providers.models import Provider, ProviderKeyCredential
-from tests.admin.helpers import (
-    admin_form_data,
-    admin_url,
-    make_key,
-    make_provider,
-    make_usage,
-    page_errors,
-)
+from tests.admin.helpers import admin_form_data, admin_url, page_errors
+from tests.factories import make_key, make_provider_row, make_usage
 
 pytestmark = pytest.mark.django_db
 
@@ -46,7 +40,7 @@ def add_key_row(data: dict[str, Any], **fields: str) -> int:
 
 
 def test_staff_edits_provider_and_its_keys_in_one_post(admin_client: Client) -> None:
-    provider = make_provider(name="openai-prod", timeout=90)
+    provider = make_provider_row(name="openai-prod", timeout=90)
     key = make_key(provider, key_name="prod-1", api_key=SECRET)
     data = admin_form_data(admin_client, change_url(provider), Provider)
     assert data["keys-INITIAL_FORMS"] == "1"
@@ -80,7 +74,7 @@ def test_add_provider_with_a_key(admin_client: Client) -> None:
 
 
 def test_new_key_without_value_is_refused_for_a_keyed_type(admin_client: Client) -> None:
-    provider = make_provider(provider_type="openai")
+    provider = make_provider_row(provider_type="openai")
     data = admin_form_data(admin_client, change_url(provider), Provider)
     add_key_row(data, key_name="empty")
     response = admin_client.post(change_url(provider), data)
@@ -103,7 +97,7 @@ def test_new_provider_with_a_keyless_key_row_is_refused(admin_client: Client) ->
 
 
 def test_switching_to_a_keyed_type_needs_values_for_keyless_keys(admin_client: Client) -> None:
-    provider = make_provider(provider_type="ollama", base_url="http://ollama:11434/v1")
+    provider = make_provider_row(provider_type="ollama", base_url="http://ollama:11434/v1")
     make_key(provider, api_key="")
     data = admin_form_data(admin_client, change_url(provider), Provider)
     data.update(provider_type="openai_compatible")
@@ -116,7 +110,7 @@ def test_switching_to_a_keyed_type_needs_values_for_keyless_keys(admin_client: C
 
 
 def test_new_key_without_value_is_fine_for_a_keyless_type(admin_client: Client) -> None:
-    provider = make_provider(provider_type="ollama")
+    provider = make_provider_row(provider_type="ollama")
     data = admin_form_data(admin_client, change_url(provider), Provider)
     add_key_row(data, key_name="local")
     response = admin_client.post(change_url(provider), data)
@@ -126,7 +120,7 @@ def test_new_key_without_value_is_fine_for_a_keyless_type(admin_client: Client) 
 
 
 def test_two_primary_keys_in_one_post_are_an_error_not_a_500(admin_client: Client) -> None:
-    provider = make_provider()
+    provider = make_provider_row()
     data = admin_form_data(admin_client, change_url(provider), Provider)
     add_key_row(data, key_name="a", api_key="sk-aaaaaaaaaaaa", is_primary="on")
     add_key_row(data, key_name="b", api_key="sk-bbbbbbbbbbbb", is_primary="on")
@@ -143,7 +137,7 @@ def test_two_primary_keys_in_one_post_are_an_error_not_a_500(admin_client: Clien
 
 
 def test_change_page_shows_only_the_last_four(admin_client: Client) -> None:
-    provider = make_provider()
+    provider = make_provider_row()
     make_key(provider, api_key=SECRET)
     html = admin_client.get(change_url(provider)).content.decode()
     assert SECRET not in html
@@ -152,14 +146,14 @@ def test_change_page_shows_only_the_last_four(admin_client: Client) -> None:
 
 
 def test_env_reference_is_shown_as_written(admin_client: Client) -> None:
-    provider = make_provider()
+    provider = make_provider_row()
     make_key(provider, api_key="${OPENAI_API_KEY}")
     html = admin_client.get(change_url(provider)).content.decode()
     assert "${OPENAI_API_KEY}" in html
 
 
 def test_empty_api_key_on_edit_keeps_the_stored_key(admin_client: Client) -> None:
-    provider = make_provider()
+    provider = make_provider_row()
     key = make_key(provider, api_key=SECRET)
     data = admin_form_data(admin_client, change_url(provider), Provider)
     assert data["keys-0-api_key"] == ""  # the form posted back carries no key
@@ -172,7 +166,7 @@ def test_empty_api_key_on_edit_keeps_the_stored_key(admin_client: Client) -> Non
 
 
 def test_entering_a_value_replaces_the_key(admin_client: Client) -> None:
-    provider = make_provider()
+    provider = make_provider_row()
     key = make_key(provider, api_key=SECRET)
     data = admin_form_data(admin_client, change_url(provider), Provider)
     data["keys-0-api_key"] = "sk-replacement-key-0000"
@@ -184,7 +178,7 @@ def test_entering_a_value_replaces_the_key(admin_client: Client) -> None:
 
 
 def test_key_never_appears_in_history_or_changelist(admin_client: Client) -> None:
-    provider = make_provider()
+    provider = make_provider_row()
     make_key(provider, api_key="sk-old-key-value-1111")
     data = admin_form_data(admin_client, change_url(provider), Provider)
     data["keys-0-api_key"] = SECRET
@@ -204,7 +198,7 @@ def test_key_never_appears_in_history_or_changelist(admin_client: Client) -> Non
 
 
 def test_typed_key_is_not_echoed_when_the_form_has_errors(admin_client: Client) -> None:
-    provider = make_provider()
+    provider = make_provider_row()
     data = admin_form_data(admin_client, change_url(provider), Provider)
     data["timeout"] = "-1"
     add_key_row(data, key_name="new", api_key=SECRET)
@@ -216,7 +210,7 @@ def test_typed_key_is_not_echoed_when_the_form_has_errors(admin_client: Client) 
 
 
 def test_view_only_staff_sees_the_masked_key_not_the_key(client: Client) -> None:
-    provider = make_provider()
+    provider = make_provider_row()
     make_key(provider, api_key=SECRET)
     user = User.objects.create_user("viewer", is_staff=True)
     user.user_permissions.add(
@@ -252,7 +246,7 @@ def test_view_only_staff_sees_the_masked_key_not_the_key(client: Client) -> None
 def test_bad_headers_show_the_model_error_on_the_field_and_write_nothing(
     admin_client: Client, field: str, value: object, message: str
 ) -> None:
-    provider = make_provider(custom_headers={"X-Env": "prod"}, forward_headers=["X-Request-Id"])
+    provider = make_provider_row(custom_headers={"X-Env": "prod"}, forward_headers=["X-Request-Id"])
     version = config_version_db()
     data = admin_form_data(admin_client, change_url(provider), Provider)
     data[field] = json.dumps(value)
@@ -268,7 +262,7 @@ def test_bad_headers_show_the_model_error_on_the_field_and_write_nothing(
 
 
 def test_valid_headers_are_saved_as_json(admin_client: Client) -> None:
-    provider = make_provider()
+    provider = make_provider_row()
     data = admin_form_data(admin_client, change_url(provider), Provider)
     data["custom_headers"] = '{"X-Cost-Center": "${CC}", "X-Env": "prod"}'
     data["forward_headers"] = '["X-Request-Id"]'
@@ -281,7 +275,7 @@ def test_valid_headers_are_saved_as_json(admin_client: Client) -> None:
 
 
 def test_emptied_header_boxes_save_empty_json_not_null(admin_client: Client) -> None:
-    provider = make_provider(custom_headers={"X-Env": "prod"}, forward_headers=["X-Trace"])
+    provider = make_provider_row(custom_headers={"X-Env": "prod"}, forward_headers=["X-Trace"])
     data = admin_form_data(admin_client, change_url(provider), Provider)
     data["custom_headers"] = ""
     data["forward_headers"] = ""
@@ -296,10 +290,10 @@ def test_emptied_header_boxes_save_empty_json_not_null(admin_client: Client) -> 
 
 
 def test_changelist_shows_key_count_base_url_and_health(admin_client: Client) -> None:
-    provider = make_provider(name="openai-prod")
+    provider = make_provider_row(name="openai-prod")
     make_key(provider)
     make_key(provider)
-    make_provider(name="local", provider_type="ollama", base_url="http://ollama:11434/v1/")
+    make_provider_row(name="local", provider_type="ollama", base_url="http://ollama:11434/v1/")
     response = admin_client.get(admin_url(Provider, "changelist"))
 
     rows = {r.name: r for r in response.context["cl"].result_list}
@@ -318,19 +312,19 @@ def test_changelist_query_count_does_not_grow_with_providers(admin_client: Clien
         return len(ctx.captured_queries)
 
     for _ in range(2):
-        make_key(make_provider())
+        make_key(make_provider_row())
     few = queries()
     for _ in range(6):
-        provider = make_provider()
+        provider = make_provider_row()
         make_key(provider)
         make_key(provider)
     assert queries() == few
 
 
 def test_changelist_filters_and_search(admin_client: Client) -> None:
-    make_provider(name="openai-prod")
-    make_provider(name="openai-dev", is_enabled=False)
-    make_provider(name="anthropic-prod", provider_type="anthropic")
+    make_provider_row(name="openai-prod")
+    make_provider_row(name="openai-dev", is_enabled=False)
+    make_provider_row(name="anthropic-prod", provider_type="anthropic")
     url = admin_url(Provider, "changelist")
 
     def names(query: str) -> set[str]:
@@ -347,8 +341,8 @@ def test_changelist_filters_and_search(admin_client: Client) -> None:
 def test_disable_action_updates_all_and_bumps_the_config_version_once(
     admin_client: Client,
 ) -> None:
-    a, b = make_provider(), make_provider()
-    c = make_provider()
+    a, b = make_provider_row(), make_provider_row()
+    c = make_provider_row()
     version = config_version_db()
     response = admin_client.post(
         admin_url(Provider, "changelist"),
@@ -365,7 +359,7 @@ def test_disable_action_updates_all_and_bumps_the_config_version_once(
 
 
 def test_enable_action_bumps_the_config_version(admin_client: Client) -> None:
-    provider = make_provider(is_enabled=False)
+    provider = make_provider_row(is_enabled=False)
     version = config_version_db()
     admin_client.post(
         admin_url(Provider, "changelist"),
@@ -377,7 +371,7 @@ def test_enable_action_bumps_the_config_version(admin_client: Client) -> None:
 
 
 def test_enabling_already_enabled_providers_bumps_nothing(admin_client: Client) -> None:
-    provider = make_provider(is_enabled=True)
+    provider = make_provider_row(is_enabled=True)
     version = config_version_db()
     admin_client.post(
         admin_url(Provider, "changelist"),
@@ -393,7 +387,7 @@ PREFER_DISABLE = "Disable it instead"
 
 
 def test_delete_view_refuses_a_provider_with_usage(admin_client: Client) -> None:
-    provider = make_provider(name="openai-prod")
+    provider = make_provider_row(name="openai-prod")
     make_usage(provider)
     url = admin_url(Provider, "delete", provider.pk)
 
@@ -409,9 +403,9 @@ def test_delete_view_refuses_a_provider_with_usage(admin_client: Client) -> None
 
 
 def test_bulk_delete_refuses_providers_with_usage(admin_client: Client) -> None:
-    used = make_provider(name="used")
+    used = make_provider_row(name="used")
     make_usage(used)
-    unused = make_provider(name="unused")
+    unused = make_provider_row(name="unused")
     for extra in ({}, {"post": "yes"}):  # the confirmation page, and "Yes, I'm sure"
         response = admin_client.post(
             admin_url(Provider, "changelist"),
@@ -426,7 +420,7 @@ def test_bulk_delete_refuses_providers_with_usage(admin_client: Client) -> None:
 
 
 def test_provider_without_usage_can_be_deleted(admin_client: Client) -> None:
-    provider = make_provider()
+    provider = make_provider_row()
     make_key(provider)
     response = admin_client.post(admin_url(Provider, "delete", provider.pk), {"post": "yes"})
     assert response.status_code == 302
@@ -435,7 +429,7 @@ def test_provider_without_usage_can_be_deleted(admin_client: Client) -> None:
 
 
 def test_bulk_delete_without_usage_still_works(admin_client: Client) -> None:
-    a, b = make_provider(), make_provider()
+    a, b = make_provider_row(), make_provider_row()
     admin_client.post(
         admin_url(Provider, "changelist"),
         {"action": "delete_selected", "_selected_action": [a.pk, b.pk], "post": "yes"},

@@ -24,7 +24,8 @@ from gateway.celery import app
 from gateway.models import UsageRecord
 from gateway.tasks import usage_drain_task
 from gateway.usage.queues import RedisStreamUsageQueue
-from tests.usage.conftest import event, make_instance, make_mapping, price_target
+from tests.factories import make_mapping_row, make_mock_provider
+from tests.usage.conftest import event, price_target
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -92,8 +93,8 @@ def worker(with_redis: str, tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]
 
 
 def test_worker_records_stream_entries(worker: subprocess.Popen[bytes]) -> None:
-    provider = make_instance()
-    mapping = make_mapping(provider)
+    provider = make_mock_provider()
+    mapping = make_mapping_row(provider)
     price_target(provider, "gpt-4o", "2.5", "10")
     events = [
         event(provider_id=provider.id, mapping_id=mapping.id, provider_model="gpt-4o")

@@ -1,4 +1,4 @@
-"""Other gateways' configuration files, in the shapes of the reference docs (../shared/seeds).
+"""Other gateways' configuration files, in the shapes their own documentation gives.
 
 Each holds one field this gateway has no equivalent for, so the tests can check that it is
 reported rather than dropped silently.

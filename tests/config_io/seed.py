@@ -1,4 +1,4 @@
-"""A configuration in the shape of the reference setups (docs in /work/shared/seeds).
+"""A configuration in the shape of a typical multi-provider setup.
 
 Two OpenAI accounts (production with keys in two account groups, development), Azure OpenAI
 with its endpoint from the environment, Anthropic, a local Ollama, custom headers with

@@ -104,7 +104,7 @@ def test_demo_key_authenticates_and_admin_can_log_in(state_dir: Path, client: Cl
 
 def test_kept_key_survives_a_database_reset(state_dir: Path) -> None:
     key = _printed(_run(), "Virtual key")
-    UsageRecord.objects.all().delete()  # reports (issue 6): demo_setup seeds sample usage
+    UsageRecord.objects.all().delete()  # demo_setup also seeds sample usage for the reports
     VirtualKey.objects.all().delete()
 
     again = _printed(_run(), "Virtual key")

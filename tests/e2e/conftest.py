@@ -35,8 +35,8 @@ from mappings.models import ModelProviderMapping
 from providers.config_version import REDIS_KEY
 from providers.models import ConfigVersion
 from providers.redis_conn import sync_redis
+from tests.factories import Instance, make_mapping, make_provider, make_vkey
 from tests.fakes.upstream import FakeUpstream, fake_upstream, fake_upstream_server  # noqa: F401
-from tests.gateway.factories import Instance, make_mapping, make_provider, make_vkey
 
 BASE_DIR = Path(settings.BASE_DIR)
 # A ${VAR} only the server process has: custom headers referring to it prove the substitution
@@ -196,7 +196,7 @@ class World:
         return make_mapping(alias, instance, model, **fields)
 
     def vkey(self, models: list[str] | None = None, **fields: Any) -> str:
-        return make_vkey(models=models, **fields)[1]
+        return make_vkey(models=models, **fields).plaintext
 
     def publish(
         self, server: GatewayServer | None = None, *, expect: set[str] | None = None
@@ -214,7 +214,7 @@ class World:
                     is_enabled=True, provider__is_enabled=True
                 ).values_list("model_alias", flat=True)
             )
-        probe = make_vkey(f"probe-{next(self._n)}-{time.monotonic_ns()}")[1]
+        probe = make_vkey(f"probe-{next(self._n)}-{time.monotonic_ns()}").plaintext
         version = next(_versions)
         ConfigVersion.objects.update_or_create(pk=1, defaults={"version": version})
         if server.env.get("REDIS_URL"):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.e2e.conftest import SERVER_ENV_VALUE, SERVER_ENV_VAR, World
-from tests.gateway.factories import AZURE_API_VERSION
+from tests.factories import AZURE_API_VERSION
 
 pytestmark = pytest.mark.e2e
 

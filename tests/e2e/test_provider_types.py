@@ -15,9 +15,9 @@ import pytest
 
 from providers.adapters import get_adapter
 from tests.e2e.conftest import World
+from tests.factories import Instance
 from tests.fakes import wire
 from tests.fakes.upstream import RecordedRequest
-from tests.gateway.factories import Instance
 
 pytestmark = pytest.mark.e2e
 

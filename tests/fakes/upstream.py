@@ -47,6 +47,21 @@ from tests.fakes import wire
 MAX_DELAY = 30.0  # seconds: a fake never sleeps longer, whatever a test asks
 
 
+@dataclass(eq=False)
+class Gate:
+    """Holds answers until the test opens it: a request in flight for exactly as long as needed.
+
+    ``arrived`` is set when a request reaches the gate; ``release()`` lets every held request
+    (and any later one) answer. A gate left closed gives way after ``MAX_DELAY``.
+    """
+
+    arrived: threading.Event = field(default_factory=threading.Event)
+    released: threading.Event = field(default_factory=threading.Event)
+
+    def release(self) -> None:
+        self.released.set()
+
+
 @dataclass
 class Behaviour:
     """How the fake answers. Combine freely: ``delay`` then the ``mode``.
@@ -66,6 +81,8 @@ class Behaviour:
 
     ``times``: apply to that many requests, then the next behaviour in line (key, then global,
     then healthy) takes over.
+
+    ``gate``: after ``delay``, wait until the gate is released (see ``Gate``).
     """
 
     mode: str = "ok"
@@ -77,6 +94,7 @@ class Behaviour:
     eof_delay: float = 0.0
     after_chunks: int = 2
     times: int | None = None
+    gate: Gate | None = None
 
     @classmethod
     def fail(
@@ -313,6 +331,9 @@ class FakeUpstream:
         try:
             if behaviour.delay:
                 await asyncio.sleep(min(behaviour.delay, MAX_DELAY))
+            if behaviour.gate is not None:
+                behaviour.gate.arrived.set()
+                await asyncio.to_thread(behaviour.gate.released.wait, MAX_DELAY)
             response = await self._respond(request, entry, behaviour, rid_n)
             return response
         except asyncio.CancelledError:

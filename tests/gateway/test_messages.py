@@ -16,9 +16,9 @@ from gateway.routing.tiers import TierRules
 from gateway.token_count import count_anthropic_request, count_text
 from gateway.usage.events import InMemoryUsageQueue
 from mappings.models import TierAlias, TierPattern
+from tests.factories import make_mapping, make_provider, make_vkey
 from tests.fakes.upstream import Behaviour, FakeUpstream
 from tests.gateway.conftest import InProcessGateway, all_threads_queries
-from tests.gateway.factories import make_mapping, make_provider, make_vkey
 
 HELLO = [{"role": "user", "content": "hello there gateway"}]
 
@@ -35,7 +35,7 @@ def world(install_table: Callable[[], RouteTable], fake_upstream: FakeUpstream) 
     TierAlias.objects.create(tier="big", alias="big-alias")
     TierAlias.objects.create(tier="middle", alias="big-alias")
     TierAlias.objects.create(tier="small", alias="small-alias")
-    key = make_vkey("msg-app")[1]
+    key = make_vkey("msg-app").plaintext
     table = install_table()
     return {"key": key, "table": table, "native": native, "openai": openai_inst}
 
@@ -193,7 +193,7 @@ def test_failover_before_first_byte(
     second = make_provider("second", "openai", upstream_url=fake_upstream.url)
     make_mapping("claude-x", first, priority=1)
     make_mapping("claude-x", second, priority=2)
-    key = make_vkey()[1]
+    key = make_vkey().plaintext
     install_table()
     fake_upstream.behave(Behaviour.fail(529), key=first.api_key)
     response = post(gateway, key, msg("claude-x", stream=True))

@@ -51,6 +51,7 @@ from gateway.usage.events import get_usage_queue, set_usage_queue
 from gateway.usage.queues import RedisStreamUsageQueue
 from providers import state
 from providers.redis_conn import reset_clients
+from tests.factories import make_mapping, make_provider, make_vkey
 from tests.fakes.upstream import FakeUpstream
 from tests.gateway.conftest import (
     InProcessGateway,
@@ -58,7 +59,6 @@ from tests.gateway.conftest import (
     check_hot_responses,
     hot_requests,
 )
-from tests.gateway.factories import make_mapping, make_provider, make_vkey
 
 # Requests per call of ``hot_requests()`` that produce a usage event (the two /v1/models don't).
 USAGE_EVENTS_PER_RUN = 5

@@ -10,8 +10,8 @@ import orjson
 import pytest
 
 from gateway.routing.table import RouteTable
+from tests.factories import make_mapping, make_provider, make_vkey
 from tests.gateway.conftest import InProcessGateway
-from tests.gateway.factories import make_mapping, make_provider, make_vkey
 
 LIMIT = 2048
 

@@ -1,7 +1,9 @@
 """Routing and failover through the in-process gateway and the loopback fake upstream.
 
 Every test runs twice: with per-process state (no Redis) and with Redis. Gaps are measured
-from the fake's request log, never from the test's wall clock.
+from the fake's request log, never from the test's wall clock; time-dependent state (circuit
+recovery) runs on a clock the test moves, and requests are held in flight by a gate the test
+opens, so no outcome depends on how fast the machine is.
 """
 
 from __future__ import annotations
@@ -16,17 +18,46 @@ import httpx
 import pytest
 
 from gateway.models import RoutingSettings
+from gateway.routing import plan as route_plan
 from gateway.routing import runtime
 from gateway.routing.table import RouteTable
 from gateway.usage.events import InMemoryUsageQueue
 from mappings.models import AliasRoutingPolicy, ModelPrice
 from providers import state
 from providers.state import CircuitState
-from tests.fakes.upstream import Behaviour, FakeUpstream
+from tests.factories import Instance, make_mapping, make_provider, make_vkey
+from tests.fakes.upstream import Behaviour, FakeUpstream, Gate
 from tests.gateway.conftest import InProcessGateway
-from tests.gateway.factories import Instance, make_mapping, make_provider, make_vkey
 
 CHAT = {"model": "m", "messages": [{"role": "user", "content": "three little words"}]}
+
+# The modules whose ``time.time()`` decides circuit, cooling and rate-limit timing.
+CLOCKED_MODULES = (state, runtime, route_plan)
+
+
+class Clock:
+    """A wall clock that moves only when the test says; every other ``time`` function is real."""
+
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def time(self) -> float:
+        return self.now
+
+    def advance_past(self, moment: float) -> None:
+        self.now = max(self.now, moment) + 0.001
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(time, name)
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
+    """Circuit breaker and rate limiter time, frozen at the real time until advanced."""
+    fake = Clock(time.time())
+    for module in CLOCKED_MODULES:
+        monkeypatch.setattr(module, "time", fake)
+    return fake
 
 
 @pytest.fixture(params=["local", "redis"])
@@ -79,7 +110,7 @@ def test_priority_failover_shows_both_attempts(
     a, b = cfg("a"), cfg("b")
     make_mapping("m", a, priority=1)
     make_mapping("m", b, priority=2)
-    key = make_vkey()[1]
+    key = make_vkey().plaintext
     install_table()
     fake_upstream.behave(Behaviour.fail(500), key=a.api_key)
     response = post(gateway, key)
@@ -100,7 +131,7 @@ def test_no_retry_on_400(
     a, b = cfg("a", max_retries=3), cfg("b")
     make_mapping("m", a, priority=1)
     make_mapping("m", b, priority=2)
-    key = make_vkey()[1]
+    key = make_vkey().plaintext
     install_table()
     fake_upstream.behave(Behaviour.fail(400, "bad request"))
     response = post(gateway, key)
@@ -119,7 +150,7 @@ def test_retry_after_is_honoured_then_capped(
     a, b = cfg("a", max_retries=1), cfg("b")
     make_mapping("m", a, priority=1)
     make_mapping("m", b, priority=2)
-    key = make_vkey()[1]
+    key = make_vkey().plaintext
     install_table()
     fake_upstream.behave(Behaviour.fail(503, retry_after=1, times=1), key=a.api_key)
     response = post(gateway, key)
@@ -160,7 +191,7 @@ def test_unreadable_200_fails_over(
     a, b = cfg("a"), cfg("b")
     make_mapping("m", a, priority=1)
     make_mapping("m", b, priority=2)
-    key = make_vkey()[1]
+    key = make_vkey().plaintext
     install_table()
     fake_upstream.behave(Behaviour(mode="garbage"), key=a.api_key)
     response = post(gateway, key)
@@ -178,7 +209,7 @@ def test_failed_request_event_names_last_instance(
     a, b = cfg("a"), cfg("b")
     make_mapping("m", a, priority=1)
     make_mapping("m", b, priority=2)
-    key = make_vkey()[1]
+    key = make_vkey().plaintext
     install_table()
     fake_upstream.behave(Behaviour.fail(502))
     response = post(gateway, key)
@@ -197,12 +228,13 @@ def test_circuit_opens_skips_then_lets_one_trial_through(
     install_table: Callable[[], RouteTable],
     gateway: InProcessGateway,
     fake_upstream: FakeUpstream,
+    clock: Clock,
 ) -> None:
     routing(failure_threshold=2, recovery_timeout=1)
     a, b = cfg("a"), cfg("b")
     make_mapping("m", a, priority=1)
     make_mapping("m", b, priority=2)
-    key = make_vkey()[1]
+    key = make_vkey().plaintext
     install_table()
     fake_upstream.behave(Behaviour.fail(500), key=a.api_key)
     for _ in range(2):
@@ -212,17 +244,16 @@ def test_circuit_opens_skips_then_lets_one_trial_through(
     for _ in range(3):
         assert post(gateway, key).status_code == 200
     assert served_by(fake_upstream, a) == 2  # nothing during the recovery timeout
-    while time.time() <= info.retry_at:
-        time.sleep(0.05)
+    clock.advance_past(info.retry_at)
     for _ in range(3):
         assert post(gateway, key).status_code == 200
     assert served_by(fake_upstream, a) == 3  # exactly one trial, which failed and reopened
     assert state.circuit_info_all_sync([a.id])[a.id].state == CircuitState.OPEN
     # A successful trial closes it.
     fake_upstream.behave(key=a.api_key)
-    reopened = state.circuit_info_all_sync([a.id])[a.id].retry_at or 0
-    while time.time() <= reopened:
-        time.sleep(0.05)
+    reopened = state.circuit_info_all_sync([a.id])[a.id].retry_at
+    assert reopened is not None
+    clock.advance_past(reopened)
     response = post(gateway, key)
     assert response.headers["x-gateway-provider-id"] == str(a.id)
     assert state.circuit_info_all_sync([a.id])[a.id].state == CircuitState.CLOSED
@@ -238,7 +269,7 @@ def test_all_circuits_open_tries_first_to_recover(
     a, b = cfg("a"), cfg("b")
     make_mapping("m", a, priority=1)
     make_mapping("m", b, priority=2)
-    key = make_vkey()[1]
+    key = make_vkey().plaintext
     install_table()
     fake_upstream.behave(Behaviour.fail(500))
     assert post(gateway, key).status_code == 500  # opens both
@@ -265,7 +296,7 @@ def test_round_robin_rotates_evenly(
     a, b, c = cfg("a"), cfg("b"), cfg("c")
     for i, inst in enumerate((a, b, c)):
         make_mapping("m", inst, priority=i + 1)
-    key = make_vkey()[1]
+    key = make_vkey().plaintext
     install_table()
     for _ in range(120):
         assert post(gateway, key).status_code == 200
@@ -291,7 +322,7 @@ def test_weighted_follows_weights_per_alias_override(
     a, b = cfg("a"), cfg("b")
     make_mapping("m", a, priority=1, weight=3)
     make_mapping("m", b, priority=2, weight=1)
-    key = make_vkey()[1]
+    key = make_vkey().plaintext
     install_table()
     n = 200
     for _ in range(n):
@@ -310,22 +341,26 @@ def test_least_busy_prefers_the_idle_instance(
     a, b = cfg("a"), cfg("b")
     make_mapping("m", a, priority=1)
     make_mapping("m", b, priority=2)
-    key = make_vkey()[1]
+    key = make_vkey().plaintext
     install_table()
-    fake_upstream.behave(Behaviour.slow(1.0, times=1), key=a.api_key)
+    gate = Gate()
+    fake_upstream.behave(Behaviour(gate=gate, times=1), key=a.api_key)
 
     async def scenario(client: httpx.AsyncClient) -> list[str]:
         headers = {"authorization": f"Bearer {key}"}
-        slow = asyncio.ensure_future(
+        held = asyncio.ensure_future(
             client.post("/v1/chat/completions", json=CHAT, headers=headers)
         )
-        while not fake_upstream.requests(key=a.api_key):
-            await asyncio.sleep(0.01)
-        served = []
-        for _ in range(3):
-            r = await client.post("/v1/chat/completions", json=CHAT, headers=headers)
-            served.append(r.headers["x-gateway-provider-id"])
-        assert (await slow).headers["x-gateway-provider-id"] == str(a.id)
+        try:
+            # a is busy from here until the gate opens, however long the next requests take.
+            assert await asyncio.to_thread(gate.arrived.wait, 10.0), "a never got the request"
+            served = []
+            for _ in range(3):
+                r = await client.post("/v1/chat/completions", json=CHAT, headers=headers)
+                served.append(r.headers["x-gateway-provider-id"])
+        finally:
+            gate.release()
+        assert (await held).headers["x-gateway-provider-id"] == str(a.id)
         return served
 
     assert gateway.run(scenario) == [str(b.id)] * 3
@@ -349,7 +384,7 @@ def test_least_cost_and_lowest_latency_order(
         mapping=mb, input_per_million=Decimal(1), output_per_million=Decimal(2)
     )
     AliasRoutingPolicy.objects.create(alias="m", strategy="least_cost")
-    key = make_vkey()[1]
+    key = make_vkey().plaintext
     install_table()
     assert post(gateway, key).headers["x-gateway-provider-id"] == str(b.id)
     AliasRoutingPolicy.objects.filter(alias="m").update(strategy="lowest_latency")
@@ -380,7 +415,7 @@ def test_group_cooling_is_shared_across_requests(
         ],
     )
     make_mapping("m", inst)
-    key = make_vkey()[1]
+    key = make_vkey().plaintext
     install_table()
     fake_upstream.behave(Behaviour.fail(429, retry_after=30, times=1), key=inst.api_keys["g1-a"])
     assert post(gateway, key).headers["x-gateway-key-name"] == "g2"
@@ -401,7 +436,7 @@ def test_key_rate_limit_429_with_retry_after(
     fake_upstream: FakeUpstream,
 ) -> None:
     make_mapping("m", cfg("a"))
-    key = make_vkey(requests_per_minute=2)[1]
+    key = make_vkey(requests_per_minute=2).plaintext
     install_table()
     assert [post(gateway, key).status_code for _ in range(2)] == [200, 200]
     response = post(gateway, key)
@@ -417,7 +452,7 @@ def test_key_token_limit(
     gateway: InProcessGateway,
 ) -> None:
     make_mapping("m", cfg("a"))
-    key = make_vkey(tokens_per_minute=30)[1]
+    key = make_vkey(tokens_per_minute=30).plaintext
     install_table()
     statuses = [post(gateway, key).status_code for _ in range(6)]
     assert statuses[0] == 200 and statuses[-1] == 429
@@ -432,7 +467,7 @@ def test_instance_limit_shifts_traffic(
     a, b = cfg("a", requests_per_minute=2), cfg("b")
     make_mapping("m", a, priority=1)
     make_mapping("m", b, priority=2)
-    key = make_vkey()[1]
+    key = make_vkey().plaintext
     install_table()
     for _ in range(5):
         assert post(gateway, key).status_code == 200
@@ -458,7 +493,7 @@ def test_single_instance_is_taken_once_per_request(
     # use that hold, not take the instance a second time (double-counted limit and in-flight).
     only = cfg("only", requests_per_minute=3)
     make_mapping("m", only)
-    key = make_vkey()[1]
+    key = make_vkey().plaintext
     install_table()
     assert [post(gateway, key).status_code for _ in range(4)] == [200, 200, 200, 503]
     assert served_by(fake_upstream, only) == 3
@@ -475,7 +510,7 @@ def test_instance_taken_with_the_view_is_released_when_no_attempt_runs(
 ) -> None:
     only = cfg("only")
     make_mapping("m", only)
-    key = make_vkey()[1]
+    key = make_vkey().plaintext
     install_table()
     settings.GATEWAY_REQUEST_DEADLINE = 1e-9  # spent before the first attempt can start
     response = post(gateway, key)
@@ -511,7 +546,7 @@ def test_stream_fails_over_before_first_byte_not_after(
     a, b = cfg("a"), cfg("b")
     make_mapping("m", a, priority=1)
     make_mapping("m", b, priority=2)
-    key = make_vkey()[1]
+    key = make_vkey().plaintext
     install_table()
     fake_upstream.behave(Behaviour(mode="stream_error", after_chunks=0), key=a.api_key)
     response = stream(gateway, key)
@@ -545,7 +580,7 @@ def test_route_explain_mixed_state(
     ModelPrice.objects.create(
         mapping=mf, input_per_million=Decimal(1), output_per_million=Decimal(2)
     )
-    key = make_vkey()[1]
+    key = make_vkey().plaintext
     install_table()
     fake_upstream.behave(Behaviour.fail(500), key=broken.api_key)
     assert post(gateway, key).headers["x-gateway-provider-id"] == str(busy.id)

@@ -1,4 +1,4 @@
-"""No SQL query on a warm request (DESIGN: the hot path reads the in-memory route table only).
+"""No SQL query on a warm request: the hot path reads the in-memory route table only.
 
 Checked three ways: ``django_assert_num_queries(0)`` (this thread's connection), a spy on every
 cursor of every thread (``sync_to_async`` work runs elsewhere), and with database access
@@ -15,6 +15,7 @@ import pytest
 
 from gateway.routing.table import RouteTable
 from providers.models import Provider
+from tests.factories import make_mapping, make_provider, make_vkey
 from tests.fakes.upstream import FakeUpstream
 from tests.gateway.conftest import (
     InProcessGateway,
@@ -22,7 +23,6 @@ from tests.gateway.conftest import (
     check_hot_responses,
     hot_requests,
 )
-from tests.gateway.factories import make_mapping, make_provider, make_vkey
 
 
 @pytest.fixture
@@ -33,8 +33,8 @@ def keys(install_table: Callable[[], RouteTable], fake_upstream: FakeUpstream) -
     make_mapping("up-chat", upstream)
     make_mapping("up-embed", upstream, "fake-embed", supports_chat=False, supports_embeddings=True)
     keys = {
-        "plain": make_vkey("plain")[1],
-        "budgeted": make_vkey("budgeted", budget_amount=Decimal("100.00"))[1],
+        "plain": make_vkey("plain").plaintext,
+        "budgeted": make_vkey("budgeted", budget_amount=Decimal("100.00")).plaintext,
     }
     install_table()
     return keys

@@ -15,8 +15,8 @@ from django.conf import settings
 
 from gateway.models import UsageRecord
 from tests.e2e.conftest import free_port, subprocess_database_url
+from tests.factories import make_mapping, make_provider, make_vkey
 from tests.fakes.upstream import FakeUpstream
-from tests.gateway.factories import make_mapping, make_provider, make_vkey
 from tests.health.test_views import _sample
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]

@@ -13,8 +13,8 @@ from providers.health import health_check_run, health_checks_due, health_checks_
 from providers.models import HealthCheck
 from providers.state import CircuitState, circuit_info_all_sync
 from providers.tasks import health_check_task, health_checks_dispatch_task
+from tests.factories import make_provider
 from tests.fakes.upstream import Behaviour, FakeUpstream
-from tests.gateway.factories import make_provider
 
 pytestmark = pytest.mark.django_db
 

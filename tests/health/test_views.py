@@ -19,9 +19,9 @@ from mappings.models import ModelPrice
 from providers import state
 from providers.health import health_check_run
 from providers.redis_conn import reset_clients
+from tests.factories import make_mapping, make_provider, make_vkey
 from tests.fakes.upstream import Behaviour, FakeUpstream
 from tests.gateway.conftest import InProcessGateway
-from tests.gateway.factories import make_mapping, make_provider, make_vkey
 
 pytestmark = pytest.mark.django_db
 

@@ -5,7 +5,6 @@ ASGI gateway, a second Redis server the test can stop, a loopback webhook receiv
 from __future__ import annotations
 
 import asyncio
-import itertools
 import shutil
 import socket
 import subprocess
@@ -25,17 +24,13 @@ import pytest
 import redis
 
 from gateway.celery import app as celery_app
-from gateway.models import VirtualKey
 from gateway.routing.holder import route_tables
-from gateway.services import virtual_key_create
 from gateway.usage.budget_state import budget_state
 from gateway.usage.events import UsageEvent, set_usage_queue
-from mappings.models import ModelPrice, ModelProviderMapping
+from mappings.models import ModelPrice
 from providers.models import Provider
 from providers.redis_conn import reset_clients
 from tests.conftest import missing_service
-
-_n = itertools.count(1)
 
 
 def free_port() -> int:
@@ -45,19 +40,6 @@ def free_port() -> int:
 
 
 # --- configuration rows ----------------------------------------------------------------------
-
-
-def make_instance(name: str | None = None) -> Provider:
-    """A ``mock`` provider instance: answered in process, deterministic token counts."""
-    return Provider.objects.create(name=name or f"mock-{next(_n)}", provider_type="mock")
-
-
-def make_mapping(
-    provider: Provider, *, alias: str = "gpt-4o", model: str = "gpt-4o", **kwargs: Any
-) -> ModelProviderMapping:
-    return ModelProviderMapping.objects.create(
-        provider=provider, model_alias=alias, provider_model_id=model, **kwargs
-    )
 
 
 def price_target(
@@ -80,10 +62,6 @@ def price_target(
     if effective_from is not None:
         values["effective_from"] = effective_from
     return ModelPrice.objects.create(**values)
-
-
-def make_vkey(**kwargs: Any) -> tuple[VirtualKey, str]:
-    return virtual_key_create(name=kwargs.pop("name", f"app-{next(_n)}"), **kwargs)
 
 
 def event(**kwargs: Any) -> UsageEvent:

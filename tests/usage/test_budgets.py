@@ -18,13 +18,8 @@ from gateway.usage.budgets import OVER_KEY, budget_period_start, budgets_check
 from gateway.usage.events import set_usage_queue
 from gateway.usage.queues import DatabaseUsageQueue
 from providers.redis_conn import sync_redis
-from tests.usage.conftest import (
-    WebhookReceiver,
-    make_instance,
-    make_mapping,
-    make_vkey,
-    post_chats,
-)
+from tests.factories import make_mapping_row, make_mock_provider, make_vkey
+from tests.usage.conftest import WebhookReceiver, post_chats
 
 
 def spend(vkey: VirtualKey, amount: str, *, at: datetime | None = None) -> None:
@@ -112,8 +107,8 @@ def test_failed_webhook_is_recorded_not_retried(
 def test_over_budget_key_gets_402_from_the_gateway(gateway_app: Any) -> None:
     # No Redis: each gateway process computes the over-budget set in the background.
     set_usage_queue(DatabaseUsageQueue())
-    provider = make_instance()
-    make_mapping(provider)
+    provider = make_mock_provider()
+    make_mapping_row(provider)
     over, over_key = make_vkey(budget_amount=Decimal("1.00"), budget_period="total")
     fine, fine_key = make_vkey(budget_amount=Decimal("1.00"), budget_period="total")
     spend(over, "1.00")
@@ -133,8 +128,8 @@ def test_over_budget_key_gets_402_from_the_gateway(gateway_app: Any) -> None:
 
 @pytest.mark.django_db(transaction=True)
 def test_over_budget_state_is_read_from_redis(with_redis: str, gateway_app: Any) -> None:
-    provider = make_instance()
-    make_mapping(provider)
+    provider = make_mock_provider()
+    make_mapping_row(provider)
     vkey, key = make_vkey(budget_amount=Decimal("5"), budget_period="daily")
     spend(vkey, "6")
     assert budgets_check().over == frozenset({vkey.id})

@@ -11,21 +11,15 @@ import pytest
 from gateway.models import UsageRecord
 from gateway.usage.events import get_usage_queue
 from gateway.usage.queues import DatabaseUsageQueue
-from tests.usage.conftest import (
-    event,
-    make_instance,
-    make_mapping,
-    make_vkey,
-    post_chats,
-    price_target,
-)
+from tests.factories import make_mapping_row, make_mock_provider, make_vkey
+from tests.usage.conftest import event, post_chats, price_target
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def test_requests_recorded_by_the_in_process_writer(gateway_app: Any) -> None:
-    provider = make_instance()
-    make_mapping(provider)
+    provider = make_mock_provider()
+    make_mapping_row(provider)
     price_target(provider, "gpt-4o", "2.5", "10")
     vkey, key = make_vkey()
     queue = get_usage_queue()

@@ -16,7 +16,8 @@ from gateway.usage.recorder import usage_events_record
 from mappings.models import ModelPrice
 from mappings.selectors import PriceSnapshot, price_for_usage
 from mappings.services import default_price_find, usage_cost_compute
-from tests.usage.conftest import event, make_instance, make_mapping, price_target
+from tests.factories import make_mapping_row, make_mock_provider
+from tests.usage.conftest import event, price_target
 
 pytestmark = pytest.mark.django_db
 
@@ -50,8 +51,8 @@ def test_cost_prices_uncached_cached_and_output_tokens_separately() -> None:
 
 
 def test_price_change_never_alters_earlier_records() -> None:
-    provider = make_instance()
-    mapping = make_mapping(provider)
+    provider = make_mock_provider()
+    mapping = make_mapping_row(provider)
     now = timezone.now()
     price_target(provider, "gpt-4o", "2.5", "10", effective_from=now - timedelta(days=30))
     later = price_target(provider, "gpt-4o", "5", "20", effective_from=now - timedelta(days=1))
@@ -77,9 +78,9 @@ def test_price_change_never_alters_earlier_records() -> None:
 
 
 def test_mapping_price_wins_over_instance_price_and_instances_differ() -> None:
-    a, b = make_instance(), make_instance()
-    ma = make_mapping(a)
-    mb = make_mapping(b)
+    a, b = make_mock_provider(), make_mock_provider()
+    ma = make_mapping_row(a)
+    mb = make_mapping_row(b)
     price_target(a, "gpt-4o", "2.5", "10")
     price_target(b, "gpt-4o", "1", "1")
     ModelPrice.objects.create(
@@ -103,8 +104,8 @@ def test_mapping_price_wins_over_instance_price_and_instances_differ() -> None:
 
 
 def test_unpriced_usage_is_null_not_zero() -> None:
-    provider = make_instance()
-    mapping = make_mapping(provider, model="no-price-model")
+    provider = make_mock_provider()
+    mapping = make_mapping_row(provider, model="no-price-model")
     ids = {"provider_id": provider.id, "mapping_id": mapping.id, "provider_model": "no-price-model"}
     used = event(**ids)
     nothing_used = event(prompt_tokens=0, completion_tokens=0, status_code=503, **ids)
@@ -116,8 +117,8 @@ def test_unpriced_usage_is_null_not_zero() -> None:
 
 
 def test_a_batch_is_priced_with_few_queries() -> None:
-    instances = [make_instance() for _ in range(5)]
-    mappings = [make_mapping(p) for p in instances]
+    instances = [make_mock_provider() for _ in range(5)]
+    mappings = [make_mapping_row(p) for p in instances]
     for p in instances:
         price_target(p, "gpt-4o", "2.5", "10")
     events = [
@@ -141,11 +142,11 @@ def test_deleted_references_are_recorded_as_null_instead_of_failing_forever() ->
 
 
 def test_load_default_prices_seeds_unpriced_known_models_idempotently() -> None:
-    provider = make_instance()
-    dated = make_mapping(provider, alias="sonnet", model="claude-sonnet-4-5-20250929")
-    make_mapping(provider, alias="mini", model="gpt-4o-mini")
-    make_mapping(provider, alias="local", model="llama-3-8b")
-    priced = make_mapping(provider, alias="mine", model="gpt-4o")
+    provider = make_mock_provider()
+    dated = make_mapping_row(provider, alias="sonnet", model="claude-sonnet-4-5-20250929")
+    make_mapping_row(provider, alias="mini", model="gpt-4o-mini")
+    make_mapping_row(provider, alias="local", model="llama-3-8b")
+    priced = make_mapping_row(provider, alias="mine", model="gpt-4o")
     own = price_target(provider, "gpt-4o", "9", "9")
 
     call_command("load_default_prices", stdout=open("/dev/null", "w"))  # noqa: SIM115

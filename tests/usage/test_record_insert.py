@@ -12,7 +12,8 @@ from gateway.models import UsageRecord
 from gateway.usage import recorder
 from gateway.usage.events import Attempt
 from mappings.selectors import price_book_load
-from tests.usage.conftest import event, make_instance, make_mapping, price_target
+from tests.factories import make_mapping_row, make_mock_provider
+from tests.usage.conftest import event, price_target
 
 pytestmark = pytest.mark.django_db
 
@@ -21,8 +22,8 @@ AWKWARD = 'alias\twith\ttabs\nand "quotes", a \\ backslash, \\N, émoji 🚀'
 
 
 def test_every_field_round_trips_through_the_insert() -> None:
-    provider = make_instance()
-    mapping = make_mapping(provider)
+    provider = make_mock_provider()
+    mapping = make_mapping_row(provider)
     price_target(provider, "gpt-4o", "2.5", "10")
     attempts = [
         Attempt(provider.id, provider.name, None, "primary", 429, "rate\tlimited", 12.5),

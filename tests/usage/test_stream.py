@@ -21,14 +21,12 @@ from gateway.usage.queues import RedisStreamUsageQueue
 from gateway.usage.recorder import usage_drain, usage_stream_drain
 from gateway.usage.spool import Spool, spool_dir
 from providers.redis_conn import sync_redis
+from tests.factories import make_mapping_row, make_mock_provider, make_vkey
 from tests.usage.conftest import (
     CHAT_COMPLETION_TOKENS,
     CHAT_PROMPT_TOKENS,
     RedisServer,
     event,
-    make_instance,
-    make_mapping,
-    make_vkey,
     post_chats,
     price_target,
 )
@@ -65,9 +63,9 @@ def test_requests_through_gateway_recorded_once_with_cost_per_instance(
 ) -> None:
     # Two instances of the same type serving the same provider model at different prices:
     # each record must carry its own instance's price.
-    first, second = make_instance("openai-eu"), make_instance("openai-us")
-    make_mapping(first, alias="gpt-4o", model="gpt-4o")
-    make_mapping(second, alias="gpt-4o-us", model="gpt-4o")
+    first, second = make_mock_provider("openai-eu"), make_mock_provider("openai-us")
+    make_mapping_row(first, alias="gpt-4o", model="gpt-4o")
+    make_mapping_row(second, alias="gpt-4o-us", model="gpt-4o")
     price_target(first, "gpt-4o", "2.5", "10")
     price_target(second, "gpt-4o", "1.1", "4.4")
     vkey, key = make_vkey()
@@ -107,8 +105,8 @@ def test_requests_through_gateway_recorded_once_with_cost_per_instance(
 
 
 def test_same_batch_delivered_twice_counts_once(with_redis: str) -> None:
-    provider = make_instance()
-    mapping = make_mapping(provider)
+    provider = make_mock_provider()
+    mapping = make_mapping_row(provider)
     price_target(provider, "gpt-4o", "2.5", "10")
     events = [
         event(provider_id=provider.id, mapping_id=mapping.id, provider_model="gpt-4o")

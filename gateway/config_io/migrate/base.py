@@ -12,7 +12,8 @@ from urllib.parse import urlsplit
 class Migration:
     """A foreign configuration converted to ours, plus what could not be carried over.
 
-    ``data`` is a configuration in our file format (DESIGN.md), ready for ``config_import``.
+    ``data`` is a configuration in our file format (``gateway/config_io/schema.py``), ready for
+    ``config_import``.
     ``dropped`` names every source field or entry left out and why; ``notes`` says where the
     converter had to choose (an inferred provider type, a merged limit), so nothing is
     changed or lost silently.

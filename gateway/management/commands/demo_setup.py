@@ -29,7 +29,7 @@ class Command(BaseCommand):
         report = result.report
         if report.has_changes:
             self.stdout.write(f"Demo configuration imported: {report.summary()}")
-        # --- reports (issue 6): 30 days of sample usage for the demo key, so the cost report
+        # Reports: 30 days of sample usage for the demo key, so the cost report
         # and the health page are filled on first start (idempotent).
         call_command("demo_usage", stdout=self.stdout)
         password = result.admin_password or "(unchanged: this user existed before demo_setup)"

@@ -57,7 +57,7 @@ SCHEDULES = [
         expire_seconds=600,
         description="Deletes health checks older than HEALTH_CHECK_RETENTION_DAYS.",
     ),
-    # --- reports (issue 6, gateway/reports/tasks.py): daily usage rollups for cost reports.
+    # Reports (gateway/reports/tasks.py): daily usage rollups for cost reports.
     Schedule(
         name="reports: roll up daily usage",
         task="reports.rollups_update",

@@ -1,21 +1,35 @@
-"""Configuration rows for request-path tests: provider instances with keys, mappings, app keys.
+"""Factories for the tests: every helper that creates configuration or usage rows.
 
-Instances point at the fake upstream (``tests.fakes.upstream``) unless told otherwise. Upstream
-API keys are unique per call so that the fake can switch behaviour per key and its log can tell
-keys apart.
+Two kinds, named apart because they return different things:
+
+- ``make_provider`` / ``make_mapping``: an instance the gateway can route to, validated with
+  ``full_clean`` and pointing at the fake upstream (``tests.fakes.upstream``) unless told
+  otherwise, returned as an ``Instance`` (the row plus its keys' plaintexts). Upstream API keys
+  are unique per call so that the fake can switch behaviour per key and its log can tell keys
+  apart.
+- ``*_row`` and the other ``make_*`` helpers: plain rows with unique defaults, saved without
+  validation, for admin, pricing and usage tests.
+
+``make_vkey`` serves both and always returns a ``NewVirtualKey`` (the row and its plaintext).
 """
 
 from __future__ import annotations
 
+import itertools
 import secrets
 from dataclasses import dataclass, field
-from typing import Any
+from decimal import Decimal
+from typing import Any, NamedTuple
 
-from gateway.models import VirtualKey
+from django.utils import timezone
+
+from gateway.models import UsageRecord, VirtualKey
 from gateway.services import virtual_key_create
-from mappings.models import ModelProviderMapping
+from mappings.models import ModelPrice, ModelProviderMapping
 from providers.models import Provider, ProviderKeyCredential
 from providers.types import KEYLESS_TYPES
+
+_seq = itertools.count(1)
 
 # Path under the fake's URL that each type's base_url points at.
 FAKE_BASE_PATHS = {
@@ -128,10 +142,87 @@ def make_mapping(
     return mapping
 
 
+# --- virtual keys ----------------------------------------------------------------------------
+
+
+class NewVirtualKey(NamedTuple):
+    """A virtual key as created: the row, and the plaintext shown only once."""
+
+    row: VirtualKey
+    plaintext: str
+
+
 def make_vkey(
     name: str | None = None, *, models: list[str] | None = None, **fields: Any
-) -> tuple[VirtualKey, str]:
-    """A virtual key (all aliases unless ``models``); returns the row and its plaintext."""
-    return virtual_key_create(
+) -> NewVirtualKey:
+    """A virtual key (all aliases unless ``models``); ``fields`` go to ``virtual_key_create``."""
+    row, plaintext = virtual_key_create(
         name=name or f"app-{secrets.token_hex(4)}", allowed_models=models, **fields
     )
+    return NewVirtualKey(row, plaintext)
+
+
+# --- plain rows (admin, pricing, usage) -------------------------------------------------------
+
+
+def make_provider_row(**fields: Any) -> Provider:
+    """A provider instance row (``openai`` with a unique name unless told otherwise)."""
+    values: dict[str, Any] = {"name": f"provider-{next(_seq)}", "provider_type": "openai"}
+    values.update(fields)
+    return Provider.objects.create(**values)
+
+
+def make_mock_provider(name: str | None = None) -> Provider:
+    """A ``mock`` provider instance: answered in process, deterministic token counts."""
+    return make_provider_row(name=name or f"mock-{next(_seq)}", provider_type="mock")
+
+
+def make_key(provider: Provider, **fields: Any) -> ProviderKeyCredential:
+    """An upstream API key row with a unique name and a recognisable secret."""
+    values: dict[str, Any] = {
+        "key_name": f"key-{next(_seq)}",
+        "api_key": f"sk-test-{next(_seq):06d}-secretvalue-WXYZ",
+    }
+    values.update(fields)
+    return ProviderKeyCredential.objects.create(provider=provider, **values)
+
+
+def make_mapping_row(
+    provider: Provider | None = None,
+    *,
+    alias: str = "gpt-4o",
+    model: str = "gpt-4o",
+    **fields: Any,
+) -> ModelProviderMapping:
+    """Map ``alias`` onto ``model`` of ``provider`` (a new ``openai`` instance if omitted)."""
+    return ModelProviderMapping.objects.create(
+        provider=provider or make_provider_row(),
+        model_alias=alias,
+        provider_model_id=model,
+        **fields,
+    )
+
+
+def make_price(mapping: ModelProviderMapping | None = None, **fields: Any) -> ModelPrice:
+    """A price for ``mapping`` (a new mapping if omitted): 2.5 in, 10 out per million."""
+    values: dict[str, Any] = {
+        "input_per_million": Decimal("2.5"),
+        "output_per_million": Decimal("10"),
+    }
+    values.update(fields)
+    return ModelPrice.objects.create(mapping=mapping or make_mapping_row(), **values)
+
+
+def make_usage(provider: Provider, **fields: Any) -> UsageRecord:
+    """A successful chat usage record on ``provider``, created now."""
+    values: dict[str, Any] = {
+        "request_id": f"req-{next(_seq)}",
+        "created_at": timezone.now(),
+        "endpoint": "chat",
+        "status_code": 200,
+        "prompt_tokens": 10,
+        "completion_tokens": 5,
+        "cost": Decimal("0.0001"),
+    }
+    values.update(fields)
+    return UsageRecord.objects.create(provider=provider, **values)
