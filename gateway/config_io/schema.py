@@ -30,14 +30,15 @@ class ConvertError(ValueError):
     """A value has the wrong JSON type for its field."""
 
 
-def _str(value: Any) -> str:
+def as_str(value: Any) -> str:
+    """``value`` as a string, or ConvertError (no coercion: YAML's ``yes`` is not text)."""
     if not isinstance(value, str):
         raise ConvertError("must be a string")
     return value
 
 
 def _str_opt(value: Any) -> str:
-    return "" if value is None else _str(value)
+    return "" if value is None else as_str(value)
 
 
 def _version_opt(value: Any) -> str:
@@ -135,8 +136,8 @@ class Field:
 
 
 PROVIDER_FIELDS = (
-    Field("name", "name", _str, required=True),
-    Field("type", "provider_type", _str, required=True),
+    Field("name", "name", as_str, required=True),
+    Field("type", "provider_type", as_str, required=True),
     Field("base_url", "base_url", _str_opt),
     Field("enabled", "is_enabled", _bool),
     Field("api_version", "api_version", _version_opt),
@@ -149,13 +150,13 @@ PROVIDER_FIELDS = (
     Field("rate_limit.tokens_per_minute", "tokens_per_minute", _int_opt),
     Field("health_check.interval", "health_check_interval", _int),
     Field("health_check.model", "health_check_model", _str_opt),
-    Field("health_check.probe", "health_check_probe", _str),
+    Field("health_check.probe", "health_check_probe", as_str),
 )
 # `keys` is a list of KEY_FIELDS entries, handled by the importer.
 PROVIDER_EXTRA = ("keys",)
 
 KEY_FIELDS = (
-    Field("name", "key_name", _str, required=True),
+    Field("name", "key_name", as_str, required=True),
     Field("api_key", "api_key", _str_opt),
     Field("account_group", "account_group", _int),
     Field("primary", "is_primary", _bool),
@@ -165,9 +166,9 @@ KEY_FIELDS = (
 )
 
 MAPPING_FIELDS = (
-    Field("alias", "model_alias", _str, required=True),
-    Field("provider", "", _str, required=True),  # instance name -> provider ID
-    Field("model", "provider_model_id", _str, required=True),
+    Field("alias", "model_alias", as_str, required=True),
+    Field("provider", "", as_str, required=True),  # instance name -> provider ID
+    Field("model", "provider_model_id", as_str, required=True),
     Field("priority", "priority", _int),
     Field("weight", "weight", _int),
     Field("enabled", "is_enabled", _bool),
@@ -187,28 +188,28 @@ MAPPING_FIELDS = (
 PRICE_ATTRS = ("input_per_million", "output_per_million", "cached_input_per_million")
 
 VIRTUAL_KEY_FIELDS = (
-    Field("name", "name", _str, required=True),
+    Field("name", "name", as_str, required=True),
     Field("key", "", _str_opt),  # resolved, hashed, never stored
     Field("models", "allowed_models", _str_list),
     Field("expires_at", "expires_at", _datetime_opt),
     Field("enabled", "is_enabled", _bool),
     Field("budget.amount", "budget_amount", _decimal_opt),
-    Field("budget.period", "budget_period", _str),
+    Field("budget.period", "budget_period", as_str),
     Field("budget.alert_threshold", "budget_alert_threshold", _decimal),
     Field("rate_limit.requests_per_minute", "requests_per_minute", _int_opt),
     Field("rate_limit.tokens_per_minute", "tokens_per_minute", _int_opt),
 )
 
 ROUTING_FIELDS = (
-    Field("strategy", "strategy", _str),
+    Field("strategy", "strategy", as_str),
     Field("circuit_breaker.failure_threshold", "failure_threshold", _int),
     Field("circuit_breaker.recovery_timeout", "recovery_timeout", _int),
 )
 
 # ``routing.aliases``: {alias: strategy}, one AliasRoutingPolicy row per alias.
 ALIAS_POLICY_FIELDS = (
-    Field("alias", "alias", _str),
-    Field("strategy", "strategy", _str),
+    Field("alias", "alias", as_str),
+    Field("strategy", "strategy", as_str),
 )
 
 _MISSING = object()

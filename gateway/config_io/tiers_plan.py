@@ -22,21 +22,21 @@ from typing import Any
 from django.core.exceptions import ValidationError
 
 from gateway.config_io.report import ImportReport
-from gateway.config_io.schema import Field, _str, parse_entry
+from gateway.config_io.schema import Field, as_str, parse_entry
 from mappings.models import Tier, TierAlias, TierPattern
 from providers.config_version import config_version_bump
 
 TIER_NAMES = tuple(str(t) for t in Tier.values)
 
 TIERS_FIELDS = (
-    Field("big", "", _str),
-    Field("middle", "", _str),
-    Field("small", "", _str),
-    Field("default", "", _str),
+    Field("big", "", as_str),
+    Field("middle", "", as_str),
+    Field("small", "", as_str),
+    Field("default", "", as_str),
 )
 TIER_PATTERN_FIELDS = (
-    Field("match", "pattern", _str, required=True),
-    Field("tier", "tier", _str, required=True),
+    Field("match", "pattern", as_str, required=True),
+    Field("tier", "tier", as_str, required=True),
 )
 
 

@@ -178,7 +178,7 @@ class CostReport:
     rollup_until: date | None = None  # rollups answered days before this one
 
 
-_AGGREGATES: dict[str, Any] = {
+USAGE_AGGREGATES: dict[str, Any] = {
     "requests": Count("id"),
     "errors": Count("id", filter=Q(status_code__gte=400)),
     "unpriced_requests": Count("id", filter=Q(cost__isnull=True)),
@@ -189,7 +189,7 @@ _AGGREGATES: dict[str, Any] = {
     "latency_ms_sum": Sum("latency_ms"),
     "cost_sum": Sum("cost"),
 }
-_ROLLUP_AGGREGATES: dict[str, Any] = {
+ROLLUP_AGGREGATES: dict[str, Any] = {
     "requests": Sum("requests"),
     "errors": Sum("errors"),
     "unpriced_requests": Sum("unpriced_requests"),
@@ -263,7 +263,7 @@ def usage_buckets(
             DailyUsageRollup.objects.filter(day__gte=filters.start, day__lt=until), filters
         )
         dims = ["day"] if dimension == "day" else [dimension, "day"]
-        out.extend(rollups.values(*dims).annotate(**_ROLLUP_AGGREGATES).order_by())
+        out.extend(rollups.values(*dims).annotate(**ROLLUP_AGGREGATES).order_by())
     if until <= filters.end:
         raw = _filtered(
             UsageRecord.objects.filter(
@@ -273,7 +273,7 @@ def usage_buckets(
             filters,
         ).annotate(day=TruncDate("created_at", tzinfo=UTC))
         dims = ["day"] if dimension == "day" else [dimension, "day"]
-        out.extend(raw.values(*dims).annotate(**_AGGREGATES).order_by())
+        out.extend(raw.values(*dims).annotate(**USAGE_AGGREGATES).order_by())
     return out, until
 
 

@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from gateway.models import UsageRecord
 from gateway.reports.models import ApiToken, DailyUsageRollup, RollupDay, token_generate
-from gateway.reports.selectors import _AGGREGATES, day_start, utc_today
+from gateway.reports.selectors import USAGE_AGGREGATES, day_start, utc_today
 
 logger = logging.getLogger(__name__)
 
@@ -43,7 +43,7 @@ def rollup_day_rebuild(*, day: date) -> int:
     records = _day_records(day)
     stats = records.aggregate(count=Count("id"), max_id=Max("id"))
     DailyUsageRollup.objects.filter(day=day).delete()
-    sums = records.values(*ROLLUP_DIMENSIONS).annotate(**_AGGREGATES).order_by()
+    sums = records.values(*ROLLUP_DIMENSIONS).annotate(**USAGE_AGGREGATES).order_by()
     rows = [
         DailyUsageRollup(
             day=day,
