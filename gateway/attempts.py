@@ -19,10 +19,10 @@ import httpx
 from django.conf import settings
 
 from gateway.api.errors import GatewayError
-from gateway.routing import runtime
+from gateway.routing import state as runtime
 from gateway.routing.plan import RoutePlan
-from gateway.routing.runtime import Lease
 from gateway.routing.selection import KeyCursor
+from gateway.routing.state import Lease
 from gateway.routing.table import Candidate, RoutingPolicy, VirtualKeySnapshot
 from gateway.usage.events import Attempt
 from providers import http

@@ -13,11 +13,11 @@ from typing import Any
 import orjson
 
 from gateway.api.errors import GatewayError
-from gateway.routing import runtime
-from gateway.routing.runtime import InstanceView, RouteView
+from gateway.routing import state as runtime
 from gateway.routing.selection import estimated_cost, order_explained
+from gateway.routing.state import InstanceView, RouteView
 from gateway.routing.table import Candidate, RouteTable, VirtualKeySnapshot
-from providers.state import CircuitState
+from providers.circuit import CircuitState
 
 # Completion tokens assumed when a request sets no max (for least_cost only).
 DEFAULT_COMPLETION_ESTIMATE = 256

@@ -16,12 +16,12 @@ import httpx
 import pytest
 
 from gateway.models import RoutingSettings
-from gateway.routing import runtime
+from gateway.routing import state as routing_state
 from gateway.routing.table import RouteTable
 from gateway.usage.events import InMemoryUsageQueue
 from mappings.models import AliasRoutingPolicy, ModelPrice
-from providers import state
-from providers.state import CircuitState
+from providers import circuit
+from providers.circuit import CircuitState
 from tests.fakes.upstream import Behaviour, FakeUpstream
 from tests.gateway.conftest import InProcessGateway
 from tests.gateway.factories import Instance, make_mapping, make_provider, make_vkey
@@ -34,9 +34,9 @@ def world(request: pytest.FixtureRequest) -> Iterator[str]:
     """Per-process state, or Redis (skips without REDIS_URL, fails under CI)."""
     if request.param == "redis":
         request.getfixturevalue("with_redis")
-    runtime.local_clear()
+    routing_state.local_clear()
     yield str(request.param)
-    runtime.local_clear()
+    routing_state.local_clear()
 
 
 @pytest.fixture
@@ -207,7 +207,7 @@ def test_circuit_opens_skips_then_lets_one_trial_through(
     fake_upstream.behave(Behaviour.fail(500), key=a.api_key)
     for _ in range(2):
         assert post(gateway, key).status_code == 200
-    info = state.circuit_info_all_sync([a.id])[a.id]
+    info = circuit.circuit_info_all_sync([a.id])[a.id]
     assert info.state == CircuitState.OPEN and info.retry_at is not None
     for _ in range(3):
         assert post(gateway, key).status_code == 200
@@ -217,15 +217,15 @@ def test_circuit_opens_skips_then_lets_one_trial_through(
     for _ in range(3):
         assert post(gateway, key).status_code == 200
     assert served_by(fake_upstream, a) == 3  # exactly one trial, which failed and reopened
-    assert state.circuit_info_all_sync([a.id])[a.id].state == CircuitState.OPEN
+    assert circuit.circuit_info_all_sync([a.id])[a.id].state == CircuitState.OPEN
     # A successful trial closes it.
     fake_upstream.behave(key=a.api_key)
-    reopened = state.circuit_info_all_sync([a.id])[a.id].retry_at or 0
+    reopened = circuit.circuit_info_all_sync([a.id])[a.id].retry_at or 0
     while time.time() <= reopened:
         time.sleep(0.05)
     response = post(gateway, key)
     assert response.headers["x-gateway-provider-id"] == str(a.id)
-    assert state.circuit_info_all_sync([a.id])[a.id].state == CircuitState.CLOSED
+    assert circuit.circuit_info_all_sync([a.id])[a.id].state == CircuitState.CLOSED
 
 
 def test_all_circuits_open_tries_first_to_recover(
@@ -242,7 +242,7 @@ def test_all_circuits_open_tries_first_to_recover(
     install_table()
     fake_upstream.behave(Behaviour.fail(500))
     assert post(gateway, key).status_code == 500  # opens both
-    infos = state.circuit_info_all_sync([a.id, b.id])
+    infos = circuit.circuit_info_all_sync([a.id, b.id])
     assert {i.state for i in infos.values()} == {CircuitState.OPEN}
     first = min((a, b), key=lambda i: infos[i.id].retry_at or 0)
     before = len(fake_upstream.requests())

@@ -16,7 +16,7 @@ from gateway.routing.table import RouteTable
 from gateway.usage.events import InMemoryUsageQueue, set_usage_queue
 from gateway.usage.queues import BufferedUsageQueue
 from mappings.models import ModelPrice
-from providers import state
+from providers import circuit
 from providers.health import health_check_run
 from providers.redis_conn import reset_clients
 from tests.fakes.upstream import Behaviour, FakeUpstream
@@ -97,7 +97,7 @@ def test_last_success_and_failure_come_from_history_when_the_breaker_has_none(
     fake_upstream.behave(Behaviour.fail(502), key=inst.api_key)
     health_check_run(provider_id=inst.id)
     ok, bad = inst.provider.health_checks.order_by("id")
-    state.local_state_clear()
+    circuit.local_state_clear()
     entry = Client().get("/health").json()["providers"][str(inst.id)]
     assert entry["failure_count"] == 0  # the breaker's own count: nothing seen here
     assert entry["last_success"] == ok.checked_at.isoformat()
