@@ -5,8 +5,8 @@ with the function libraries it calls (the breaker's ``circuit.lua``, ``lua/limit
 registered with redis-py's ``register_script``: EVALSHA, the source is sent only when Redis
 does not know it yet. Arguments travel as one JSON object (``ARGV[1]``, named fields, decoded
 with cjson): measured cheaper than a dozen positional arguments, which redis-py encodes one by
-one. Every function here raises ``redis.RedisError`` for the caller to fall
-back to the in-process twin (:mod:`gateway.routing.state.local_backend`).
+one. Every function here raises ``redis.RedisError`` for the caller to fall back to the
+in-process twin (:mod:`gateway.routing.state.local_backend`).
 """
 
 from __future__ import annotations
