@@ -188,9 +188,9 @@ class StateCollector(Collector):
         yield from self._usage()
 
     def _instances(self) -> Iterator[GaugeMetricFamily]:
+        from providers.circuit import circuit_info_all_sync
         from providers.health import health_checks_latest
         from providers.models import Provider
-        from providers.state import circuit_info_all_sync
 
         circuit = GaugeMetricFamily(
             "gateway_circuit_state",

@@ -33,6 +33,7 @@ from django.utils import timezone
 from providers import http
 from providers.adapters import get_adapter
 from providers.adapters.base import UpstreamRequest
+from providers.circuit import CircuitState, circuit_record_probe_sync
 from providers.models import (
     HealthCheck,
     HealthErrorCategory,
@@ -42,7 +43,6 @@ from providers.models import (
     ProviderKeyCredential,
 )
 from providers.snapshot import ProviderSnapshot, provider_snapshot_build
-from providers.state import CircuitState, circuit_record_probe_sync
 from providers.types import KEYLESS_TYPES
 
 logger = logging.getLogger(__name__)

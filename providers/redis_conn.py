@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import weakref
 from functools import lru_cache
+from importlib.resources import files
 
 import redis
 import redis.asyncio as aioredis
@@ -54,3 +55,13 @@ def reset_clients() -> None:
     """Drop cached clients (tests that switch REDIS_URL)."""
     sync_redis.cache_clear()
     _async_clients.clear()
+
+
+def lua_source(package: str, *names: str) -> str:
+    """The Lua files ``names`` of ``package``'s ``lua`` directory, concatenated in order.
+
+    Scripts share functions by concatenation: a library file (e.g. ``circuit.lua``) first,
+    then the script that calls its functions.
+    """
+    lua = files(package).joinpath("lua")
+    return "\n".join(lua.joinpath(name).read_text(encoding="utf-8") for name in names)

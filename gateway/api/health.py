@@ -14,10 +14,10 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.http import require_GET
 
 from gateway.metrics import CONTENT_TYPE_LATEST, metrics_render
+from providers.circuit import CircuitState, circuit_info_all_sync
 from providers.health import health_checks_last_outcomes, health_checks_latest
 from providers.models import HealthStatus, Provider
 from providers.redis_conn import sync_redis
-from providers.state import CircuitState, circuit_info_all_sync
 
 
 def _iso(epoch: float | None) -> str | None:

@@ -34,9 +34,9 @@ from gateway.core.errors import (
 )
 from gateway.proxy.context import RequestContext
 from gateway.proxy.endpoints.base import Call, EndpointSpec, LocalAnswer
-from gateway.routing import runtime
-from gateway.routing.runtime import Lease
+from gateway.routing import state
 from gateway.routing.selection import KeyCursor
+from gateway.routing.state import Lease
 from gateway.routing.table import Candidate
 from gateway.usage.events import Attempt
 from providers import http
@@ -198,7 +198,7 @@ class AttemptLoop:
             self.prelease = None
             return lease
         plan = self.ctx.plan
-        code, lease = await runtime.instance_acquire(
+        code, lease = await state.instance_acquire(
             provider.id,
             rpm=provider.requests_per_minute,
             tpm=provider.tokens_per_minute,
@@ -206,7 +206,7 @@ class AttemptLoop:
             force=plan is not None and candidate is plan.forced,
         )
         if lease is None:
-            why = runtime.ACQUIRE_REASONS.get(code, "refused")
+            why = state.ACQUIRE_REASONS.get(code, "refused")
             self.skipped.append(f"'{provider.name}': {why}")
         return lease
 
@@ -327,7 +327,7 @@ class AttemptLoop:
         cool = wait if wait is not None else settings.GATEWAY_COOLING_SECONDS
         self.waits.append(cool)
         if inst.key is not None:
-            await runtime.group_cool(provider.id, inst.key.account_group, cool)
+            await state.group_cool(provider.id, inst.key.account_group, cool)
             other = inst.cursor.after_rate_limit(inst.key)
             if other is not None:
                 inst.key = self.ctx.last_key = other

@@ -17,7 +17,7 @@ from providers.snapshot import KeySnapshot
 
 if TYPE_CHECKING:
     from gateway.routing.plan import RoutePlan
-    from gateway.routing.runtime import Lease
+    from gateway.routing.state import Lease
 
 
 _DEFAULT_POLICY = RoutingPolicy()

@@ -26,7 +26,7 @@ from gateway.proxy.attempts import AttemptLoop, Served
 from gateway.proxy.context import ProxyResult, RequestContext, run_later
 from gateway.proxy.endpoints.base import Call, EndpointSpec
 from gateway.proxy.relay import prefetch, read_whole, relay
-from gateway.routing import runtime
+from gateway.routing import state
 from gateway.routing.plan import estimate_completion_tokens, estimate_prompt_tokens, route_plan
 from gateway.routing.table import Candidate, RouteTable, VirtualKeySnapshot
 from gateway.usage.events import UsageEvent, get_usage_queue
@@ -220,4 +220,4 @@ async def release(ctx: RequestContext, usage: Usage | None) -> None:
             actual_tokens=actual,
         )
     if actual is not None and ctx.vkey.tokens_per_minute is not None and ctx.plan is not None:
-        await runtime.key_tokens_correct(ctx.vkey.id, actual - ctx.plan.prompt_tokens)
+        await state.key_tokens_correct(ctx.vkey.id, actual - ctx.plan.prompt_tokens)

@@ -13,11 +13,11 @@ from typing import Any
 import orjson
 
 from gateway.core.errors import RateLimited
-from gateway.routing import runtime
-from gateway.routing.runtime import InstanceView, RouteView
+from gateway.routing import state
 from gateway.routing.selection import estimated_cost, order_explained
+from gateway.routing.state import InstanceView, RouteView
 from gateway.routing.table import Candidate, RouteTable, VirtualKeySnapshot
-from providers.state import CircuitState
+from providers.circuit import CircuitState
 
 # Completion tokens assumed when a request sets no max (for least_cost only).
 DEFAULT_COMPLETION_ESTIMATE = 256
@@ -79,7 +79,7 @@ def _all_cooling(c: Candidate, info: InstanceView | None) -> bool:
     return bool(info and keys and all(k.account_group in info.cooling for k in keys))
 
 
-def key_rate_limit_error(exc: runtime.KeyRateLimited) -> RateLimited:
+def key_rate_limit_error(exc: state.KeyRateLimited) -> RateLimited:
     return RateLimited(
         f"Rate limit reached for this API key: {exc.limit} {exc.which} per minute. "
         f"Try again in {exc.retry_after} s.",
@@ -103,9 +103,9 @@ async def route_plan(
     """
     strategy = table.strategy_for(alias)
     try:
-        view = await runtime.route_view_read(
+        view = await state.route_view_read(
             alias=alias,
-            provider_groups={c.provider.id: runtime.groups_of(c.provider.keys) for c in candidates},
+            provider_groups={c.provider.id: state.groups_of(c.provider.keys) for c in candidates},
             round_robin=strategy == "round_robin",
             vkey_id=vkey.id,
             vkey_rpm=vkey.requests_per_minute,
@@ -121,7 +121,7 @@ async def route_plan(
             if len(candidates) == 1
             else None,
         )
-    except runtime.KeyRateLimited as exc:
+    except state.KeyRateLimited as exc:
         raise key_rate_limit_error(exc) from None
     ordered = order_explained(
         candidates,

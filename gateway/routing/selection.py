@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
-from gateway.routing.runtime import RouteView
+from gateway.routing.state import RouteView
 from gateway.routing.table import Candidate
 from providers.snapshot import KeySnapshot
 

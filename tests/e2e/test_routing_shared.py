@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from gateway.models import RoutingSettings
-from providers import state
-from providers.state import CircuitState
+from providers import circuit
+from providers.circuit import CircuitState
 from tests.e2e.conftest import GatewayServer, World
 from tests.fakes.upstream import Behaviour
 
@@ -41,7 +41,7 @@ def test_circuit_opened_by_one_process_is_seen_by_another(
         return response.headers["x-gateway-provider-id"]
 
     assert [served(one) for _ in range(2)] == [str(b.id)] * 2  # opens a's circuit
-    info = state.circuit_info_all_sync([a.id])[a.id]
+    info = circuit.circuit_info_all_sync([a.id])[a.id]
     assert info.state == CircuitState.OPEN and info.retry_at is not None
     assert [served(two) for _ in range(3)] == [str(b.id)] * 3
     assert len(e2e.fake.requests(key=a.api_key)) == 2  # the other process sent a nothing
@@ -52,4 +52,4 @@ def test_circuit_opened_by_one_process_is_seen_by_another(
         served(two)
     # Exactly one trial across both processes (it failed: open again).
     assert len(e2e.fake.requests(key=a.api_key)) == 3
-    assert state.circuit_info_all_sync([a.id])[a.id].state == CircuitState.OPEN
+    assert circuit.circuit_info_all_sync([a.id])[a.id].state == CircuitState.OPEN

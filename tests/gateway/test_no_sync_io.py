@@ -49,7 +49,7 @@ from gateway.usage.budget_state import budget_state
 from gateway.usage.budgets import CHECKED_KEY
 from gateway.usage.events import get_usage_queue, set_usage_queue
 from gateway.usage.queues import RedisStreamUsageQueue
-from providers import state
+from providers import circuit
 from providers.redis_conn import reset_clients
 from tests.factories import make_mapping, make_provider, make_vkey
 from tests.fakes.upstream import FakeUpstream
@@ -167,7 +167,7 @@ def world(
     client.set(CHECKED_KEY, "test")
     client.close()
     budget_state.reset()
-    state.local_state_clear()
+    circuit.local_state_clear()
 
     limits: dict[str, Any] = {"requests_per_minute": 100_000, "tokens_per_minute": 100_000_000}
     mock_inst = make_provider("mock-inst", "mock", **limits)
@@ -200,7 +200,7 @@ def world(
         gateway.loop.run_until_complete(queue.aclose())
     set_usage_queue(None)
     budget_state.reset()
-    state.local_state_clear()
+    circuit.local_state_clear()
 
 
 async def all_keys_and_flush(client: httpx.AsyncClient, world: World) -> list[list[httpx.Response]]:
@@ -266,7 +266,7 @@ def test_warm_requests_with_redis_run_no_sql_and_no_sync_redis_on_the_loop(
     )
     # Redis really carried the request path (a Redis error would have degraded it to
     # per-process state without failing any request).
-    assert state.redis_usable()
+    assert circuit.redis_usable()
     sent = calls.async_command_set()
     assert {"EVAL", "EVALSHA"} & sent, sorted(sent)  # routing state: limits, acquire, release
     assert {"XADD", "SMEMBERS"} <= sent, sorted(sent)  # usage stream, budget state

@@ -19,12 +19,15 @@ import pytest
 
 from gateway.models import RoutingSettings
 from gateway.routing import plan as route_plan
-from gateway.routing import runtime
+from gateway.routing import state as routing_state
+from gateway.routing.state import api as routing_state_api
+from gateway.routing.state import local_backend
 from gateway.routing.table import RouteTable
 from gateway.usage.events import InMemoryUsageQueue
 from mappings.models import AliasRoutingPolicy, ModelPrice
-from providers import state
-from providers.state import CircuitState
+from providers import circuit
+from providers.circuit import CircuitState
+from providers.circuit import shared as circuit_shared
 from tests.factories import Instance, make_mapping, make_provider, make_vkey
 from tests.fakes.upstream import Behaviour, FakeUpstream, Gate
 from tests.gateway.conftest import InProcessGateway
@@ -32,7 +35,7 @@ from tests.gateway.conftest import InProcessGateway
 CHAT = {"model": "m", "messages": [{"role": "user", "content": "three little words"}]}
 
 # The modules whose ``time.time()`` decides circuit, cooling and rate-limit timing.
-CLOCKED_MODULES = (state, runtime, route_plan)
+CLOCKED_MODULES = (circuit_shared, routing_state_api, local_backend, route_plan)
 
 
 class Clock:
@@ -65,9 +68,9 @@ def world(request: pytest.FixtureRequest) -> Iterator[str]:
     """Per-process state, or Redis (skips without REDIS_URL, fails under CI)."""
     if request.param == "redis":
         request.getfixturevalue("with_redis")
-    runtime.local_clear()
+    routing_state.local_clear()
     yield str(request.param)
-    runtime.local_clear()
+    routing_state.local_clear()
 
 
 @pytest.fixture
@@ -239,7 +242,7 @@ def test_circuit_opens_skips_then_lets_one_trial_through(
     fake_upstream.behave(Behaviour.fail(500), key=a.api_key)
     for _ in range(2):
         assert post(gateway, key).status_code == 200
-    info = state.circuit_info_all_sync([a.id])[a.id]
+    info = circuit.circuit_info_all_sync([a.id])[a.id]
     assert info.state == CircuitState.OPEN and info.retry_at is not None
     for _ in range(3):
         assert post(gateway, key).status_code == 200
@@ -248,15 +251,15 @@ def test_circuit_opens_skips_then_lets_one_trial_through(
     for _ in range(3):
         assert post(gateway, key).status_code == 200
     assert served_by(fake_upstream, a) == 3  # exactly one trial, which failed and reopened
-    assert state.circuit_info_all_sync([a.id])[a.id].state == CircuitState.OPEN
+    assert circuit.circuit_info_all_sync([a.id])[a.id].state == CircuitState.OPEN
     # A successful trial closes it.
     fake_upstream.behave(key=a.api_key)
-    reopened = state.circuit_info_all_sync([a.id])[a.id].retry_at
+    reopened = circuit.circuit_info_all_sync([a.id])[a.id].retry_at
     assert reopened is not None
     clock.advance_past(reopened)
     response = post(gateway, key)
     assert response.headers["x-gateway-provider-id"] == str(a.id)
-    assert state.circuit_info_all_sync([a.id])[a.id].state == CircuitState.CLOSED
+    assert circuit.circuit_info_all_sync([a.id])[a.id].state == CircuitState.CLOSED
 
 
 def test_all_circuits_open_tries_first_to_recover(
@@ -273,7 +276,7 @@ def test_all_circuits_open_tries_first_to_recover(
     install_table()
     fake_upstream.behave(Behaviour.fail(500))
     assert post(gateway, key).status_code == 500  # opens both
-    infos = state.circuit_info_all_sync([a.id, b.id])
+    infos = circuit.circuit_info_all_sync([a.id, b.id])
     assert {i.state for i in infos.values()} == {CircuitState.OPEN}
     first = min((a, b), key=lambda i: infos[i.id].retry_at or 0)
     before = len(fake_upstream.requests())

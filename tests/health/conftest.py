@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from providers import state
+from providers import circuit
 from tests.fakes.upstream import fake_upstream, fake_upstream_server  # noqa: F401
 from tests.gateway.conftest import gateway, install_table, usage_queue  # noqa: F401
 
@@ -14,6 +14,6 @@ from tests.gateway.conftest import gateway, install_table, usage_queue  # noqa: 
 @pytest.fixture(autouse=True)
 def _fresh_circuits() -> Iterator[None]:
     """Circuit state is per process without Redis: every test starts with closed circuits."""
-    state.local_state_clear()
+    circuit.local_state_clear()
     yield
-    state.local_state_clear()
+    circuit.local_state_clear()

@@ -9,9 +9,9 @@ import pytest
 from django.utils import timezone
 
 from gateway.models import RoutingSettings
+from providers.circuit import CircuitState, circuit_info_all_sync
 from providers.health import health_check_run, health_checks_due, health_checks_purge
 from providers.models import HealthCheck
-from providers.state import CircuitState, circuit_info_all_sync
 from providers.tasks import health_check_task, health_checks_dispatch_task
 from tests.factories import make_provider
 from tests.fakes.upstream import Behaviour, FakeUpstream

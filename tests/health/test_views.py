@@ -16,7 +16,7 @@ from gateway.routing.table import RouteTable
 from gateway.usage.events import InMemoryUsageQueue, set_usage_queue
 from gateway.usage.queues import BufferedUsageQueue
 from mappings.models import ModelPrice
-from providers import state
+from providers import circuit
 from providers.health import health_check_run
 from providers.redis_conn import reset_clients
 from tests.factories import make_mapping, make_provider, make_vkey
@@ -97,7 +97,7 @@ def test_last_success_and_failure_come_from_history_when_the_breaker_has_none(
     fake_upstream.behave(Behaviour.fail(502), key=inst.api_key)
     health_check_run(provider_id=inst.id)
     ok, bad = inst.provider.health_checks.order_by("id")
-    state.local_state_clear()
+    circuit.local_state_clear()
     entry = Client().get("/health").json()["providers"][str(inst.id)]
     assert entry["failure_count"] == 0  # the breaker's own count: nothing seen here
     assert entry["last_success"] == ok.checked_at.isoformat()
@@ -214,6 +214,8 @@ def test_metrics_expose_the_named_series_after_traffic(
 
     text = Client().get("/metrics").content.decode()
     pid = str(inst.id)
+    # Series are per process and instance ids repeat across tests: name the instance too.
+    this = {"provider_id": pid, "provider": "metrics-inst"}
     assert (
         _sample(
             text,
@@ -225,15 +227,15 @@ def test_metrics_expose_the_named_series_after_traffic(
         )
         == 2
     )
-    assert _sample(text, "gateway_upstream_latency_seconds_count", provider_id=pid) == 2
-    assert _sample(text, "gateway_time_to_first_token_seconds_count", provider_id=pid) == 1
+    assert _sample(text, "gateway_upstream_latency_seconds_count", **this) == 2
+    assert _sample(text, "gateway_time_to_first_token_seconds_count", **this) == 1
     assert _sample(text, "gateway_overhead_seconds_count", endpoint="chat") >= 1
     prompt = sum(e["prompt_tokens"] for e in events)
     assert prompt > 0
-    assert _sample(text, "gateway_tokens_total", provider_id=pid, kind="prompt") == prompt
+    assert _sample(text, "gateway_tokens_total", **this, kind="prompt") == prompt
     completion = sum(e["completion_tokens"] for e in events)
     expected_cost = (prompt * 1000 + completion * 2000) / 1_000_000
-    assert _sample(text, "gateway_cost_usd_total", provider_id=pid) == pytest.approx(expected_cost)
+    assert _sample(text, "gateway_cost_usd_total", **this) == pytest.approx(expected_cost)
     assert _sample(text, "gateway_circuit_state", provider_id=pid, state="closed") == 1
     assert _sample(text, "gateway_provider_health", provider_id=pid, status="healthy") == 1
     assert _sample(text, "gateway_provider_health", provider_id=pid, status="down") == 0

@@ -12,9 +12,9 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
+from providers.circuit import CircuitState, circuit_info_all_sync
 from providers.health import health_check_run
 from providers.models import HealthStatus, Provider
-from providers.state import CircuitState, circuit_info_all_sync
 
 COLUMNS = (("instance", 28), ("type", 18), ("status", 10), ("latency", 10), ("circuit", 10))
 
