@@ -13,7 +13,7 @@ import httpx
 
 from gateway.api.errors import GatewayError
 from gateway.attempts import RequestContext, _attempt, finish
-from gateway.models import hash_key
+from gateway.keys.models import hash_key
 from gateway.relay import (
     ProxyResult,
     _awaitable,

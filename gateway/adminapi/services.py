@@ -4,17 +4,21 @@ Every save goes through the model's ``full_clean()`` (the invariants admin forms
 the import's rule that every ``${VAR}`` reference must be set in this process's environment.
 Saving a provider, key, mapping, price or virtual key bumps the configuration version (the
 model signals of ``providers.config_version.watch``), so gateway processes rebuild their route
-table within about a second, without a restart.
+table within about a second, without a restart. Admin API tokens are created here too
+(``api_token_create``: the plaintext is returned once, only its hash is stored).
 """
 
 from __future__ import annotations
 
 import os
+from datetime import datetime
 from typing import Any
 
+from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import models, transaction
 
+from gateway.adminapi.models import ApiToken, token_generate
 from providers.envsubst import references
 from providers.models import Provider, ProviderKeyCredential
 from providers.types import KEYLESS_TYPES
@@ -85,3 +89,16 @@ def provider_save(
         except ValidationError as exc:
             raise ValidationError({"keys": {data["key_name"]: exc.messages}}) from exc
     return provider
+
+
+@transaction.atomic
+def api_token_create(
+    *, user: AbstractBaseUser, name: str, expires_at: datetime | None = None
+) -> tuple[ApiToken, str]:
+    """Create an admin API token for ``user``; return it with its plaintext (shown once)."""
+    plaintext = token_generate()
+    token = ApiToken(name=name, user=user, expires_at=expires_at)  # type: ignore[misc]
+    token.set_token(plaintext)
+    token.full_clean()
+    token.save()
+    return token, plaintext

@@ -7,7 +7,8 @@ import re
 import pytest
 from django.test import Client
 
-from gateway.models import RoutingSettings, UsageRecord, VirtualKey, hash_key
+from gateway.keys.models import RoutingSettings, VirtualKey, hash_key
+from gateway.usage.models import UsageRecord
 from providers.config_version import config_version_db
 from tests.admin.helpers import (
     admin_form_data,

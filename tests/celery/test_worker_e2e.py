@@ -21,9 +21,9 @@ from django.conf import settings
 from django.db import connection
 
 from gateway.celery import app
-from gateway.models import UsageRecord
-from gateway.tasks import usage_drain_task
+from gateway.usage.models import UsageRecord
 from gateway.usage.queues import RedisStreamUsageQueue
+from gateway.usage.tasks import usage_drain_task
 from tests.usage.conftest import event, make_instance, make_mapping, price_target
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]

@@ -11,8 +11,8 @@ import secrets
 from dataclasses import dataclass, field
 from typing import Any
 
-from gateway.models import VirtualKey
-from gateway.services import virtual_key_create
+from gateway.keys.models import VirtualKey
+from gateway.keys.services import virtual_key_create
 from mappings.models import ModelProviderMapping
 from providers.models import Provider, ProviderKeyCredential
 from providers.types import KEYLESS_TYPES

@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from gateway.models import RoutingSettings
+from gateway.keys.models import RoutingSettings
 from gateway.routing import runtime
 from gateway.routing.table import RouteTable
 from gateway.usage.events import InMemoryUsageQueue

@@ -25,9 +25,9 @@ import pytest
 import redis
 
 from gateway.celery import app as celery_app
-from gateway.models import VirtualKey
+from gateway.keys.models import VirtualKey
+from gateway.keys.services import virtual_key_create
 from gateway.routing.holder import route_tables
-from gateway.services import virtual_key_create
 from gateway.usage.budget_state import budget_state
 from gateway.usage.events import UsageEvent, set_usage_queue
 from mappings.models import ModelPrice, ModelProviderMapping

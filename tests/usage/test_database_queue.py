@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from gateway.models import UsageRecord
 from gateway.usage.events import get_usage_queue
+from gateway.usage.models import UsageRecord
 from gateway.usage.queues import DatabaseUsageQueue
 from tests.usage.conftest import (
     event,
