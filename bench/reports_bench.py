@@ -60,9 +60,10 @@ def _timed(fn: Any, runs: int = 5) -> tuple[float, Any]:
 def generate(n: int, days: int) -> dict[str, Any]:
     from django.db import connection, transaction
 
-    from gateway.models import UsageRecord, VirtualKey
+    from gateway.keys.models import VirtualKey
+    from gateway.keys.services import virtual_key_create
     from gateway.reports.models import DailyUsageRollup, RollupDay
-    from gateway.services import virtual_key_create
+    from gateway.usage.models import UsageRecord
     from providers.models import Provider, ProviderKeyCredential
 
     with transaction.atomic():
@@ -174,7 +175,7 @@ def run(n: int, days: int, *, reuse: bool = False) -> dict[str, Any]:
 
     out: dict[str, Any] = {"records": n, "days": days, "database": connection.vendor}
     if reuse:  # the records of an earlier run in the same DATABASE_URL (timings only)
-        from gateway.models import UsageRecord
+        from gateway.usage.models import UsageRecord
 
         out["records"] = UsageRecord.objects.count()
     else:

@@ -22,7 +22,8 @@ logger = logging.getLogger(__name__)
 
 app = Celery("gateway")
 app.config_from_object("django.conf:settings", namespace="CELERY")
-# Tasks live in each app's tasks.py (gateway.tasks, providers.tasks).
+# Tasks live in each app's tasks.py (gateway.usage.tasks, gateway.reports.tasks,
+# providers.tasks).
 app.autodiscover_tasks()
 
 

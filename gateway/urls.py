@@ -4,7 +4,11 @@
 from django.contrib import admin
 from django.urls import include, path
 
-from gateway.api import health
+from gateway.monitoring import health
+
+admin.site.site_header = "LLM Gateway"
+admin.site.site_title = "LLM Gateway"
+admin.site.index_title = "Configuration"
 
 urlpatterns = [
     path("admin/", admin.site.urls),

@@ -12,12 +12,14 @@ from collections.abc import Callable
 from typing import Any
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
+from django.utils.module_loading import import_string
 
 from mappings.models import (
     AliasRoutingPolicy,
@@ -239,17 +241,23 @@ class ModelPriceAdmin(GatewayModelAdmin):
         return price_status(obj)
 
 
-# alias -> the route a request would take now (``gateway.routing.plan.explain_alias_sync``),
-# installed by the gateway app: ``mappings`` may not import ``gateway``.
-route_explainer: Callable[[str], dict[str, Any]] | None = None
+def route_explainer() -> Callable[[str], dict[str, Any]] | None:
+    """alias -> the route a request would take now: the ``GATEWAY_ROUTE_EXPLAINER`` setting.
+
+    A dotted path imported when a page renders, because ``mappings`` may not import
+    ``gateway``. ``None`` when the setting is empty (no route shown).
+    """
+    path: str = getattr(settings, "GATEWAY_ROUTE_EXPLAINER", "")
+    return import_string(path) if path else None
 
 
 def route_now_html(alias: str) -> str:
     """The ``GET /v1/route`` explanation for ``alias`` as an admin table."""
-    if route_explainer is None or not alias:
+    explain = route_explainer()
+    if explain is None or not alias:
         return "—"
     try:
-        data = route_explainer(alias)
+        data = explain(alias)
     except Exception as exc:  # an alias with no usable mapping, Redis trouble: say so
         return format_html("<em>{}</em>", str(getattr(exc, "message", exc)))
     rows = [

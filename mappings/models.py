@@ -142,8 +142,8 @@ class ModelPrice(models.Model):
 
 
 class AliasStrategy(models.TextChoices):
-    """Selection strategies (the same values as ``gateway.models.RoutingStrategy``, repeated
-    here because ``mappings`` may not import ``gateway``)."""
+    """Selection strategies (the same values as ``gateway.keys.models.RoutingStrategy``,
+    repeated here because ``mappings`` may not import ``gateway``)."""
 
     PRIORITY = "priority", "Priority (lowest first, next on failure)"
     ROUND_ROBIN = "round_robin", "Round robin"

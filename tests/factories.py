@@ -23,8 +23,9 @@ from typing import Any, NamedTuple
 
 from django.utils import timezone
 
-from gateway.models import UsageRecord, VirtualKey
-from gateway.services import virtual_key_create
+from gateway.keys.models import VirtualKey
+from gateway.keys.services import virtual_key_create
+from gateway.usage.models import UsageRecord
 from mappings.models import ModelPrice, ModelProviderMapping
 from providers.models import Provider, ProviderKeyCredential
 from providers.types import KEYLESS_TYPES

@@ -6,7 +6,7 @@ from typing import Any
 
 from rest_framework import serializers
 
-from gateway.models import VirtualKey
+from gateway.keys.models import VirtualKey
 from mappings.models import ModelPrice, ModelProviderMapping
 from providers.models import Provider, ProviderKeyCredential
 

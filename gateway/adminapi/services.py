@@ -6,15 +6,19 @@ key, ``${VAR}`` references set in this process's environment), one transaction, 
 configuration-version bump. Mappings, prices and virtual keys go through
 :func:`config_object_save` (the model's ``full_clean()``, then save). Either way a save bumps
 the configuration version, so gateway processes rebuild their route table within about a
-second, without a restart.
+second, without a restart. Admin API tokens are created here too
+(``api_token_create``: the plaintext is returned once, only its hash is stored).
 """
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
-from django.db import models
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import models, transaction
 
+from gateway.adminapi.models import ApiToken, token_generate
 from providers.models import Provider, ProviderKeyCredential
 from providers.selectors import provider_keys_by_name
 from providers.services import provider_key_save, provider_save
@@ -56,3 +60,16 @@ def provider_key_upsert(*, key: ProviderKeyCredential, values: dict[str, Any]) -
     for name, value in values.items():
         setattr(key, name, value)
     provider_key_save(key=key)
+
+
+@transaction.atomic
+def api_token_create(
+    *, user: AbstractBaseUser, name: str, expires_at: datetime | None = None
+) -> tuple[ApiToken, str]:
+    """Create an admin API token for ``user``; return it with its plaintext (shown once)."""
+    plaintext = token_generate()
+    token = ApiToken(name=name, user=user, expires_at=expires_at)  # type: ignore[misc]
+    token.set_token(plaintext)
+    token.full_clean()
+    token.save()
+    return token, plaintext

@@ -20,8 +20,8 @@ from rest_framework.serializers import BaseSerializer
 from gateway.adminapi import serializers as s
 from gateway.adminapi.errors import provider_invalid_detail
 from gateway.adminapi.services import config_object_save, provider_key_upsert, provider_upsert
-from gateway.models import VirtualKey
-from gateway.services import virtual_key_create, virtual_key_rotate
+from gateway.keys.models import VirtualKey
+from gateway.keys.services import virtual_key_create, virtual_key_rotate
 from mappings.models import ModelPrice, ModelProviderMapping
 from providers.models import Provider, ProviderKeyCredential
 from providers.services import ProviderInvalid, provider_delete, provider_key_delete

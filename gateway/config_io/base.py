@@ -16,7 +16,7 @@ from gateway.config_io.schema import (
     file_path,
 )
 from gateway.config_io.tiers_plan import TiersPlan
-from gateway.models import RoutingSettings, VirtualKey
+from gateway.keys.models import RoutingSettings, VirtualKey
 from mappings.models import AliasRoutingPolicy, ModelPrice, ModelProviderMapping
 from providers.models import Provider, ProviderKeyCredential
 

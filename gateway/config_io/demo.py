@@ -18,10 +18,10 @@ from django.db import transaction
 from gateway.config_io.fileformat import config_parse
 from gateway.config_io.importer import config_import
 from gateway.config_io.report import ImportReport
-from gateway.models import VirtualKey, hash_key
-from gateway.services import virtual_key_create, virtual_key_rotate
+from gateway.keys.models import VirtualKey, hash_key
+from gateway.keys.services import virtual_key_create, virtual_key_rotate
 
-DEMO_FILE = Path(__file__).resolve().parent.parent / "fixtures" / "demo.yaml"
+DEMO_FILE = Path(__file__).resolve().parent / "fixtures" / "demo.yaml"
 DEMO_KEY_NAME = "demo"
 DEMO_ADMIN = "admin"
 KEY_FILE = "demo_key"

@@ -30,7 +30,7 @@ from gateway.config_io.schema import (
     file_path,
     parse_entry,
 )
-from gateway.models import RoutingSettings, VirtualKey, generate_key, hash_key
+from gateway.keys.models import RoutingSettings, VirtualKey, generate_key, hash_key
 from mappings.models import AliasRoutingPolicy, ModelPrice, ModelProviderMapping
 from providers.envsubst import MissingEnvVar, substitute
 from providers.models import Provider

@@ -22,7 +22,7 @@ from gateway.config_io.schema import (
     nest,
 )
 from gateway.config_io.tiers_plan import export_tiers
-from gateway.models import RoutingSettings, VirtualKey
+from gateway.keys.models import RoutingSettings, VirtualKey
 from mappings.models import AliasRoutingPolicy, ModelPrice, ModelProviderMapping
 from providers.envsubst import references, substitute
 from providers.models import Provider, ProviderKeyCredential

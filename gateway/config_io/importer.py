@@ -12,7 +12,7 @@ from gateway.config_io.base import Item, Plan
 from gateway.config_io.plan import plan_build
 from gateway.config_io.report import ImportReport
 from gateway.config_io.tiers_plan import write_tiers
-from gateway.services import virtual_key_create
+from gateway.keys.services import virtual_key_create
 from providers.services import provider_save
 
 

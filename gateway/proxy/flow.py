@@ -20,7 +20,7 @@ from gateway.core.errors import (
     PermissionDenied,
     Unsupported,
 )
-from gateway.models import hash_key
+from gateway.keys.models import hash_key
 from gateway.proxy import render
 from gateway.proxy.attempts import AttemptLoop, Served
 from gateway.proxy.context import ProxyResult, RequestContext, run_later

@@ -1,7 +1,7 @@
-"""Cost reports, provider health pages and the admin REST API's tokens.
+"""Cost reports, daily rollups and provider health pages.
 
 A Django app of its own (label ``reports``) inside the gateway package, so its tables and
-migrations never clash with the gateway app's own (several people add gateway migrations).
+migrations never clash with the other gateway apps' own.
 """
 
 from __future__ import annotations
@@ -12,5 +12,5 @@ from django.apps import AppConfig
 class ReportsConfig(AppConfig):
     name = "gateway.reports"
     label = "reports"
-    verbose_name = "Reports and API tokens"
+    verbose_name = "Reports"
     default_auto_field = "django.db.models.BigAutoField"

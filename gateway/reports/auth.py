@@ -13,7 +13,7 @@ from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
 from rest_framework.request import Request
 
-from gateway.reports.models import API_TOKEN_PREFIX, ApiToken, token_hash
+from gateway.adminapi.models import API_TOKEN_PREFIX, ApiToken, token_hash
 
 
 class ApiTokenAuthentication(authentication.BaseAuthentication):

@@ -1,9 +1,10 @@
 """Sample usage (30 days) for the offline demo: a new user sees a filled cost report and
 health page.
 
-Only for the demo's own virtual key and instances (``gateway/fixtures/demo.yaml``). Idempotent:
-records have deterministic request ids (``demo-seed-<day>-<n>``) and are inserted with
-``ignore_conflicts``; rerunning later on the same day adds only the hours that have passed since.
+Only for the demo's own virtual key and instances (``gateway/config_io/fixtures/demo.yaml``).
+Idempotent: records have deterministic request ids (``demo-seed-<day>-<n>``) and are inserted
+with ``ignore_conflicts``; rerunning later on the same day adds only the hours that have passed
+since.
 """
 
 from __future__ import annotations
@@ -16,8 +17,9 @@ from decimal import Decimal
 from django.db import transaction
 from django.utils import timezone
 
-from gateway.models import UsageRecord, VirtualKey
+from gateway.keys.models import VirtualKey
 from gateway.reports.services import rollups_update
+from gateway.usage.models import UsageRecord
 from mappings.models import ModelPrice, ModelProviderMapping
 from providers.models import HealthCheck, HealthStatus, Provider
 

@@ -9,7 +9,7 @@ from typing import Any
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from gateway.api.health import health_report
+from gateway.monitoring.health import health_report
 from gateway.reports.charts import sparkline_points
 from providers.models import HealthCheck
 

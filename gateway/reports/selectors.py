@@ -23,8 +23,9 @@ from django.db.models import Count, Q, QuerySet, Sum
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
-from gateway.models import UsageRecord, VirtualKey
+from gateway.keys.models import VirtualKey
 from gateway.reports.models import DailyUsageRollup, RollupDay
+from gateway.usage.models import UsageRecord
 from mappings.models import ModelProviderMapping
 from providers.models import Provider, ProviderKeyCredential
 

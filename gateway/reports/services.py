@@ -1,19 +1,18 @@
-"""Writes of the reports app: daily rollups and admin API tokens."""
+"""Writes of the reports app: daily rollups."""
 
 from __future__ import annotations
 
 import logging
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.db.models import Count, Max
 from django.utils import timezone
 
-from gateway.models import UsageRecord
-from gateway.reports.models import ApiToken, DailyUsageRollup, RollupDay, token_generate
+from gateway.reports.models import DailyUsageRollup, RollupDay
 from gateway.reports.selectors import USAGE_AGGREGATES, day_start, utc_today
+from gateway.usage.models import UsageRecord
 
 logger = logging.getLogger(__name__)
 
@@ -104,16 +103,3 @@ def rollups_backfill(*, since: date, today: date | None = None) -> list[date]:
     """Roll up every complete day from ``since`` (first install, demo, benchmark)."""
     today = today or utc_today()
     return rollups_update(days_back=max((today - since).days, 0), today=today)
-
-
-@transaction.atomic
-def api_token_create(
-    *, user: AbstractBaseUser, name: str, expires_at: datetime | None = None
-) -> tuple[ApiToken, str]:
-    """Create an admin API token for ``user``; return it with its plaintext (shown once)."""
-    plaintext = token_generate()
-    token = ApiToken(name=name, user=user, expires_at=expires_at)  # type: ignore[misc]
-    token.set_token(plaintext)
-    token.full_clean()
-    token.save()
-    return token, plaintext

@@ -18,7 +18,7 @@ from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
-from gateway.models import VirtualKey
+from gateway.keys.models import VirtualKey
 from gateway.reports.charts import stacked_cost_chart
 from gateway.reports.health import health_rows
 from gateway.reports.params import ReportQuerySerializer, clean_params

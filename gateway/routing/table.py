@@ -14,7 +14,7 @@ from decimal import Decimal
 
 from django.utils import timezone
 
-from gateway.models import RoutingSettings, VirtualKey
+from gateway.keys.models import RoutingSettings, VirtualKey
 from gateway.routing.tiers import TierRules, tier_rules_build
 from mappings.models import AliasRoutingPolicy, ModelPrice, ModelProviderMapping
 from providers.config_version import config_version_current_sync

@@ -21,7 +21,8 @@ from django.db import transaction
 from django.db.models import Sum
 from django.utils import timezone
 
-from gateway.models import BudgetAlert, BudgetAlertKind, BudgetPeriod, UsageRecord, VirtualKey
+from gateway.keys.models import BudgetPeriod, VirtualKey
+from gateway.usage.models import BudgetAlert, BudgetAlertKind, UsageRecord
 from providers.redis_conn import sync_redis
 
 logger = logging.getLogger(__name__)
@@ -155,7 +156,7 @@ def budget_alert_fire(*, status: BudgetStatus, kind: str) -> BudgetAlert | None:
 
 
 def _enqueue_delivery(alert_id: int) -> None:
-    from gateway.tasks import budget_alert_deliver_task  # tasks import this module
+    from gateway.usage.tasks import budget_alert_deliver_task  # tasks import this module
 
     budget_alert_deliver_task.delay(alert_id=alert_id)
 

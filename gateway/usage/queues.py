@@ -28,7 +28,7 @@ import orjson
 import redis
 from django.conf import settings
 
-from gateway.metrics import usage_event_observe
+from gateway.monitoring.metrics import usage_event_observe
 from gateway.usage.events import UsageEvent
 from gateway.usage.spool import Spool, orphans_claim
 from providers.db_thread import run_db

@@ -25,7 +25,8 @@ from django.db import connection, transaction
 from django.db.models import Field, JSONField
 from psycopg import sql
 
-from gateway.models import UsageRecord, VirtualKey
+from gateway.keys.models import VirtualKey
+from gateway.usage.models import UsageRecord
 from gateway.usage.spool import orphans_claim
 from mappings.models import ModelProviderMapping
 from mappings.selectors import PriceBook, price_book_load

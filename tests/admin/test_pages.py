@@ -7,7 +7,8 @@ from django.contrib import admin
 from django.db.models import Model
 from django.test import Client
 
-from gateway.models import RoutingSettings, UsageRecord, VirtualKey
+from gateway.keys.models import RoutingSettings, VirtualKey
+from gateway.usage.models import UsageRecord
 from mappings.models import (
     AliasRoutingPolicy,
     ModelPrice,
@@ -28,7 +29,7 @@ from tests.factories import (
 
 pytestmark = pytest.mark.django_db
 
-OUR_APPS = {"providers", "mappings", "gateway"}
+OUR_APPS = {"providers", "mappings", "gateway", "usage"}
 
 
 class TestProviderPages(AdminPagesTests):

@@ -21,9 +21,9 @@ from django.conf import settings
 from django.db import connection
 
 from gateway.celery import app
-from gateway.models import UsageRecord
-from gateway.tasks import usage_drain_task
+from gateway.usage.models import UsageRecord
 from gateway.usage.queues import RedisStreamUsageQueue
+from gateway.usage.tasks import usage_drain_task
 from tests.factories import make_mapping_row, make_mock_provider
 from tests.usage.conftest import event, price_target
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.config_io import ConfigError, config_import
+from gateway.config_io.errors import ConfigError
 from gateway.config_io.exporter import config_export
+from gateway.config_io.importer import config_import
 from mappings.models import AliasRoutingPolicy
 
 pytestmark = pytest.mark.django_db

@@ -12,7 +12,8 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.test import Client
 
-from gateway.models import UsageRecord, VirtualKey, hash_key
+from gateway.keys.models import VirtualKey, hash_key
+from gateway.usage.models import UsageRecord
 from mappings.models import ModelPrice, ModelProviderMapping
 from providers.config_version import config_version_db
 from providers.models import Provider, ProviderKeyCredential

@@ -11,8 +11,10 @@ import pytest
 import yaml
 from django.core.management import call_command
 
-from gateway.config_io import ConfigError, config_export, config_import, redact_secret
-from gateway.models import VirtualKey
+from gateway.config_io.errors import ConfigError
+from gateway.config_io.exporter import config_export, redact_secret
+from gateway.config_io.importer import config_import
+from gateway.keys.models import VirtualKey
 from providers.config_version import config_version_db
 from providers.models import Provider, ProviderKeyCredential
 from tests.config_io.seed import ENV, LITERAL_API_KEY, LITERAL_HEADER_TOKEN

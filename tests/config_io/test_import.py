@@ -11,8 +11,9 @@ import pytest
 from django.core.management import call_command
 from django.db.models import Model
 
-from gateway.config_io import ConfigError, config_import
-from gateway.models import RoutingSettings, RoutingStrategy, VirtualKey, hash_key
+from gateway.config_io.errors import ConfigError
+from gateway.config_io.importer import config_import
+from gateway.keys.models import RoutingSettings, RoutingStrategy, VirtualKey, hash_key
 from mappings.models import ModelPrice, ModelProviderMapping
 from providers.config_version import config_version_db
 from providers.models import Provider, ProviderKeyCredential

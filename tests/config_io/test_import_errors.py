@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 from django.core.management import CommandError, call_command
 
-from gateway.config_io import ConfigError, config_import
-from gateway.models import VirtualKey
+from gateway.config_io.errors import ConfigError
+from gateway.config_io.importer import config_import
+from gateway.keys.models import VirtualKey
 from mappings.models import ModelPrice, ModelProviderMapping
 from providers.config_version import config_version_db
 from providers.models import Provider, ProviderKeyCredential

@@ -8,7 +8,7 @@ import pytest
 from django.core.management.base import CommandError
 
 from gateway.config_io.migrate import config_migrate
-from gateway.models import RoutingSettings
+from gateway.keys.models import RoutingSettings
 from mappings.models import ModelProviderMapping, TierAlias, TierPattern
 from providers.models import Provider
 from tests.config_io.migrate_examples import (

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from gateway.config_io.migrate import config_migrate
-from gateway.models import RoutingSettings
+from gateway.keys.models import RoutingSettings
 from mappings.models import ModelPrice, ModelProviderMapping
 from providers.models import Provider
 from tests.config_io.migrate_examples import LITELLM, LITELLM_ENV, converted_yaml, run_import, write

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from gateway.config_io.migrate import config_migrate
-from gateway.models import VirtualKey, hash_key
+from gateway.keys.models import VirtualKey, hash_key
 from mappings.models import ModelProviderMapping
 from providers.models import Provider
 from tests.config_io.migrate_examples import (

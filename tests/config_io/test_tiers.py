@@ -6,8 +6,9 @@ from typing import Any
 
 import pytest
 
-from gateway.config_io import ConfigError, config_import
+from gateway.config_io.errors import ConfigError
 from gateway.config_io.exporter import config_export
+from gateway.config_io.importer import config_import
 from mappings.models import TierAlias, TierPattern
 from providers.config_version import config_version_db
 

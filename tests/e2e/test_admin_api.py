@@ -10,7 +10,7 @@ import httpx
 import pytest
 from django.contrib.auth import get_user_model
 
-from gateway.reports.services import api_token_create
+from gateway.adminapi.services import api_token_create
 from tests.e2e.conftest import World
 
 pytestmark = pytest.mark.e2e

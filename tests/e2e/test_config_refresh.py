@@ -14,7 +14,7 @@ from typing import TypeVar
 import httpx
 import pytest
 
-from gateway.models import VirtualKey, hash_key
+from gateway.keys.models import VirtualKey, hash_key
 from tests.e2e.conftest import GatewayServer, World
 
 pytestmark = pytest.mark.e2e

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from gateway.models import RoutingSettings
+from gateway.keys.models import RoutingSettings
 from providers import circuit
 from providers.circuit import CircuitState
 from tests.e2e.conftest import GatewayServer, World

@@ -6,7 +6,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from gateway.models import RoutingSettings
+from gateway.keys.models import RoutingSettings
 from tests.e2e.conftest import World
 from tests.fakes.upstream import Behaviour
 

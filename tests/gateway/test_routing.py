@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
-from gateway.models import RoutingSettings
+from gateway.keys.models import RoutingSettings
 from gateway.routing import plan as route_plan
 from gateway.routing import state as routing_state
 from gateway.routing.state import api as routing_state_api

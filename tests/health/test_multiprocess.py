@@ -13,7 +13,7 @@ import httpx
 import pytest
 from django.conf import settings
 
-from gateway.models import UsageRecord
+from gateway.usage.models import UsageRecord
 from tests.e2e.conftest import free_port, subprocess_database_url
 from tests.factories import make_mapping, make_provider, make_vkey
 from tests.fakes.upstream import FakeUpstream

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
-from gateway.models import RoutingSettings
+from gateway.keys.models import RoutingSettings
 from providers.circuit import CircuitState, circuit_info_all_sync
 from providers.health import health_check_run, health_checks_due, health_checks_purge
 from providers.models import HealthCheck

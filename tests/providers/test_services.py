@@ -122,7 +122,7 @@ def test_deletes_bump_the_config_version_once() -> None:
 
 
 def test_an_instance_with_usage_is_not_deleted() -> None:
-    from gateway.models import UsageRecord  # a test may reach up; providers never does
+    from gateway.usage.models import UsageRecord  # a test may reach up; providers never does
 
     provider = _stored()
     UsageRecord.objects.create(

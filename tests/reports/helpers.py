@@ -20,10 +20,11 @@ from django.contrib.auth import get_user_model
 from django.db.models import Model
 from rest_framework.test import APIClient
 
-from gateway.models import UsageRecord, VirtualKey
+from gateway.adminapi.services import api_token_create
+from gateway.keys.models import VirtualKey
+from gateway.keys.services import virtual_key_create
 from gateway.reports.selectors import COST_PLACES, utc_today
-from gateway.reports.services import api_token_create
-from gateway.services import virtual_key_create
+from gateway.usage.models import UsageRecord
 from mappings.models import ModelProviderMapping
 from providers.models import Provider, ProviderKeyCredential
 

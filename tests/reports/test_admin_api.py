@@ -10,8 +10,8 @@ import pytest
 from django.core.management import call_command
 from rest_framework.test import APIClient
 
-from gateway.models import VirtualKey, hash_key
-from gateway.reports.models import ApiToken
+from gateway.adminapi.models import ApiToken
+from gateway.keys.models import VirtualKey, hash_key
 from mappings.models import ModelPrice, ModelProviderMapping
 from providers.config_version import config_version_db
 from providers.models import Provider, ProviderKeyCredential
@@ -106,7 +106,7 @@ class TestVirtualKeys(APIViewTests):
 
     @staticmethod
     def make() -> VirtualKey:
-        from gateway.services import virtual_key_create
+        from gateway.keys.services import virtual_key_create
 
         return virtual_key_create(name=f"app-{next(_n)}")[0]
 
@@ -273,7 +273,7 @@ def test_api_token_command_and_expiry(capsys: pytest.CaptureFixture[str]) -> Non
 def test_deleting_an_instance_with_usage_is_a_conflict(api: APIClient) -> None:
     from django.utils import timezone
 
-    from gateway.models import UsageRecord
+    from gateway.usage.models import UsageRecord
 
     provider = _provider()
     UsageRecord.objects.create(

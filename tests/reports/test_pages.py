@@ -117,7 +117,7 @@ def test_unpriced_only_page_shows_unpriced_not_zero(staff_client: Client) -> Non
     world = seed_usage(days=1, per_day=0)
     from django.utils import timezone
 
-    from gateway.models import UsageRecord
+    from gateway.usage.models import UsageRecord
 
     UsageRecord.objects.create(
         request_id="u1",

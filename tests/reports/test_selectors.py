@@ -8,7 +8,6 @@ from decimal import Decimal
 
 import pytest
 
-from gateway.models import UsageRecord
 from gateway.reports.models import DailyUsageRollup, RollupDay
 from gateway.reports.selectors import (
     GROUPINGS,
@@ -18,6 +17,7 @@ from gateway.reports.selectors import (
     utc_today,
 )
 from gateway.reports.services import rollups_update
+from gateway.usage.models import UsageRecord
 from tests.reports.helpers import python_sums, seed_usage
 
 pytestmark = pytest.mark.django_db

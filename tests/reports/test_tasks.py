@@ -35,8 +35,8 @@ def test_demo_usage_seed_is_idempotent_and_fills_the_reports() -> None:
     from pathlib import Path
 
     from gateway.config_io.demo import demo_setup
-    from gateway.models import UsageRecord
     from gateway.reports.demo import demo_usage_seed
+    from gateway.usage.models import UsageRecord
     from providers.models import HealthCheck
 
     with tempfile.TemporaryDirectory() as state:

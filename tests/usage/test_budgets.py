@@ -12,10 +12,11 @@ import pytest
 from django.core import mail
 from django.utils import timezone
 
-from gateway.models import BudgetAlert, UsageRecord, VirtualKey
+from gateway.keys.models import VirtualKey
 from gateway.usage.budget_state import budget_state
 from gateway.usage.budgets import OVER_KEY, budget_period_start, budgets_check
 from gateway.usage.events import set_usage_queue
+from gateway.usage.models import BudgetAlert, UsageRecord
 from gateway.usage.queues import DatabaseUsageQueue
 from providers.redis_conn import sync_redis
 from tests.factories import make_mapping_row, make_mock_provider, make_vkey

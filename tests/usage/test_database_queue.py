@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from gateway.models import UsageRecord
 from gateway.usage.events import get_usage_queue
+from gateway.usage.models import UsageRecord
 from gateway.usage.queues import DatabaseUsageQueue
 from tests.factories import make_mapping_row, make_mock_provider, make_vkey
 from tests.usage.conftest import event, post_chats, price_target

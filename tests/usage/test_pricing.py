@@ -11,7 +11,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from gateway.models import UsageRecord
+from gateway.usage.models import UsageRecord
 from gateway.usage.recorder import usage_events_record
 from mappings.models import ModelPrice
 from mappings.selectors import PriceSnapshot, price_for_usage

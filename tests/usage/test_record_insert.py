@@ -8,9 +8,9 @@ from decimal import Decimal
 import pytest
 from django.db import connection, transaction
 
-from gateway.models import UsageRecord
 from gateway.usage import recorder
 from gateway.usage.events import Attempt
+from gateway.usage.models import UsageRecord
 from mappings.selectors import price_book_load
 from tests.factories import make_mapping_row, make_mock_provider
 from tests.usage.conftest import event, price_target

@@ -14,9 +14,9 @@ import pytest
 import redis
 from django.conf import settings
 
-from gateway.models import UsageRecord
 from gateway.usage import recorder
 from gateway.usage.events import get_usage_queue
+from gateway.usage.models import UsageRecord
 from gateway.usage.queues import RedisStreamUsageQueue
 from gateway.usage.recorder import usage_drain, usage_stream_drain
 from gateway.usage.spool import Spool, spool_dir

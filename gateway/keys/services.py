@@ -1,4 +1,4 @@
-"""Writes on the gateway's own models (HackSoft style: keyword-only, typed, one verb each)."""
+"""Writes on virtual keys (HackSoft style: keyword-only, typed, one verb each)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from decimal import Decimal
 
 from django.db import transaction
 
-from gateway.models import BudgetPeriod, VirtualKey, generate_key
+from gateway.keys.models import BudgetPeriod, VirtualKey, generate_key
 
 
 @transaction.atomic

@@ -8,13 +8,10 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from gateway.config_io import (
-    ConfigError,
-    config_export,
-    config_import,
-    config_parse,
-    config_render,
-)
+from gateway.config_io.errors import ConfigError
+from gateway.config_io.exporter import config_export
+from gateway.config_io.fileformat import config_parse, config_render
+from gateway.config_io.importer import config_import
 from gateway.config_io.migrate import FORMATS, config_migrate
 
 

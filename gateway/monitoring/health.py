@@ -13,7 +13,7 @@ from django.db import connections
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.http import require_GET
 
-from gateway.metrics import CONTENT_TYPE_LATEST, metrics_render
+from gateway.monitoring.metrics import CONTENT_TYPE_LATEST, metrics_render
 from providers.circuit import CircuitState, circuit_info_all_sync
 from providers.health import health_checks_last_outcomes, health_checks_latest
 from providers.models import HealthStatus, Provider

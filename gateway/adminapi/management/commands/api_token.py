@@ -7,8 +7,8 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from gateway.reports.models import ApiToken
-from gateway.reports.services import api_token_create
+from gateway.adminapi.models import ApiToken
+from gateway.adminapi.services import api_token_create
 
 
 class Command(BaseCommand):

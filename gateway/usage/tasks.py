@@ -1,4 +1,7 @@
-"""Celery tasks of the gateway app: thin wrappers that take ids and call services."""
+"""Celery tasks of the usage app: thin wrappers that take ids and call services.
+
+Task names keep their ``gateway.`` prefix: django-celery-beat stores periodic tasks by name.
+"""
 
 from __future__ import annotations
 

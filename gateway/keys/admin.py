@@ -1,4 +1,4 @@
-"""Admin for virtual keys, usage records and routing settings; the admin site's titles.
+"""Admin for virtual keys and the routing settings.
 
 A virtual key's plaintext exists only at creation and rotation: it is shown once, in a
 message on the next page, and only its SHA-256 and a short prefix are stored.
@@ -15,13 +15,9 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
 from django.utils.html import format_html
 
-from gateway.models import RoutingSettings, UsageRecord, VirtualKey, generate_key
-from gateway.services import virtual_key_rotate
+from gateway.keys.models import RoutingSettings, VirtualKey, generate_key
+from gateway.keys.services import virtual_key_rotate
 from providers.admin_base import GatewayModelAdmin
-
-admin.site.site_header = "LLM Gateway"
-admin.site.site_title = "LLM Gateway"
-admin.site.index_title = "Configuration"
 
 
 def show_key_once(request: HttpRequest, vkey: VirtualKey, plaintext: str, verb: str) -> None:
@@ -110,42 +106,6 @@ class VirtualKeyAdmin(GatewayModelAdmin):
         if obj.budget_amount is None:
             return "—"
         return f"${obj.budget_amount} {obj.get_budget_period_display().lower()}"
-
-
-@admin.register(UsageRecord)
-class UsageRecordAdmin(admin.ModelAdmin):
-    """Read-only: usage is money; it is written by the recorder, never by hand."""
-
-    list_display = (
-        "created_at",
-        "request_id",
-        "virtual_key",
-        "model_alias",
-        "provider",
-        "status_code",
-        "prompt_tokens",
-        "completion_tokens",
-        "cost_display",
-        "latency_ms",
-    )
-    list_filter = ("provider", "endpoint", "stream", "status_code")
-    list_select_related = ("virtual_key", "provider")
-    search_fields = ("request_id", "model_alias")
-    # A COUNT(*) over every usage record on each page load is slow on a busy gateway.
-    show_full_result_count = False
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    @admin.display(description="cost (USD)", ordering="cost")
-    def cost_display(self, obj: UsageRecord) -> str:
-        return "unpriced" if obj.cost is None else f"{obj.cost:.6f}"
 
 
 @admin.register(RoutingSettings)

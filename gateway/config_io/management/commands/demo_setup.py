@@ -14,9 +14,9 @@ from gateway.config_io.demo import demo_setup
 
 class Command(BaseCommand):
     help = (
-        "Import gateway/fixtures/demo.yaml (mock providers), create the `demo` virtual key and "
-        "the `admin` superuser (credentials kept in STATE_DIR), and print how to try it. "
-        "Safe to rerun: it changes nothing and prints the same credentials."
+        "Import gateway/config_io/fixtures/demo.yaml (mock providers), create the `demo` "
+        "virtual key and the `admin` superuser (credentials kept in STATE_DIR), and print how "
+        "to try it. Safe to rerun: it changes nothing and prints the same credentials."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:

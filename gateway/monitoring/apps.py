@@ -1,0 +1,11 @@
+"""Health views, Prometheus metrics and the ``setup_schedules`` command (no models)."""
+
+from __future__ import annotations
+
+from django.apps import AppConfig
+
+
+class MonitoringConfig(AppConfig):
+    name = "gateway.monitoring"
+    label = "monitoring"
+    verbose_name = "Monitoring"
