@@ -13,7 +13,7 @@ import pytest
 
 from gateway.routing.table import RouteTable
 from gateway.routing.tiers import TierRules
-from gateway.token_count import count_anthropic_request, count_text
+from gateway.proxy.token_count import count_anthropic_request, count_text
 from gateway.usage.events import InMemoryUsageQueue
 from mappings.models import TierAlias, TierPattern
 from tests.factories import make_mapping, make_provider, make_vkey
