@@ -85,7 +85,7 @@ def test_rate_limit_on_every_group_is_reported_as_429(e2e: World) -> None:
             {"name": "c", "account_group": 2},
         ],
         # No retries: with retries the instance would wait out Retry-After and try again
-        # (tests/gateway/test_routing.py::test_retry_after_is_honoured_then_capped covers that).
+        # (tests/routing/test_routing.py::test_retry_after_is_honoured_then_capped covers that).
         max_retries=0,
     )
     e2e.mapping("m", inst)

@@ -21,7 +21,7 @@ from providers.health import health_check_run
 from providers.redis_conn import reset_clients
 from tests.factories import make_mapping, make_provider, make_vkey
 from tests.fakes.upstream import Behaviour, FakeUpstream
-from tests.gateway.conftest import InProcessGateway
+from tests.proxy.conftest import InProcessGateway
 
 pytestmark = pytest.mark.django_db
 

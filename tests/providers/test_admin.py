@@ -14,7 +14,7 @@ from django.test.utils import CaptureQueriesContext
 
 from providers.config_version import config_version_db
 from providers.models import Provider, ProviderKeyCredential
-from tests.admin.helpers import admin_form_data, admin_url, page_errors
+from tests.admin_helpers import admin_form_data, admin_url, page_errors
 from tests.factories import make_key, make_provider_row, make_usage
 
 pytestmark = pytest.mark.django_db

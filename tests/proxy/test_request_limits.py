@@ -11,7 +11,7 @@ import pytest
 
 from gateway.routing.table import RouteTable
 from tests.factories import make_mapping, make_provider, make_vkey
-from tests.gateway.conftest import InProcessGateway
+from tests.proxy.conftest import InProcessGateway
 
 LIMIT = 2048
 

@@ -30,7 +30,7 @@ from providers.circuit import CircuitState
 from providers.circuit import shared as circuit_shared
 from tests.factories import Instance, make_mapping, make_provider, make_vkey
 from tests.fakes.upstream import Behaviour, FakeUpstream, Gate
-from tests.gateway.conftest import InProcessGateway
+from tests.proxy.conftest import InProcessGateway
 
 CHAT = {"model": "m", "messages": [{"role": "user", "content": "three little words"}]}
 

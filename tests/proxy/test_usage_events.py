@@ -10,7 +10,7 @@ from gateway.routing.table import RouteTable
 from gateway.usage.events import InMemoryUsageQueue, UsageEvent
 from tests.factories import Instance, make_mapping, make_provider, make_vkey
 from tests.fakes.upstream import Behaviour, FakeUpstream
-from tests.gateway.conftest import InProcessGateway
+from tests.proxy.conftest import InProcessGateway
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from gateway.routing.table import RouteTable
 from providers.models import Provider
 from tests.factories import make_mapping, make_provider, make_vkey
 from tests.fakes.upstream import FakeUpstream
-from tests.gateway.conftest import (
+from tests.proxy.conftest import (
     InProcessGateway,
     all_threads_queries,
     check_hot_responses,

@@ -11,14 +11,14 @@ import httpx
 import orjson
 import pytest
 
+from gateway.proxy.token_count import count_anthropic_request, count_text
 from gateway.routing.table import RouteTable
 from gateway.routing.tiers import TierRules
-from gateway.proxy.token_count import count_anthropic_request, count_text
 from gateway.usage.events import InMemoryUsageQueue
 from mappings.models import TierAlias, TierPattern
 from tests.factories import make_mapping, make_provider, make_vkey
 from tests.fakes.upstream import Behaviour, FakeUpstream
-from tests.gateway.conftest import InProcessGateway, all_threads_queries
+from tests.proxy.conftest import InProcessGateway, all_threads_queries
 
 HELLO = [{"role": "user", "content": "hello there gateway"}]
 

@@ -53,7 +53,7 @@ from providers import circuit
 from providers.redis_conn import reset_clients
 from tests.factories import make_mapping, make_provider, make_vkey
 from tests.fakes.upstream import FakeUpstream
-from tests.gateway.conftest import (
+from tests.proxy.conftest import (
     InProcessGateway,
     all_threads_queries,
     check_hot_responses,

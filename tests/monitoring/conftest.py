@@ -8,7 +8,7 @@ import pytest
 
 from providers import circuit
 from tests.fakes.upstream import fake_upstream, fake_upstream_server  # noqa: F401
-from tests.gateway.conftest import gateway, install_table, usage_queue  # noqa: F401
+from tests.proxy.conftest import gateway, install_table, usage_queue  # noqa: F401
 
 
 @pytest.fixture(autouse=True)

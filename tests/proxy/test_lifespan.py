@@ -13,7 +13,7 @@ from gateway.proxy import context
 from gateway.proxy.app import GatewayApp
 from gateway.routing.holder import route_tables
 from tests.factories import make_mapping, make_provider, make_vkey
-from tests.gateway.conftest import not_django
+from tests.proxy.conftest import not_django
 
 
 @pytest.fixture

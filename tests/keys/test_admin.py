@@ -10,7 +10,7 @@ from django.test import Client
 from gateway.keys.models import RoutingSettings, VirtualKey, hash_key
 from gateway.usage.models import UsageRecord
 from providers.config_version import config_version_db
-from tests.admin.helpers import admin_form_data, admin_url, form_data, page_errors
+from tests.admin_helpers import admin_form_data, admin_url, form_data, page_errors
 from tests.factories import make_provider_row, make_usage, make_vkey
 
 pytestmark = pytest.mark.django_db

@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from mappings.models import ModelPrice, ModelProviderMapping
 from providers.config_version import config_version_db
-from tests.admin.helpers import admin_form_data, admin_url, page_errors
+from tests.admin_helpers import admin_form_data, admin_url, page_errors
 from tests.factories import make_mapping_row, make_price, make_provider_row
 
 pytestmark = pytest.mark.django_db

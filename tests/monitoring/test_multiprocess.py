@@ -17,7 +17,7 @@ from gateway.usage.models import UsageRecord
 from tests.e2e.conftest import free_port, subprocess_database_url
 from tests.factories import make_mapping, make_provider, make_vkey
 from tests.fakes.upstream import FakeUpstream
-from tests.health.test_views import _sample
+from tests.monitoring.test_views import _sample
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 

@@ -17,7 +17,7 @@ from mappings.models import (
     TierPattern,
 )
 from providers.models import Provider
-from tests.admin.helpers import AdminPagesTests
+from tests.admin_helpers import AdminPagesTests
 from tests.factories import (
     make_key,
     make_mapping_row,
