@@ -62,9 +62,6 @@ class ResponsesPassthroughStream(StreamTranslator):
         if not isinstance(payload, dict):
             return []
         kind = str(payload.get("type") or event)
-        seq = payload.get("sequence_number")
-        if isinstance(seq, int):
-            self._last_seq = seq
         line = b"event: " + kind.encode() + b"\ndata: " + data.encode() + b"\n\n"
         if kind == "error" or (kind == "response.failed" and not self.started):
             err = payload.get("error") if kind == "error" else None
@@ -76,6 +73,9 @@ class ResponsesPassthroughStream(StreamTranslator):
                 "type": str(source.get("type") or source.get("code") or "upstream_error"),
             }
             return []
+        seq = payload.get("sequence_number")
+        if isinstance(seq, int):
+            self._last_seq = seq  # of the events relayed: a failure is numbered after them
         if kind in ("response.created", "response.in_progress"):
             response = payload.get("response")
             if isinstance(response, dict):
