@@ -171,6 +171,7 @@ INSTALLED_APPS = [
     "gateway.config_io",
     "gateway.proxy",
     "gateway.monitoring",
+    "gateway.responses_store",
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_filters",
@@ -403,6 +404,13 @@ GATEWAY_USAGE_RETRY_SECONDS = envfloat("GATEWAY_USAGE_RETRY_SECONDS", 1.0)
 GATEWAY_USAGE_LINGER_SECONDS = envfloat("GATEWAY_USAGE_LINGER_SECONDS", 0.01)
 # The in-process database writer (no Redis) flushes at least this often.
 GATEWAY_USAGE_FLUSH_SECONDS = envfloat("GATEWAY_USAGE_FLUSH_SECONDS", 0.5)
+
+# Responses API store (previous_response_id and GET/DELETE /v1/responses/{id}): records live
+# this long, one record over this size is not stored, and the database form (no Redis) keeps
+# at most this many rows (the oldest go first).
+GATEWAY_RESPONSES_TTL_SECONDS = envint("GATEWAY_RESPONSES_TTL_SECONDS", 24 * 3600)
+GATEWAY_RESPONSES_MAX_BYTES = envint("GATEWAY_RESPONSES_MAX_BYTES", 8 * 1024 * 1024)
+GATEWAY_RESPONSES_MAX_ROWS = envint("GATEWAY_RESPONSES_MAX_ROWS", 100_000)
 
 # --- budgets (gateway/usage/budgets.py) -------------------------------------------------------
 # How often a gateway process re-reads the over-budget state (Redis set, or its own database

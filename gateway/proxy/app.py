@@ -33,6 +33,12 @@ from gateway.proxy.endpoints.anthropic import COUNT_TOKENS, MESSAGES
 from gateway.proxy.endpoints.base import EndpointSpec, ReadSpec
 from gateway.proxy.endpoints.openai import CHAT, EMBEDDINGS
 from gateway.proxy.endpoints.reads import get_model, list_models, route_explain
+from gateway.proxy.endpoints.responses import (
+    RESPONSES,
+    RESPONSES_INPUT_TOKENS,
+    delete_response,
+    get_response,
+)
 from gateway.routing.holder import route_tables
 from gateway.usage import lifespan as usage_lifespan
 from gateway.usage.budget_state import budget_state
@@ -52,13 +58,17 @@ ROUTES: dict[tuple[str, str], EndpointSpec | ReadSpec] = {
     ("POST", "/v1/embeddings"): EMBEDDINGS,
     ("POST", "/v1/messages"): MESSAGES,
     ("POST", "/v1/messages/count_tokens"): COUNT_TOKENS,
+    ("POST", "/v1/responses"): RESPONSES,
+    ("POST", "/v1/responses/input_tokens"): RESPONSES_INPUT_TOKENS,
     ("GET", "/v1/models"): ReadSpec("models", list_models),
     ("GET", "/v1/models/"): ReadSpec("models", list_models),
     ("GET", "/v1/route"): ReadSpec("route", route_explain),
 }
-#: Path prefixes whose rest is a parameter: ``/v1/models/{alias}``.
+#: Path prefixes whose rest is a parameter: ``/v1/models/{alias}``, ``/v1/responses/{id}``.
 PREFIX_ROUTES: dict[tuple[str, str], ReadSpec] = {
     ("GET", "/v1/models/"): ReadSpec("model", get_model),
+    ("GET", "/v1/responses/"): ReadSpec("response", get_response),
+    ("DELETE", "/v1/responses/"): ReadSpec("response_delete", delete_response),
 }
 _METHODS: dict[str, str] = {path: method for method, path in ROUTES} | {
     path: method for method, path in PREFIX_ROUTES

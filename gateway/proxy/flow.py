@@ -30,7 +30,7 @@ from gateway.routing import state
 from gateway.routing.plan import estimate_completion_tokens, estimate_prompt_tokens, route_plan
 from gateway.routing.table import Candidate, RouteTable, VirtualKeySnapshot
 from gateway.usage.events import UsageEvent, get_usage_queue
-from providers.adapters import Usage
+from providers.adapters import StreamTranslator, Usage
 from providers.snapshot import KeySnapshot
 
 logger = logging.getLogger(__name__)
@@ -113,6 +113,8 @@ async def serve(
         call = spec.prepare(table, body)
         call.client_headers = ctx.client_headers
         ctx.alias, ctx.stream = call.alias, call.stream
+        if spec.load is not None:
+            await spec.load(call, ctx)
         candidates = resolve(table, ctx.vkey, call.alias, need=spec.need, stream=call.stream)
         ordered = await plan(table, ctx, call, candidates)
         served = await AttemptLoop(ctx, spec, call, prefetch if call.stream else read_whole).run(
@@ -125,6 +127,8 @@ async def serve(
     if not call.stream:
         payload, usage = served.result
         headers["content-type"] = "application/json"
+        if spec.after_answer is not None:
+            await spec.after_answer(call, ctx, payload)
         await settle(ctx, status=200, served=served, usage=usage)
         return ProxyResult(200, headers, body=payload)
 
@@ -136,7 +140,14 @@ async def serve(
         run_later(release_later)
 
     headers.update(_STREAM_HEADERS)
-    return ProxyResult(200, headers, stream=relay(spec, served, on_end, run_later))
+    after = spec.after_stream
+
+    async def before_end(translator: StreamTranslator) -> None:
+        if after is not None:
+            await after(call, ctx, translator)
+
+    stream = relay(spec, served, on_end, run_later, before_end if after else None)
+    return ProxyResult(200, headers, stream=stream)
 
 
 def answer_headers(

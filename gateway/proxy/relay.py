@@ -9,8 +9,9 @@ caller's format.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +26,8 @@ from gateway.routing.table import Candidate
 from providers import http
 from providers.adapters import Usage
 from providers.adapters.base import Adapter, StreamTranslator
+
+logger = logging.getLogger(__name__)
 
 
 def unreadable(candidate: Candidate) -> AttemptFailed:
@@ -104,13 +107,20 @@ async def prefetch(
 
 #: Called once when a relayed stream ends, however it ends: (status, error type, usage, ttft).
 OnEnd = Callable[[int, str, Usage, float | None], None]
+#: Awaited once the upstream ended cleanly, before the translator's closing bytes go out.
+BeforeEnd = Callable[[StreamTranslator], Awaitable[None]]
 
 
 async def relay(
-    spec: EndpointSpec, served: Served, on_end: OnEnd, run_later: Callable[[Any], None]
+    spec: EndpointSpec,
+    served: Served,
+    on_end: OnEnd,
+    run_later: Callable[[Any], None],
+    before_end: BeforeEnd | None = None,
 ) -> AsyncIterator[bytes]:
     """Relay the rest of the stream chunk by chunk; always close upstream and call
-    ``on_end`` (which releases the instance and emits the usage event)."""
+    ``on_end`` (which releases the instance and emits the usage event). ``before_end`` runs
+    once the upstream ended cleanly, before the closing bytes (never before the first)."""
     opened: Opened = served.result
     translator, events, response = opened.translator, opened.events, served.response
     provider_id = served.candidate.provider.id
@@ -133,30 +143,35 @@ async def relay(
             # Content already reached the client: no failover, a clean error event instead.
             status, error_type = 502, "upstream_stream_error"
             message = str(translator.error.get("message") or "stream error")
-            yield render.stream_error(
-                UpstreamError(
-                    502,
-                    redact(message, served.candidate),
-                    type=str(translator.error.get("type") or "upstream_error"),
-                    provider_id=provider_id,
-                ),
-                spec.error_format,
+            error = UpstreamError(
+                502,
+                redact(message, served.candidate),
+                type=str(translator.error.get("type") or "upstream_error"),
+                provider_id=provider_id,
             )
+            # The stream's own failure events where it has them (the Responses API's
+            # ``response.failed``), else an error event in the endpoint's error format.
+            own = translator.fail_events(error.message, error.type or "upstream_error", None)
+            yield b"".join(own) if own else render.stream_error(error, spec.error_format)
+        elif before_end is not None:
+            try:
+                await before_end(translator)
+            except Exception:
+                logger.exception("work before the end of a stream failed")
         for chunk in translator.finish():
             yield chunk
     except (httpx.TimeoutException, httpx.TransportError):
         status, error_type = 502, "upstream_stream_broken"
-        yield render.stream_error(
-            UpstreamError(
-                502,
-                "The provider stream broke off.",
-                type="upstream_error",
-                provider_id=provider_id,
-            ),
-            spec.error_format,
+        broken = UpstreamError(
+            502, "The provider stream broke off.", type="upstream_error", provider_id=provider_id
         )
-        if spec.broken_tail:
-            yield spec.broken_tail
+        own = translator.fail_events(broken.message, "upstream_error", None)
+        if own:
+            yield b"".join(own)
+        else:
+            yield render.stream_error(broken, spec.error_format)
+            if spec.broken_tail:
+                yield spec.broken_tail
     except (asyncio.CancelledError, GeneratorExit):
         status, error_type = 499, "client_disconnected"
         raise

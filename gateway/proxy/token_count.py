@@ -1,4 +1,5 @@
-"""Token counts of Anthropic-format requests for OpenAI-type targets (``count_tokens``).
+"""Token counts of requests for OpenAI-type targets (Anthropic's ``count_tokens``, the
+Responses API's ``input_tokens``).
 
 A real BPE tokenizer (``bpe-openai``: tiktoken-compatible, with the o200k_base and cl100k_base
 tables inside the wheel, so it works without network; plain ``tiktoken`` downloads its tables
@@ -72,7 +73,11 @@ def _content_tokens(content: Any, model: str) -> int:
 
 def count_anthropic_request(body: Mapping[str, Any], *, model: str) -> int:
     """Input tokens of a Messages request sent to the OpenAI-type ``model``."""
-    openai_body = anthropic_request_to_openai(body)
+    return count_openai_request(anthropic_request_to_openai(body), model=model)
+
+
+def count_openai_request(openai_body: Mapping[str, Any], *, model: str) -> int:
+    """Input tokens of a chat-completions request to ``model``."""
     total = 0
     for message in openai_body["messages"]:
         total += TOKENS_PER_MESSAGE

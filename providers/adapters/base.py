@@ -74,6 +74,11 @@ class StreamTranslator:
         self.done = True
         return [b"data: [DONE]\n\n"]
 
+    def fail_events(self, message: str, etype: str, code: str | None) -> list[bytes] | None:
+        """This format's own way to tell a failure mid-stream, or None: the relay then sends
+        an error event in the endpoint's error format."""
+        return None
+
 
 def sse(payload: Any) -> bytes:
     """One OpenAI-style SSE ``data:`` line from a JSON-serialisable payload."""
@@ -88,6 +93,9 @@ class Adapter:
     in_process: ClassVar[bool] = False
     #: Whether the wire format is OpenAI's (so OpenAI bodies pass through untranslated).
     openai_wire: ClassVar[bool] = True
+    #: Whether the upstream serves OpenAI's Responses API (``responses_request``); the others
+    #: get Responses requests translated to chat completions.
+    responses_native: ClassVar[bool] = False
 
     # -- chat -------------------------------------------------------------------------------
     def chat_request(
@@ -107,6 +115,18 @@ class Adapter:
 
     def chat_stream(self, *, include_usage: bool) -> StreamTranslator:
         raise NotImplementedError
+
+    # -- responses (only where ``responses_native``) ----------------------------------------
+    def responses_request(
+        self,
+        *,
+        provider: ProviderSnapshot,
+        key: KeySnapshot | None,
+        model: str,
+        body: dict[str, Any],
+        stream: bool,
+    ) -> UpstreamRequest:
+        raise UnsupportedOperation(f"{self.provider_type} instances do not serve the Responses API")
 
     # -- embeddings -------------------------------------------------------------------------
     def embeddings_request(

@@ -84,6 +84,7 @@ class MockAdapter(OpenAIAdapter):
 
     provider_type: ClassVar[str] = ProviderType.MOCK
     in_process: ClassVar[bool] = True
+    responses_native: ClassVar[bool] = False
 
     def _base(self, provider: ProviderSnapshot, key: KeySnapshot | None) -> str:
         return "mock://local"

@@ -71,6 +71,7 @@ class OpenAIAdapter(Adapter):
     """``{base}/chat/completions`` with a Bearer key and optional OpenAI-Organization."""
 
     provider_type: ClassVar[str] = ProviderType.OPENAI
+    responses_native: ClassVar[bool] = True
 
     def _headers(self, key: KeySnapshot | None) -> dict[str, str]:
         headers = {"content-type": _JSON, "accept": _JSON}
@@ -122,6 +123,34 @@ class OpenAIAdapter(Adapter):
             params=self._params(provider),
         )
 
+    def _responses_url(self, provider: ProviderSnapshot, key: KeySnapshot | None) -> str:
+        return f"{self._base(provider, key)}/responses"
+
+    def responses_request(
+        self,
+        *,
+        provider: ProviderSnapshot,
+        key: KeySnapshot | None,
+        model: str,
+        body: dict[str, Any],
+        stream: bool,
+    ) -> UpstreamRequest:
+        """A native Responses API request: the body as the client sent it, with the instance's
+        model (Azure: the deployment) as ``model``."""
+        out = dict(body)
+        out["model"] = model
+        headers = self._headers(key)
+        if stream:
+            out["stream"] = True
+            headers["accept"] = "text/event-stream"
+        return UpstreamRequest(
+            method="POST",
+            url=self._responses_url(provider, key),
+            headers=headers,
+            body=orjson.dumps(out),
+            params=self._params(provider),
+        )
+
     def chat_response(self, payload: bytes) -> tuple[bytes, Usage]:
         data = orjson.loads(payload)
         usage = Usage.from_openai(data.get("usage") if isinstance(data, dict) else None)
@@ -166,12 +195,14 @@ class OpenAICompatibleAdapter(OpenAIAdapter):
     """Any server that speaks OpenAI's API at a required base URL (vLLM, LM Studio, ...)."""
 
     provider_type: ClassVar[str] = ProviderType.OPENAI_COMPATIBLE
+    responses_native: ClassVar[bool] = False
 
 
 class OllamaAdapter(OpenAIAdapter):
     """Ollama's OpenAI-compatible endpoint; a key is optional."""
 
     provider_type: ClassVar[str] = ProviderType.OLLAMA
+    responses_native: ClassVar[bool] = False
 
 
 class AzureOpenAIAdapter(OpenAIAdapter):
@@ -193,6 +224,10 @@ class AzureOpenAIAdapter(OpenAIAdapter):
 
     def _params(self, provider: ProviderSnapshot) -> dict[str, str]:
         return {"api-version": provider.api_version}
+
+    def _responses_url(self, provider: ProviderSnapshot, key: KeySnapshot | None) -> str:
+        # The Responses API is not under the deployment: the deployment goes in ``model``.
+        return f"{self._base(provider, key)}/openai/responses"
 
     def _body(self, body: dict[str, Any], model: str) -> dict[str, Any]:
         # The deployment in the URL selects the model; Azure ignores a body ``model``.

@@ -18,6 +18,8 @@ Routes (any path prefix is accepted, so a key's own ``base_url`` shows in the lo
 - ``.../chat/completions`` (OpenAI; Azure under ``/openai/deployments/{dep}/``, which requires
   the ``api-version`` query), non-stream and SSE honouring ``stream_options.include_usage``;
 - ``.../embeddings`` (OpenAI and Azure);
+- ``.../responses`` (OpenAI's Responses API; Azure's at ``/openai/responses``, which requires the
+  ``api-version`` query), a Response object or its event stream (``tests.fakes.wire_responses``);
 - ``.../messages`` (Anthropic Messages, non-stream and SSE with the real event sequence);
 - ``.../messages/count_tokens`` (Anthropic; ``input_tokens`` = the fake's prompt word count);
 - ``.../models`` (OpenAI format, or Anthropic's when ``anthropic-version`` is sent).
@@ -42,7 +44,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from tests.fakes import wire
+from tests.fakes import wire, wire_responses
 
 MAX_DELAY = 30.0  # seconds: a fake never sleeps longer, whatever a test asks
 
@@ -419,6 +421,9 @@ class FakeUpstream:
             error_line = f"event: error\ndata: {json.dumps(error)}\n\n".encode()
             return await self._stream(request, entry, behaviour, lines, error_line)
 
+        if entry.route.endswith("_responses"):
+            return await self._responses(request, entry, behaviour, body, n)
+
         if not isinstance(body.get("messages"), list):
             return self._json(entry, 400, wire.openai_error(400, "'messages' is required"))
         azure = entry.route == "azure_chat"
@@ -447,6 +452,59 @@ class FakeUpstream:
         lines.append(b"data: [DONE]\n\n")
         error = wire.openai_error(500, "The server had an error while processing your request.")
         error_line = b"data: " + json.dumps(error).encode() + b"\n\n"
+        return await self._stream(request, entry, behaviour, lines, error_line)
+
+    async def _responses(
+        self,
+        request: web.Request,
+        entry: RecordedRequest,
+        behaviour: Behaviour,
+        body: dict[str, Any],
+        n: int,
+    ) -> web.StreamResponse:
+        items = wire_responses.items_of(body)
+        previous = body.get("previous_response_id")
+        if previous:
+            before = wire_responses.history(str(previous))
+            if before is None:
+                error = wire.openai_error(
+                    404,
+                    f"Previous response with id '{previous}' not found.",
+                    code="previous_response_not_found",
+                )
+                error["error"]["param"] = "previous_response_id"
+                return self._json(entry, 404, error)
+            items = before + items
+        model = str(body.get("model") or "")
+        decision = wire_responses.decide(body, items)
+        rid = f"resp_fake{n:06d}"
+        entry.usage = {
+            "prompt_tokens": decision.prompt_tokens,
+            "completion_tokens": decision.completion_tokens,
+        }
+        output = wire_responses.output_items(decision, n)
+        if body.get("store", True):
+            wire_responses.remember(rid, items, output)
+        if not entry.stream:
+            answer = wire_responses.response(
+                body,
+                model,
+                rid,
+                status="completed",
+                output=output,
+                use=wire_responses.usage(decision),
+            )
+            return self._json(entry, 200, answer)
+        events = wire_responses.stream_events(body, model, rid, decision, n)
+        error = {
+            "type": "error",
+            "code": "server_error",
+            "message": "The server had an error while processing your request.",
+            "param": None,
+            "sequence_number": len(events),
+        }
+        error_line = f"event: error\ndata: {json.dumps(error)}\n\n".encode()
+        lines = wire_responses.sse_lines(events)
         return await self._stream(request, entry, behaviour, lines, error_line)
 
     def _json(
@@ -511,6 +569,8 @@ def _route(method: str, path: str) -> str:
     azure = "/openai/deployments/" in path
     if method == "POST" and path.endswith("/chat/completions"):
         return "azure_chat" if azure else "openai_chat"
+    if method == "POST" and path.endswith("/responses"):
+        return "azure_responses" if path.endswith("/openai/responses") else "openai_responses"
     if method == "POST" and path.endswith("/embeddings"):
         return "azure_embeddings" if azure else "openai_embeddings"
     if method == "POST" and path.endswith("/messages/count_tokens"):
@@ -536,6 +596,10 @@ def _content_offset(lines: list[bytes]) -> int:
             or b"content_block_start" in line
             or b'"type": "ping"' in line
             or b'"choices": []' in line
+            or b'"type": "response.created"' in line
+            or b'"type": "response.in_progress"' in line
+            or b'"type": "response.output_item.added"' in line
+            or b'"type": "response.content_part.added"' in line
         ):
             continue
         return i

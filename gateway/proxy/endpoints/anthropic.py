@@ -18,8 +18,8 @@ import orjson
 from gateway.core.errors import InvalidRequest, NotFound
 from gateway.proxy.endpoints.base import Call, EndpointSpec, LocalAnswer
 from gateway.proxy.render import ANTHROPIC
-from gateway.routing.table import Candidate, RouteTable
 from gateway.proxy.token_count import count_anthropic_request
+from gateway.routing.table import Candidate, RouteTable
 from providers.adapters import UnsupportedOperation
 from providers.adapters.anthropic import AnthropicAdapter
 from providers.adapters.anthropic.passthrough import (

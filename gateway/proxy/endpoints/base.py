@@ -10,11 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gateway.routing.table import Candidate, RouteTable
 from providers.adapters.base import Adapter, StreamTranslator, UpstreamRequest, Usage
 from providers.snapshot import KeySnapshot
+
+if TYPE_CHECKING:
+    from gateway.proxy.context import RequestContext
 
 
 @dataclass(slots=True)
@@ -36,6 +39,8 @@ class Call:
     untranslatable: str = ""
     #: The client's request headers (lowercase names); some are forwarded to natives.
     client_headers: dict[str, str] = field(default_factory=dict)
+    #: What one endpoint keeps per request beyond the above (its own keys).
+    extra: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -50,6 +55,9 @@ class LocalAnswer:
 Build = Callable[[Call, Adapter, Candidate, KeySnapshot | None], "UpstreamRequest | LocalAnswer"]
 Parse = Callable[[Call, Adapter, bytes], tuple[bytes, Usage]]
 Translator = Callable[[Call, Adapter], StreamTranslator]
+Load = Callable[[Call, "RequestContext"], Awaitable[None]]
+AfterAnswer = Callable[[Call, "RequestContext", bytes], Awaitable[None]]
+AfterStream = Callable[[Call, "RequestContext", StreamTranslator], Awaitable[None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,7 +69,10 @@ class EndpointSpec:
     ``validate`` checks the parsed body (raising ``InvalidRequest``); ``prepare`` resolves
     the alias and does per-request work once; ``build``/``parse`` per candidate;
     ``stream`` (None: the endpoint never streams) makes the stream translator;
-    ``broken_tail`` ends a stream the upstream broke off.
+    ``broken_tail`` ends a stream the upstream broke off. Optional async steps: ``load``
+    once before any candidate is tried (state the body refers to); ``after_answer`` with a
+    whole answer before it is sent, ``after_stream`` once a stream's upstream ended, before
+    its closing events go out (e.g. store the answer: never before the first byte).
     """
 
     name: str
@@ -73,6 +84,9 @@ class EndpointSpec:
     parse: Parse
     stream: Translator | None = None
     broken_tail: bytes = b""
+    load: Load | None = None
+    after_answer: AfterAnswer | None = None
+    after_stream: AfterStream | None = None
 
 
 @dataclass(frozen=True, slots=True)
