@@ -126,6 +126,8 @@ async def serve(
         await settle(ctx, status=render.status_of(error), error_type=error.code or error.type or "")
         raise
     headers = answer_headers(ctx, served.candidate, served.key)
+    if spec.answer_headers is not None:
+        headers.update(spec.answer_headers(call, served.candidate))
     if not call.stream:
         payload, usage = served.result
         headers["content-type"] = "application/json"

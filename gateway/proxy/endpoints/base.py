@@ -32,6 +32,8 @@ class Call:
     requested: str = ""
     #: The body translated for OpenAI-type instances, when the endpoint needs one.
     translated: dict[str, Any] | None = None
+    #: The endpoint's own form of the translation (``translated`` is its body), if it has one.
+    translation: Any = None
     #: Why ``translated`` is missing (shown as a 400 if such an instance is chosen).
     untranslatable: str = ""
     #: The client's request headers (lowercase names); some are forwarded to natives.
@@ -50,6 +52,7 @@ class LocalAnswer:
 Build = Callable[[Call, Adapter, Candidate, KeySnapshot | None], "UpstreamRequest | LocalAnswer"]
 Parse = Callable[[Call, Adapter, bytes], tuple[bytes, Usage]]
 Translator = Callable[[Call, Adapter], StreamTranslator]
+AnswerHeaders = Callable[[Call, Candidate], dict[str, str]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,7 +64,8 @@ class EndpointSpec:
     ``validate`` checks the parsed body (raising ``InvalidRequest``); ``prepare`` resolves
     the alias and does per-request work once; ``build``/``parse`` per candidate;
     ``stream`` (None: the endpoint never streams) makes the stream translator;
-    ``broken_tail`` ends a stream the upstream broke off.
+    ``broken_tail`` ends a stream the upstream broke off; ``answer_headers`` adds headers
+    to an answer (whole or streamed) for the candidate that served it.
     """
 
     name: str
@@ -73,6 +77,7 @@ class EndpointSpec:
     parse: Parse
     stream: Translator | None = None
     broken_tail: bytes = b""
+    answer_headers: AnswerHeaders | None = None
 
 
 @dataclass(frozen=True, slots=True)
