@@ -372,6 +372,9 @@ class FakeUpstream:
             if "anthropic-version" not in entry.headers or "max_tokens" in body:
                 problem = "anthropic-version: header is required; max_tokens: not permitted"
                 return self._json(entry, 400, wire.anthropic_error(400, problem))
+            problem = wire.anthropic_messages_problem(body.get("messages"), entry.headers)
+            if problem:
+                return self._json(entry, 400, wire.anthropic_error(400, problem))
             count = wire.decide_anthropic(body).prompt_tokens
             return self._json(entry, 200, {"input_tokens": count})
         if anthropic:
@@ -404,6 +407,9 @@ class FakeUpstream:
         model = _deployment(entry.path) if azure else str(body.get("model") or "")
         if not model:
             return self._json(entry, 400, wire.openai_error(400, "you must provide a model"))
+        problem = wire.openai_request_problem(body, model)
+        if problem:
+            return self._json(entry, 400, wire.openai_error(400, problem))
         decision = wire.decide_openai(body)
         rid = f"chatcmpl-fake{n:06d}"
         if not entry.stream:
