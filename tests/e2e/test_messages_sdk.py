@@ -14,8 +14,9 @@ import pytest
 
 from mappings.models import TierAlias
 from tests.e2e.conftest import World
+from tests.fakes.api_rules import MID_CONVERSATION_SYSTEM_BETA
 from tests.fakes.upstream import Behaviour
-from tests.fakes.wire import MID_CONVERSATION_SYSTEM_BETA, echo_reply, tool_answer
+from tests.fakes.wire import echo_reply, tool_answer
 
 TOOLS: list[Any] = [
     {

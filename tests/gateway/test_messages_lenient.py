@@ -13,8 +13,8 @@ import orjson
 import pytest
 
 from gateway.routing.table import RouteTable
+from tests.fakes.api_rules import MID_CONVERSATION_SYSTEM_BETA
 from tests.fakes.upstream import FakeUpstream
-from tests.fakes.wire import MID_CONVERSATION_SYSTEM_BETA
 from tests.gateway.conftest import InProcessGateway
 from tests.gateway.factories import make_mapping, make_provider, make_vkey
 
