@@ -37,6 +37,7 @@ CAPABILITIES = (
     ("supports_streaming", "streaming"),
     ("supports_embeddings", "embeddings"),
     ("supports_json_mode", "json"),
+    ("supports_reasoning", "reasoning"),
 )
 PRICE_FIELDS = ("input_per_million", "output_per_million", "cached_input_per_million")
 LOCKED_HELP = (
@@ -47,6 +48,28 @@ STALE_HELP = (
     "This price took effect after the page was loaded and can no longer change: nothing was "
     "saved. Reload the page; to change the price, add a new price with a later “effective from”."
 )
+
+
+class CapabilitySelect(forms.NullBooleanSelect):
+    """Yes / No / Undeclared, with undeclared spelled out (Django says "Unknown")."""
+
+    def __init__(self, attrs: dict[str, Any] | None = None) -> None:
+        super().__init__(attrs)
+        self.choices = [
+            ("unknown", "Undeclared (not checked)"),
+            ("true", "Yes"),
+            ("false", "No"),
+        ]
+
+
+def capability_summary(obj: ModelProviderMapping) -> str:
+    """``chat, tools; not: embeddings``: the declared capabilities (undeclared are left out)."""
+    yes = [label for field, label in CAPABILITIES if getattr(obj, field) is True]
+    no = [label for field, label in CAPABILITIES if getattr(obj, field) is False]
+    text = ", ".join(yes)
+    if no:
+        text = f"{text}; not: {', '.join(no)}" if text else f"not: {', '.join(no)}"
+    return text or "undeclared"
 
 
 def price_in_effect(price: ModelPrice) -> bool:
@@ -194,7 +217,17 @@ class ModelProviderMappingAdmin(GatewayModelAdmin):
                 )
             },
         ),
-        ("Capabilities", {"fields": tuple(f for f, _ in CAPABILITIES)}),
+        (
+            "Capabilities",
+            {
+                "fields": tuple(f for f, _ in CAPABILITIES),
+                "description": (
+                    "Undeclared capabilities are not checked: the request goes to the upstream, "
+                    "which decides. Only a capability set to No keeps requests that need it "
+                    "(chat, streaming, embeddings) away from this mapping."
+                ),
+            },
+        ),
         ("Limits", {"fields": (("max_context_tokens", "max_output_tokens"),)}),
         ("Metadata", {"classes": ("collapse",), "fields": ("created_at", "updated_at")}),
     )
@@ -204,9 +237,14 @@ class ModelProviderMappingAdmin(GatewayModelAdmin):
         url = reverse("admin:providers_provider_change", args=[obj.provider_id])
         return format_html('<a href="{}">{}</a>', url, obj.provider.name)
 
+    def formfield_for_dbfield(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        if db_field.name in dict(CAPABILITIES):
+            kwargs["widget"] = CapabilitySelect
+        return super().formfield_for_dbfield(db_field, request, **kwargs)
+
     @admin.display(description="capabilities")
     def capabilities(self, obj: ModelProviderMapping) -> str:
-        return ", ".join(label for field, label in CAPABILITIES if getattr(obj, field)) or "—"
+        return capability_summary(obj)
 
 
 @admin.register(ModelPrice)

@@ -13,12 +13,33 @@ from django.utils import timezone
 
 from providers.models import Provider
 
+#: How an undeclared capability is treated, shown in the admin and the API schema.
+UNDECLARED_HELP = "Empty: undeclared, not checked (the upstream decides)."
+#: What a declared False does, for the capabilities the gateway routes by.
+BLOCKS = "No: requests that need it are not sent here (400 when no mapping of the alias can)."
+#: For the capabilities the gateway records but does not route by.
+RECORDED = "Recorded for reference; requests are not checked against it."
+
+
+def _capability(
+    what: str, effect: str, undeclared: str = UNDECLARED_HELP
+) -> models.BooleanField[bool | None, bool | None]:
+    """A declared capability: True, False, or None (undeclared).
+
+    Only a declared False keeps requests that need it away from the mapping; a mapping that
+    says nothing is not refused for what it did not declare (the upstream knows its models).
+    """
+    return models.BooleanField(
+        null=True, blank=True, default=None, help_text=f"{what}. {undeclared} {effect}"
+    )
+
 
 class ModelProviderMapping(models.Model):
     """An alias served by one provider instance (by ID) under that instance's model name.
 
     The same alias mapped to several instances is how failover and load balancing are
-    configured: ``priority`` orders them (lowest first), ``weight`` shares traffic.
+    configured: ``priority`` orders them (lowest first), ``weight`` shares traffic. The
+    ``supports_*`` capabilities are three-state: None (undeclared) is not checked.
     """
 
     model_alias = models.CharField(max_length=200, db_index=True)
@@ -29,12 +50,17 @@ class ModelProviderMapping(models.Model):
     is_enabled = models.BooleanField(default=True)
     priority = models.PositiveIntegerField(default=1, help_text="Lower is tried first.")
     weight = models.PositiveIntegerField(default=1, validators=[MinValueValidator(1)])
-    supports_chat = models.BooleanField(default=True)
-    supports_vision = models.BooleanField(default=False)
-    supports_tools = models.BooleanField(default=False)
-    supports_streaming = models.BooleanField(default=True)
-    supports_embeddings = models.BooleanField(default=False)
-    supports_json_mode = models.BooleanField(default=False)
+    supports_chat = _capability("Chat completions and Anthropic messages", BLOCKS)
+    supports_vision = _capability("Image input", RECORDED)
+    supports_tools = _capability("Tool calls", RECORDED)
+    supports_streaming = _capability("Streamed answers", BLOCKS)
+    supports_embeddings = _capability("Embeddings", BLOCKS)
+    supports_json_mode = _capability("JSON mode (response_format)", RECORDED)
+    supports_reasoning = _capability(
+        "Takes reasoning_effort: Anthropic clients' thinking and effort are sent as it",
+        "No: they are dropped (and named in x-gateway-dropped-params).",
+        "Empty: undeclared, decided by the model name (OpenAI's o1, o3, o4, gpt-5 families).",
+    )
     max_context_tokens = models.PositiveIntegerField(null=True, blank=True)
     max_output_tokens = models.PositiveIntegerField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -54,8 +80,9 @@ class ModelProviderMapping(models.Model):
     def clean(self) -> None:
         if self.model_alias and self.model_alias != self.model_alias.strip():
             raise ValidationError({"model_alias": "alias must not start or end with spaces"})
-        if not (self.supports_chat or self.supports_embeddings):
-            raise ValidationError("a mapping must support chat or embeddings")
+        if self.supports_chat is False and self.supports_embeddings is False:
+            # Undeclared is fine (not checked); declaring it can do neither leaves it nothing.
+            raise ValidationError("a mapping must not declare both chat and embeddings as false")
 
 
 class ModelPrice(models.Model):

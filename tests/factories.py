@@ -130,7 +130,7 @@ def make_provider(
 def make_mapping(
     alias: str, instance: Instance, model: str | None = None, **fields: Any
 ) -> ModelProviderMapping:
-    """Map ``alias`` onto ``instance`` (chat, tools and streaming on by default)."""
+    """Map ``alias`` onto ``instance`` (tools declared; the other capabilities undeclared)."""
     fields.setdefault("supports_tools", True)
     mapping = ModelProviderMapping(
         model_alias=alias,

@@ -54,6 +54,11 @@ def _bool(value: Any) -> bool:
     return value
 
 
+def _bool_opt(value: Any) -> bool | None:
+    # A capability: null (like leaving the key out) is undeclared.
+    return None if value is None else _bool(value)
+
+
 def _int(value: Any) -> int:
     # bool is an int subclass; `enabled: 1` style mix-ups should not pass as numbers.
     if isinstance(value, bool) or not isinstance(value, int):
@@ -172,12 +177,13 @@ MAPPING_FIELDS = (
     Field("priority", "priority", _int),
     Field("weight", "weight", _int),
     Field("enabled", "is_enabled", _bool),
-    Field("capabilities.chat", "supports_chat", _bool),
-    Field("capabilities.vision", "supports_vision", _bool),
-    Field("capabilities.tools", "supports_tools", _bool),
-    Field("capabilities.streaming", "supports_streaming", _bool),
-    Field("capabilities.embeddings", "supports_embeddings", _bool),
-    Field("capabilities.json_mode", "supports_json_mode", _bool),
+    Field("capabilities.chat", "supports_chat", _bool_opt),
+    Field("capabilities.vision", "supports_vision", _bool_opt),
+    Field("capabilities.tools", "supports_tools", _bool_opt),
+    Field("capabilities.streaming", "supports_streaming", _bool_opt),
+    Field("capabilities.embeddings", "supports_embeddings", _bool_opt),
+    Field("capabilities.json_mode", "supports_json_mode", _bool_opt),
+    Field("capabilities.reasoning", "supports_reasoning", _bool_opt),
     Field("max_context_tokens", "max_context_tokens", _int_opt),
     Field("max_output_tokens", "max_output_tokens", _int_opt),
     # Not mapping attributes: a price becomes a ModelPrice row of the mapping.

@@ -231,6 +231,9 @@ class AttemptLoop:
                 try:
                     return await self.exchange(inst)
                 except AttemptFailed as failure:
+                    if failure.error.retry_after is None:
+                        # Relayed if this failure is what the client gets (a 5xx or 529).
+                        failure.error.retry_after = failure.retry_after
                     self.last = failure.error
                     if failure.kind == "auth" and inst.key is not None:
                         again = self.on_auth(inst)
@@ -398,7 +401,8 @@ class AttemptLoop:
             ]
             detail = ("; ".join(dict.fromkeys(reasons))) if reasons else "no candidate"
             return NoProviderAvailable(
-                f"No provider instance is available for this model ({detail})."
+                f"No provider instance is available for this model ({detail}).",
+                retry_after=self.circuit_wait(),
             )
         forced = plan.forced if plan else None
         if forced is not None and self.ctx.attempts:
@@ -410,6 +414,20 @@ class AttemptLoop:
         if isinstance(last, UpstreamError) and last.status == 429 and self.waits:
             last.retry_after = min(self.waits)
         return last
+
+    def circuit_wait(self) -> float | None:
+        """Seconds until the first open circuit among the candidates may be tried again (the
+        earliest a retry could succeed), when the route view knows one."""
+        plan = self.ctx.plan
+        if plan is None:
+            return None
+        now = time.time()
+        waits = [
+            info.retry_at - now
+            for info in plan.view.instances.values()
+            if info.retry_at is not None and info.retry_at > now
+        ]
+        return min(waits) if waits else None
 
 
 def _record(

@@ -62,7 +62,11 @@ def authenticate(table: RouteTable, presented: str | None) -> VirtualKeySnapshot
 def resolve(
     table: RouteTable, vkey: VirtualKeySnapshot, alias: str, *, need: str, stream: bool = False
 ) -> list[Candidate]:
-    """Candidates for ``alias`` usable for ``need`` ("chat" | "embeddings"), in table order."""
+    """Candidates for ``alias`` usable for ``need`` ("chat" | "embeddings"), in table order.
+
+    Only a capability a mapping declares False keeps it out; an undeclared one (None) is not
+    checked, the upstream decides.
+    """
     if not vkey.allows(alias):
         raise PermissionDenied(
             f"This API key is not allowed to use model '{alias}'.", param="model"
@@ -73,10 +77,10 @@ def resolve(
     usable = [
         c
         for c in candidates
-        if (c.supports_embeddings if need == "embeddings" else c.supports_chat)
+        if (c.supports_embeddings if need == "embeddings" else c.supports_chat) is not False
     ]
     if stream:
-        usable = [c for c in usable if c.supports_streaming]
+        usable = [c for c in usable if c.supports_streaming is not False]
     if not usable:
         what = "streaming chat" if stream and need == "chat" else need
         raise Unsupported(
@@ -124,6 +128,8 @@ async def serve(
         await settle(ctx, status=render.status_of(error), error_type=error.code or error.type or "")
         raise
     headers = answer_headers(ctx, served.candidate, served.key)
+    if spec.answer_headers is not None:
+        headers.update(spec.answer_headers(call, served.candidate))
     if not call.stream:
         payload, usage = served.result
         headers["content-type"] = "application/json"

@@ -250,7 +250,12 @@ def explain_alias_sync(alias: str) -> dict[str, Any]:
     from gateway.routing.table import route_table_build
 
     table = route_table_build()
-    candidates = [c for c in table.candidates(alias) if c.supports_chat or c.supports_embeddings]
+    # A mapping declared unable to do either serves nothing (undeclared ones are candidates).
+    candidates = [
+        c
+        for c in table.candidates(alias)
+        if c.supports_chat is not False or c.supports_embeddings is not False
+    ]
     anyone = VirtualKeySnapshot(
         id=0,
         name="admin",

@@ -41,15 +41,17 @@ class Candidate:
     provider_model: str
     priority: int
     weight: int
-    supports_chat: bool
-    supports_vision: bool
-    supports_tools: bool
-    supports_streaming: bool
-    supports_embeddings: bool
-    supports_json_mode: bool
+    # Capabilities: None is undeclared (not checked), only False keeps a request away.
+    supports_chat: bool | None
+    supports_vision: bool | None
+    supports_tools: bool | None
+    supports_streaming: bool | None
+    supports_embeddings: bool | None
+    supports_json_mode: bool | None
     max_context_tokens: int | None
     max_output_tokens: int | None
     price: PriceSnapshot | None
+    supports_reasoning: bool | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,6 +154,7 @@ def route_table_build() -> RouteTable:
                 supports_streaming=m.supports_streaming,
                 supports_embeddings=m.supports_embeddings,
                 supports_json_mode=m.supports_json_mode,
+                supports_reasoning=m.supports_reasoning,
                 max_context_tokens=m.max_context_tokens,
                 max_output_tokens=m.max_output_tokens,
                 price=by_mapping.get(m.id) or by_target.get((m.provider_id, m.provider_model_id)),

@@ -89,7 +89,8 @@ def _negative_price(c: dict[str, Any]) -> None:
 
 
 def _mapping_without_capability(c: dict[str, Any]) -> None:
-    c["mappings"][5]["capabilities"] = {"chat": False}
+    # Undeclared is fine; declaring that it can do neither is not.
+    c["mappings"][5]["capabilities"] = {"chat": False, "embeddings": False}
 
 
 CASES: list[tuple[Edit, str]] = [
@@ -134,7 +135,10 @@ CASES: list[tuple[Edit, str]] = [
     ),
     (_price_missing_output, "mappings[0] (gpt-4o).price.output_per_million: is required"),
     (_negative_price, "mappings[0] (gpt-4o).price.input_per_million: Ensure this value is"),
-    (_mapping_without_capability, "mappings[5] (llama3): a mapping must support chat or"),
+    (
+        _mapping_without_capability,
+        "mappings[5] (llama3): a mapping must not declare both chat and embeddings as false",
+    ),
 ]
 
 

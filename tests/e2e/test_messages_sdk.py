@@ -1,16 +1,20 @@
 """The official ``anthropic`` SDK against the real gateway process (``POST /v1/messages``):
 native routing to an ``anthropic`` instance and translated routing to an ``openai`` one, with
-streams, tool use round trips, Claude tier mapping, failover, error shapes and count_tokens."""
+streams, tool use round trips, Claude tier mapping, failover, error shapes and count_tokens;
+Claude Code's mid-conversation system messages, thinking, and errors the SDKs do not retry."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import anthropic
+import httpx2
+import openai
 import pytest
 
 from mappings.models import TierAlias
 from tests.e2e.conftest import World
+from tests.fakes.api_rules import MID_CONVERSATION_SYSTEM_BETA
 from tests.fakes.upstream import Behaviour
 from tests.fakes.wire import echo_reply, tool_answer
 
@@ -165,3 +169,104 @@ def test_count_tokens(e2e: World, setup: dict[str, Any]) -> None:
     local = client.messages.count_tokens(model="claude-3-5-haiku-latest", messages=hello)
     assert local.input_tokens == 3 + 1 + 2 + 3  # o200k_base, OpenAI's per-message overhead
     assert len(e2e.fake.requests()) == 1
+
+
+# -- what Claude Code 2.1 sends, and what the gateway says back --------------------------------
+
+REMINDER = "<system-reminder>Today is Tuesday.</system-reminder>"
+CLAUDE_CODE: list[Any] = [
+    {"role": "user", "content": "hello from claude code"},
+    {"role": "system", "content": REMINDER},
+]
+BETA_HEADERS = {"anthropic-beta": MID_CONVERSATION_SYSTEM_BETA}
+
+
+@pytest.mark.parametrize(
+    ("model", "route"), [("claude-alias", "anthropic_messages"), ("gpt-alias", "openai_chat")]
+)
+def test_mid_conversation_system_message_with_the_beta(
+    e2e: World, setup: dict[str, Any], model: str, route: str
+) -> None:
+    client: anthropic.Anthropic = setup["client"]
+    message = client.messages.create(
+        model=model, max_tokens=100, messages=CLAUDE_CODE, extra_headers=BETA_HEADERS
+    )
+    assert text_of(message) == echo_reply("hello from claude code")
+    with client.messages.stream(
+        model=model, max_tokens=100, messages=CLAUDE_CODE, extra_headers=BETA_HEADERS
+    ) as stream:
+        assert "".join(stream.text_stream) == echo_reply("hello from claude code")
+    count = client.messages.count_tokens(
+        model=model, messages=CLAUDE_CODE, extra_headers=BETA_HEADERS
+    )
+    assert count.input_tokens > 0
+    sent = e2e.fake.requests(route=route)
+    assert len(sent) == 2
+    for req in sent:
+        if route == "anthropic_messages":  # natively: as sent, beta and all
+            assert req.json["messages"] == CLAUDE_CODE
+            assert req.headers["anthropic-beta"] == MID_CONVERSATION_SYSTEM_BETA
+        else:  # translated: an OpenAI system message at the same place
+            assert req.json["messages"] == [
+                {"role": "user", "content": "hello from claude code"},
+                {"role": "system", "content": REMINDER},
+            ]
+
+
+def test_thinking_maps_to_reasoning_effort_or_is_named_as_dropped(
+    e2e: World, setup: dict[str, Any]
+) -> None:
+    gpt = setup["gpt"]
+    e2e.mapping("reasoner-alias", gpt, "o4-mini")
+    e2e.publish()
+    client: anthropic.Anthropic = setup["client"]
+    hello: list[Any] = [{"role": "user", "content": "think about it"}]
+    thinking: Any = {"type": "enabled", "budget_tokens": 2048}
+    reasoned = client.messages.with_raw_response.create(
+        model="reasoner-alias", max_tokens=4000, thinking=thinking, messages=hello
+    )
+    assert text_of(reasoned.parse()) == echo_reply("think about it")
+    assert "x-gateway-dropped-params" not in reasoned.headers
+    plain = client.messages.with_raw_response.create(
+        model="gpt-alias",
+        max_tokens=4000,
+        thinking=thinking,
+        messages=hello,
+        extra_body={"top_k": 4},
+    )
+    assert text_of(plain.parse()) == echo_reply("think about it")
+    assert plain.headers["x-gateway-dropped-params"] == "top_k, thinking"
+    first, second = e2e.fake.requests()
+    assert first.json["reasoning_effort"] == "low" and first.json["max_completion_tokens"] == 4000
+    assert "reasoning_effort" not in second.json and "top_k" not in second.json
+
+
+def test_the_sdks_give_up_at_once_on_the_gateways_401_and_400(
+    e2e: World, setup: dict[str, Any]
+) -> None:
+    sent: list[httpx2.Request] = []
+    # The SDKs' own HTTP client package: their requests are counted as they leave.
+    http_client = httpx2.Client(event_hooks={"request": [sent.append]})
+    e2e._clients.append(http_client)
+    # Default retries: only the gateway's x-should-retry keeps the SDK from trying again.
+    bad = anthropic.Anthropic(
+        base_url=e2e.server.url, api_key="sk-not-a-key", http_client=http_client
+    )
+    hello: list[Any] = [{"role": "user", "content": "hi"}]
+    with pytest.raises(anthropic.AuthenticationError) as auth:
+        bad.messages.create(model="claude-alias", max_tokens=10, messages=hello)
+    assert auth.value.response.headers["x-should-retry"] == "false"
+    assert len(sent) == 1
+    good = anthropic.Anthropic(
+        base_url=e2e.server.url, api_key=setup["key"], http_client=http_client
+    )
+    with pytest.raises(anthropic.BadRequestError) as invalid:
+        good.messages.create(model="claude-alias", max_tokens=10, messages=[])
+    assert invalid.value.response.headers["x-should-retry"] == "false"
+    assert len(sent) == 2
+    oai = e2e.openai("sk-not-a-key", max_retries=2, http_client=http_client)
+    with pytest.raises(openai.AuthenticationError) as oai_auth:
+        oai.chat.completions.create(model="gpt-alias", messages=[{"role": "user", "content": "x"}])
+    assert oai_auth.value.response.headers["x-should-retry"] == "false"
+    assert len(sent) == 3
+    assert e2e.fake.requests() == []  # nothing reached an upstream

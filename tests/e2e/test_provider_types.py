@@ -254,7 +254,8 @@ def test_embeddings(e2e: World, provider_type: str) -> None:
 
 def test_embeddings_refused_for_chat_only_alias(e2e: World) -> None:
     instance = e2e.provider("chat-only", "openai")
-    e2e.mapping("chat-only", instance)
+    # Declared: an undeclared capability is not checked (the upstream decides).
+    e2e.mapping("chat-only", instance, supports_embeddings=False)
     key = e2e.vkey()
     e2e.publish()
     with pytest.raises(openai.BadRequestError) as info:

@@ -44,7 +44,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from tests.fakes import wire, wire_responses
+from tests.fakes import api_rules, wire, wire_responses
 
 MAX_DELAY = 30.0  # seconds: a fake never sleeps longer, whatever a test asks
 
@@ -395,10 +395,13 @@ class FakeUpstream:
             if "anthropic-version" not in entry.headers or "max_tokens" in body:
                 problem = "anthropic-version: header is required; max_tokens: not permitted"
                 return self._json(entry, 400, wire.anthropic_error(400, problem))
+            problem = api_rules.anthropic_messages_problem(body.get("messages"), entry.headers)
+            if problem:
+                return self._json(entry, 400, wire.anthropic_error(400, problem))
             count = wire.decide_anthropic(body).prompt_tokens
             return self._json(entry, 200, {"input_tokens": count})
         if anthropic:
-            problem = wire.anthropic_request_problem(body, entry.headers)
+            problem = api_rules.anthropic_request_problem(body, entry.headers)
             if problem:
                 return self._json(entry, 400, wire.anthropic_error(400, problem))
             decision = wire.decide_anthropic(body)
@@ -430,6 +433,9 @@ class FakeUpstream:
         model = _deployment(entry.path) if azure else str(body.get("model") or "")
         if not model:
             return self._json(entry, 400, wire.openai_error(400, "you must provide a model"))
+        problem = api_rules.openai_request_problem(body, model)
+        if problem:
+            return self._json(entry, 400, wire.openai_error(400, problem))
         decision = wire.decide_openai(body)
         rid = f"chatcmpl-fake{n:06d}"
         if not entry.stream:

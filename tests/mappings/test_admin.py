@@ -19,11 +19,17 @@ pytestmark = pytest.mark.django_db
 
 def test_changelist_links_provider_and_lists_capabilities(admin_client: Client) -> None:
     provider = make_provider_row(name="openai-prod")
-    make_mapping_row(provider, supports_tools=True, supports_vision=True)
+    mapping = make_mapping_row(
+        provider, supports_tools=True, supports_vision=True, supports_embeddings=False
+    )
     html = admin_client.get(admin_url(ModelProviderMapping, "changelist")).content.decode()
     provider_url = admin_url(type(provider), "change", provider.pk)
     assert f'<a href="{provider_url}">openai-prod</a>' in html
-    assert "chat, vision, tools, streaming" in html
+    # Declared values only: chat and streaming were left undeclared.
+    assert "vision, tools; not: embeddings" in html
+    form = admin_client.get(admin_url(ModelProviderMapping, "change", mapping.pk)).content
+    assert "Undeclared (not checked)" in form.decode()
+    assert "Undeclared capabilities are not checked" in form.decode()
 
 
 def test_changelist_filters_by_alias_provider_enabled_and_search(admin_client: Client) -> None:

@@ -187,10 +187,16 @@ def test_writes_validate_like_admin_and_import_and_write_nothing_on_error(api: A
     p = _provider()
     r = api.post(
         "/api/mappings/",
-        {"model_alias": "a", "provider": p.pk, "provider_model_id": "m", "supports_chat": False},
+        {
+            "model_alias": "a",
+            "provider": p.pk,
+            "provider_model_id": "m",
+            "supports_chat": False,
+            "supports_embeddings": False,
+        },
         format="json",
     )
-    assert r.status_code == 400 and "chat or embeddings" in r.json()["error"]["message"]
+    assert r.status_code == 400 and "chat and embeddings" in r.json()["error"]["message"]
     two_primaries = {
         "name": "oa2",
         "provider_type": "openai",

@@ -5,7 +5,8 @@ pattern/default tier) to an alias. Per candidate the request is built natively f
 ``anthropic`` instances (body relayed with the instance's model, answer relayed as is) and
 translated for OpenAI-type ones (request to chat completions, answer and stream back to
 Messages). Token counts ask an ``anthropic`` instance and count locally, with the target
-model's tokenizer, for the others.
+model's tokenizer, for the others. A translated answer names what its request lost in
+``x-gateway-dropped-params``.
 """
 
 from __future__ import annotations
@@ -29,10 +30,16 @@ from providers.adapters.anthropic.passthrough import (
 from providers.adapters.base import Adapter, StreamTranslator, UpstreamRequest, Usage
 from providers.snapshot import KeySnapshot
 from providers.translators.anthropic_openai import (
-    anthropic_request_to_openai,
+    Translation,
     openai_response_to_anthropic,
+    translate_request,
 )
 from providers.translators.anthropic_openai_stream import OpenAIToAnthropicStream
+from providers.translators.reasoning import is_reasoning_model
+from providers.types import ProviderType
+
+#: Response header naming what a translated request left out (comma-separated).
+DROPPED_HEADER = "x-gateway-dropped-params"
 
 
 def _invalid(message: str, param: str | None = None) -> InvalidRequest:
@@ -40,7 +47,14 @@ def _invalid(message: str, param: str | None = None) -> InvalidRequest:
 
 
 def validate_messages(body: Any, *, count_only: bool = False) -> dict[str, Any]:
-    """The checks Anthropic's API makes before anything is sent (400 invalid_request_error)."""
+    """Only what routing needs and what the translation could not read (400
+    invalid_request_error, in Anthropic's wording).
+
+    Roles, content block types and top-level fields are not checked: the Messages API grows
+    them behind betas (``role: "system"`` in ``messages``, ``context_management``, ...), a
+    native instance gets the body as sent and judges it, and the translation keeps or drops
+    what it does not know.
+    """
     if not isinstance(body, dict):
         raise _invalid("The request body must be a JSON object.")
     if not isinstance(body.get("model"), str) or not body["model"].strip():
@@ -49,18 +63,14 @@ def validate_messages(body: Any, *, count_only: bool = False) -> dict[str, Any]:
         tokens = body.get("max_tokens")
         if isinstance(tokens, bool) or not isinstance(tokens, int):
             raise _invalid("max_tokens: Field required (an integer)", "max_tokens")
-        if tokens < 1:
-            raise _invalid("max_tokens: must be at least 1", "max_tokens")
         if "stream" in body and not isinstance(body["stream"], bool):
             raise _invalid("stream: must be true or false", "stream")
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
         raise _invalid("messages: at least one message is required", "messages")
     for i, message in enumerate(messages):
-        if not isinstance(message, dict) or message.get("role") not in ("user", "assistant"):
-            raise _invalid(f"messages.{i}.role: Input should be 'user' or 'assistant'", "messages")
-        if not isinstance(message.get("content"), str | list):
-            raise _invalid(f"messages.{i}.content: Field required", "messages")
+        if not isinstance(message, dict):
+            raise _invalid(f"messages.{i}: Input should be an object", "messages")
     system = body.get("system")
     if system is not None and not isinstance(system, str | list):
         raise _invalid("system: must be a string or a list of text blocks", "system")
@@ -89,10 +99,26 @@ def _clamped(value: Any, candidate: Candidate) -> Any:
     return value
 
 
-def _translated(call: Call) -> dict[str, Any]:
-    if call.translated is None:
+def _translation(call: Call) -> Translation:
+    if not isinstance(call.translation, Translation):
         raise UnsupportedOperation(call.untranslatable)
-    return call.translated
+    return call.translation
+
+
+def _for_candidate(call: Call, candidate: Candidate) -> tuple[dict[str, Any], list[str]]:
+    """The translated body for an OpenAI-type candidate and what was left out for it."""
+    reasoning = is_reasoning_model(candidate.provider_model, candidate.supports_reasoning)
+    return _translation(call).for_model(reasoning)
+
+
+def dropped_header(call: Call, candidate: Candidate) -> dict[str, str]:
+    """``x-gateway-dropped-params`` on an answer from an OpenAI-type candidate: the request
+    fields and content block types its translation left out (none for a native instance,
+    which gets the body as sent)."""
+    if candidate.provider.provider_type == ProviderType.ANTHROPIC or call.translation is None:
+        return {}
+    _, dropped = _for_candidate(call, candidate)
+    return {DROPPED_HEADER: ", ".join(dropped)} if dropped else {}
 
 
 # --- messages ---------------------------------------------------------------------------
@@ -107,7 +133,8 @@ def messages_prepare(table: RouteTable, body: dict[str, Any]) -> Call:
         requested=requested,
     )
     try:
-        call.translated = anthropic_request_to_openai(body)
+        call.translation = translate_request(body)
+        call.translated = call.translation.body
     except UnsupportedOperation as exc:
         # Only OpenAI-type instances need the translation (server tools, say, go natively to
         # Anthropic); building for such an instance answers 400 with this reason.
@@ -132,9 +159,10 @@ def messages_build(
             stream=call.stream,
             client_headers=call.client_headers,
         )
-    translated = dict(_translated(call))
-    if "max_tokens" in translated:
-        translated["max_tokens"] = _clamped(translated["max_tokens"], candidate)
+    translated = dict(_for_candidate(call, candidate)[0])
+    for name in ("max_tokens", "max_completion_tokens"):
+        if name in translated:
+            translated[name] = _clamped(translated[name], candidate)
     return adapter.chat_request(
         provider=candidate.provider,
         key=key,
@@ -167,6 +195,7 @@ MESSAGES = EndpointSpec(
     build=messages_build,
     parse=messages_parse,
     stream=messages_stream,
+    answer_headers=dropped_header,
 )
 
 
@@ -193,7 +222,7 @@ def count_build(
             client_headers=call.client_headers,
             path="messages/count_tokens",
         )
-    _translated(call)  # the same 400 as /v1/messages for what cannot be sent
+    _translation(call)  # the same 400 as /v1/messages for what cannot be sent
 
     async def count() -> bytes:
         # The tokenizer is CPU work: off the event loop.

@@ -35,6 +35,8 @@ class Call:
     requested: str = ""
     #: The body translated for OpenAI-type instances, when the endpoint needs one.
     translated: dict[str, Any] | None = None
+    #: The endpoint's own form of the translation (``translated`` is its body), if it has one.
+    translation: Any = None
     #: Why ``translated`` is missing (shown as a 400 if such an instance is chosen).
     untranslatable: str = ""
     #: The client's request headers (lowercase names); some are forwarded to natives.
@@ -58,6 +60,7 @@ Translator = Callable[[Call, Adapter], StreamTranslator]
 Load = Callable[[Call, "RequestContext"], Awaitable[None]]
 AfterAnswer = Callable[[Call, "RequestContext", bytes], Awaitable[None]]
 AfterStream = Callable[[Call, "RequestContext", StreamTranslator], Awaitable[None]]
+AnswerHeaders = Callable[[Call, Candidate], dict[str, str]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +76,8 @@ class EndpointSpec:
     once before any candidate is tried (state the body refers to); ``after_answer`` with a
     whole answer before it is sent, ``after_stream`` once a stream's upstream ended, before
     its closing events go out (e.g. store the answer: never before the first byte).
+    ``answer_headers`` adds headers to an answer (whole or streamed) for the candidate that
+    served it.
     """
 
     name: str
@@ -87,6 +92,7 @@ class EndpointSpec:
     load: Load | None = None
     after_answer: AfterAnswer | None = None
     after_stream: AfterStream | None = None
+    answer_headers: AnswerHeaders | None = None
 
 
 @dataclass(frozen=True, slots=True)

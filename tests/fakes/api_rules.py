@@ -1,0 +1,102 @@
+"""What the real APIs refuse with a 400, checked by the fake upstream before it answers.
+
+The fake must accept what the real APIs accept and refuse what they refuse, in their words,
+so that a gateway bug (a translation that sends what OpenAI refuses, a check stricter than
+Anthropic's) shows up in tests; it never repeats the gateway's own rules.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+#: Models the fake answers as OpenAI's reasoning models do (its catalogue, like the real one's).
+OPENAI_REASONING_MODELS = ("o3-mini", "o4-mini", "gpt-5", "fake-reasoner")
+
+
+def openai_request_problem(body: dict[str, Any], model: str) -> str | None:
+    """What OpenAI refuses per model: reasoning models take ``max_completion_tokens`` and
+    ``reasoning_effort``, not ``max_tokens``; other models refuse ``reasoning_effort``."""
+    if model in OPENAI_REASONING_MODELS:
+        if "max_tokens" in body:
+            return (
+                "Unsupported parameter: 'max_tokens' is not supported with this model. "
+                "Use 'max_completion_tokens' instead."
+            )
+        effort = body.get("reasoning_effort")
+        if effort is not None and effort not in ("minimal", "low", "medium", "high"):
+            return f"Invalid value: '{effort}'. Supported values are: 'low', 'medium', 'high'."
+    elif "reasoning_effort" in body:
+        return "Unrecognized request argument supplied: reasoning_effort"
+    return None
+
+
+#: The beta under which the Messages API takes ``role: "system"`` inside ``messages``.
+MID_CONVERSATION_SYSTEM_BETA = "mid-conversation-system-2026-04-07"
+
+
+def anthropic_messages_problem(messages: Any, headers: dict[str, str]) -> str | None:
+    """What the real API refuses in ``messages`` (for messages and count_tokens alike).
+
+    A ``system`` message is accepted with the mid-conversation-system beta, placed right
+    after a user turn; without the beta it is refused with the API's own wording (which
+    clients match on to retry without the beta).
+    """
+    if not isinstance(messages, list) or not messages:
+        return "messages: at least one message is required"
+    betas = {b.strip() for b in headers.get("anthropic-beta", "").split(",")}
+    for i, message in enumerate(messages):
+        if not isinstance(message, dict):
+            return f"messages.{i}: Input should be a valid dictionary"
+        role = message.get("role")
+        if role in ("user", "assistant"):
+            continue
+        if role == "system" and MID_CONVERSATION_SYSTEM_BETA in betas:
+            previous = messages[i - 1] if i else None
+            if not (isinstance(previous, dict) and previous.get("role") == "user"):
+                return f"messages.{i}: a system message must follow a user turn"
+            continue
+        return (
+            f'messages.{i}: Unexpected role "{role}". The Messages API accepts a top-level '
+            f'`system` parameter, not "{role}" as an input message role.'
+        )
+    return None
+
+
+def anthropic_request_problem(body: Any, headers: dict[str, str]) -> str | None:
+    """What the real Messages API would refuse with a 400 (checked so translation bugs show)."""
+    if "anthropic-version" not in headers:
+        return "anthropic-version: header is required"
+    if not isinstance(body, dict):
+        return "body: expected an object"
+    if not isinstance(body.get("model"), str):
+        return "model: Field required"
+    if not isinstance(body.get("max_tokens"), int):
+        return "max_tokens: Field required"
+    messages = body.get("messages")
+    problem = anthropic_messages_problem(messages, headers)
+    if problem:
+        return problem
+    assert isinstance(messages, list)
+    for i, message in enumerate(messages):
+        content = message.get("content")
+        if not isinstance(content, list):
+            continue
+        for block in content:
+            if not isinstance(block, dict) or block.get("type") != "tool_result":
+                continue
+            previous = messages[i - 1].get("content") if i else None
+            ids = {
+                b.get("id")
+                for b in (previous if isinstance(previous, list) else [])
+                if isinstance(b, dict) and b.get("type") == "tool_use"
+            }
+            if block.get("tool_use_id") not in ids:
+                return (
+                    f"messages.{i}: unexpected tool_use_id found in tool_result blocks: "
+                    f"{block.get('tool_use_id')}. Each tool_result block must have a "
+                    "corresponding tool_use block in the previous message."
+                )
+    for key in ("n", "stream_options", "logprobs", "frequency_penalty", "presence_penalty"):
+        if key in body:
+            return f"{key}: Extra inputs are not permitted"
+    return None
