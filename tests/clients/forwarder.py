@@ -25,7 +25,7 @@ class CountingForwarder:
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
-            def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+            def log_message(self, format: str, *args: object) -> None:
                 pass
 
             def _forward(self) -> None:
@@ -54,7 +54,7 @@ class CountingForwarder:
                 self.end_headers()
                 self.wfile.write(upstream.content)
 
-            do_GET = do_POST = do_HEAD = _forward  # noqa: N815
+            do_GET = do_POST = do_HEAD = _forward
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)

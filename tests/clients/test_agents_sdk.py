@@ -36,7 +36,7 @@ async def test_agent_with_function_tool(gw: Clients, agents: Any, api: str) -> N
     calls: list[str] = []
 
     @agents.function_tool
-    def lookup(input: str) -> str:  # noqa: A002 - the fake calls the first tool with "input"
+    def lookup(input: str) -> str:  # the fake calls the first tool with "input"
         """Look a thing up."""
         calls.append(input)
         return "forty-two"
@@ -56,7 +56,7 @@ async def test_chat_completions_model(gw: Clients, agents: Any) -> None:
     model = agents.OpenAIChatCompletionsModel(model="compat-gpt", openai_client=client)
 
     @agents.function_tool
-    def lookup(input: str) -> str:  # noqa: A002
+    def lookup(input: str) -> str:
         """Look a thing up."""
         return "blue"
 

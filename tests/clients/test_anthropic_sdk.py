@@ -70,7 +70,10 @@ def test_tools_round_trip(gw: Clients, client: anthropic.Anthropic, model: str, 
     assert (use.name, use.input) == ("lookup", tool_arguments("find the answer"))
     history.append({"role": "assistant", "content": [b.model_dump() for b in first.content]})
     history.append(
-        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": use.id, "content": "7"}]}
+        {
+            "role": "user",
+            "content": [{"type": "tool_result", "tool_use_id": use.id, "content": "7"}],
+        }
     )
     second = client.messages.create(model=model, max_tokens=100, messages=history, tools=[TOOL])
     assert text_of(second) == tool_answer("7")

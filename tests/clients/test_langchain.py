@@ -12,7 +12,7 @@ from tests.clients.conftest import Clients, need_module
 from tests.fakes.wire import echo_reply, tool_answer, tool_arguments
 
 
-def lookup(input: str) -> str:  # noqa: A002 - the fake calls the first tool with "input"
+def lookup(input: str) -> str:  # the fake calls the first tool with "input"
     """Look a thing up."""
     return input
 

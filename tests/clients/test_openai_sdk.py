@@ -125,9 +125,7 @@ def test_responses_stream(gw: Clients, client: openai.OpenAI, model: str) -> Non
 
 
 @pytest.mark.parametrize("model", RESPONSES_ALIASES)
-def test_responses_function_call_round_trip(
-    gw: Clients, client: openai.OpenAI, model: str
-) -> None:
+def test_responses_function_call_round_trip(gw: Clients, client: openai.OpenAI, model: str) -> None:
     first = client.responses.create(model=model, input="look it up", tools=[RESPONSES_TOOL])
     [call] = [item for item in first.output if item.type == "function_call"]
     assert call.name == "lookup"
