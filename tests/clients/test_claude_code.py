@@ -17,6 +17,7 @@ import pytest
 
 from tests.clients.conftest import Clients, need_cli, node_env
 from tests.clients.forwarder import CountingForwarder
+from tests.e2e.conftest import BASE_DIR
 from tests.fakes import wire
 
 RUN_TIMEOUT = 60
@@ -84,6 +85,14 @@ def test_print_mode(gw: Clients, tmp_path: Path, model: str, alias: str, route: 
     assert len(rows) == len(answered)
     assert {row.model_alias for row in rows} == {alias}
     assert all(row.completion_tokens > 0 for row in rows)
+
+
+def test_readme_environment_is_the_tested_one() -> None:
+    section = (BASE_DIR / "README.md").read_text().split("**Claude Code**", 1)[1]
+    snippet = section.split("```sh", 1)[1].split("```", 1)[0]
+    for name in ("ANTHROPIC_BASE_URL", "ANTHROPIC_API_KEY", *NO_PHONING_HOME):
+        if name != "DISABLE_ERROR_REPORTING":
+            assert name in snippet, name
 
 
 def test_wrong_key_fails_fast(gw: Clients, tmp_path: Path) -> None:

@@ -4,41 +4,33 @@ environment variable), against a chat-only instance (translated) and a native op
 
 from __future__ import annotations
 
+import re
 import subprocess
 from pathlib import Path
 
 import pytest
 
 from tests.clients.conftest import Clients, need_cli, node_env
+from tests.e2e.conftest import BASE_DIR
 from tests.fakes.wire import echo_reply, tool_answer
 
 RUN_TIMEOUT = 90
 PROMPT = "Say hello"
 KEY_VARIABLE = "GATEWAY_API_KEY"
 
-# The README's config.toml, with the gateway's address and the alias filled in.
-CONFIG = """\
-model = "{model}"
-model_provider = "gateway"
-check_for_update_on_startup = false
+README_BASE_URL = "http://127.0.0.1:8000/v1"
 
-[model_providers.gateway]
-name = "LLM gateway"
-base_url = "{base_url}"
-wire_api = "responses"
-env_key = "{key_variable}"
-request_max_retries = 0
-stream_max_retries = 0
 
-[analytics]
-enabled = false
-
-[feedback]
-enabled = false
-
-[otel]
-exporter = "none"
-"""
+def readme_config() -> str:
+    """The README's config.toml (section "Clients"): the tests use it as documented."""
+    readme = (BASE_DIR / "README.md").read_text()
+    section = readme.split("**Codex CLI**", 1)[1]
+    match = re.search(r"```toml\n(.*?)```", section, re.S)
+    assert match, "README: the Codex CLI snippet is gone"
+    config = match.group(1)
+    assert f'base_url = "{README_BASE_URL}"' in config
+    assert f'env_key = "{KEY_VARIABLE}"' in config
+    return config
 
 
 def run_codex(
@@ -46,9 +38,9 @@ def run_codex(
 ) -> tuple[subprocess.CompletedProcess[str], str]:
     codex_home = tmp_path / "codex-home"
     codex_home.mkdir()
-    (codex_home / "config.toml").write_text(
-        CONFIG.format(model=model, base_url=gw.server.base_url, key_variable=KEY_VARIABLE)
-    )
+    config = readme_config().replace(README_BASE_URL, gw.server.base_url)
+    config = re.sub(r'^model = ".*"$', f'model = "{model}"', config, count=1, flags=re.M)
+    (codex_home / "config.toml").write_text(config)
     workdir = tmp_path / "work"
     workdir.mkdir()
     last = tmp_path / "last-message.txt"
