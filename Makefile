@@ -8,7 +8,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 WORKERS ?= 1
 
-.PHONY: install demo test lint fmt serve worker beat bench clean
+.PHONY: install clients demo test lint fmt serve worker beat bench clean
 
 install: $(STAMP)
 
@@ -24,7 +24,18 @@ demo: install
 	$(PY) manage.py demo_setup --host $(HOST) --port $(PORT)
 	$(PY) manage.py serve --host $(HOST) --port $(PORT) --workers $(WORKERS)
 
-test: install
+# The CLIs of the client matrix (tests/clients), pinned in package.json / package-lock.json,
+# into ./node_modules. Without npm, `make test` skips them (their tests say why; CI fails them).
+NPM := $(shell command -v npm 2>/dev/null)
+CLIENTS_STAMP := node_modules/.installed
+
+clients: $(CLIENTS_STAMP)
+
+$(CLIENTS_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund
+	touch $(CLIENTS_STAMP)
+
+test: install $(if $(NPM),clients)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: install
@@ -41,7 +52,7 @@ serve: install
 	$(PY) manage.py serve --host $(HOST) --port $(PORT) --workers $(WORKERS)
 
 clean:
-	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) var node_modules .pytest_cache .mypy_cache .ruff_cache
 
 # Celery: run web (`make serve`), worker and beat side by side; all three share REDIS_URL and
 # DATABASE_URL. Without REDIS_URL tasks run eagerly in process and no worker is needed.
