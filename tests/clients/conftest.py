@@ -36,7 +36,7 @@ import pytest
 from django.core.management import call_command
 from django.db import connection
 
-from gateway.models import UsageRecord
+from gateway.usage.models import UsageRecord
 from mappings.models import TierAlias
 from tests.conftest import missing_service
 from tests.e2e.conftest import BASE_DIR, GatewayServer, World, start_gateway

@@ -14,7 +14,8 @@ from django.core.exceptions import ValidationError
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 
-from gateway.config_io import config_export, config_import
+from gateway.config_io.exporter import config_export
+from gateway.config_io.importer import config_import
 from gateway.core.errors import NoProviderAvailable
 from gateway.proxy import render
 from gateway.proxy.attempts import AttemptLoop
