@@ -19,9 +19,7 @@ from typing import Any
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
-# =============================================================================================
-# Paths and environment helpers
-# =============================================================================================
+# === Paths and environment helpers ===========================================================
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -149,9 +147,7 @@ def _fernet_key() -> str:
     return Fernet.generate_key().decode()
 
 
-# =============================================================================================
-# Core Django: applications, middleware, templates, static files, locale
-# =============================================================================================
+# === Core Django: applications, middleware, templates, static files, locale ==================
 
 # One list: an app is added with one line.
 INSTALLED_APPS = [
@@ -233,9 +229,7 @@ EMAIL_BACKEND = envstr(
     else "django.core.mail.backends.smtp.EmailBackend",
 )
 
-# =============================================================================================
-# Database
-# =============================================================================================
+# === Database ================================================================================
 
 DATABASES = {
     "default": env.db("DATABASE_URL", default=f"sqlite:///{STATE_DIR / 'db.sqlite3'}"),
@@ -253,17 +247,13 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 DATABASES["default"].setdefault("CONN_MAX_AGE", envint("CONN_MAX_AGE", 60))
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-# =============================================================================================
-# Cache / Redis
-# =============================================================================================
+# === Cache / Redis ===========================================================================
 
 # Optional: without it the gateway keeps config version, circuit and rate-limit state per
 # process and the usage queue in process (fine for one process, the demo and tests).
 REDIS_URL = envstr("REDIS_URL", "")
 
-# =============================================================================================
-# Celery (gateway/celery.py): usage recording, rollups, health probes, budget alerts
-# =============================================================================================
+# === Celery (gateway/celery.py): usage recording, rollups, health probes, budget alerts ======
 
 # The broker is Redis when configured. Without one, tasks run eagerly in the calling process so
 # `make demo` works with nothing but SQLite (nothing periodic runs then: the gateway writes
@@ -292,9 +282,7 @@ CELERY_ENABLE_UTC = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 
-# =============================================================================================
-# Security: secrets, encryption keys, hosts, CSRF, cookies, passwords
-# =============================================================================================
+# === Security: secrets, encryption keys, hosts, CSRF, cookies, passwords =====================
 
 SECRET_KEY = envsecret("SECRET_KEY") or missing_secret(
     "SECRET_KEY", dev_file="secret_key", generate=lambda: secrets.token_urlsafe(50)
@@ -322,9 +310,7 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
 ]
 
-# =============================================================================================
-# DRF and OpenAPI: the staff-only admin and reports API (gateway/adminapi, gateway/reports)
-# =============================================================================================
+# === DRF and OpenAPI: the staff-only admin and reports API (gateway/adminapi, gateway/reports) ===
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -357,9 +343,7 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
 }
 
-# =============================================================================================
-# Gateway tunables
-# =============================================================================================
+# === Gateway tunables ========================================================================
 
 # --- request path ----------------------------------------------------------------------------
 GATEWAY_MAX_BODY_BYTES = envint("GATEWAY_MAX_BODY_BYTES", 20 * 1024 * 1024)
@@ -420,7 +404,7 @@ BUDGET_ALERT_EMAILS = envlist("BUDGET_ALERT_EMAILS", [])
 BUDGET_ALERT_WEBHOOK_URL = envstr("BUDGET_ALERT_WEBHOOK_URL", "")
 BUDGET_ALERT_WEBHOOK_TIMEOUT = envfloat("BUDGET_ALERT_WEBHOOK_TIMEOUT", 5.0)
 
-# --- health checks and metrics (providers/health.py, gateway/metrics.py) ----------------------
+# --- health checks and metrics (providers/health.py, gateway/monitoring/metrics.py) -----------
 # Probe history kept this many days (the health_checks_purge task deletes older rows).
 HEALTH_CHECK_RETENTION_DAYS = envint("HEALTH_CHECK_RETENTION_DAYS", 7)
 # An instance that answers a probe slower than this is "degraded" (still routable).
@@ -431,9 +415,7 @@ HEALTH_CHECK_TIMEOUT = envfloat("HEALTH_CHECK_TIMEOUT", 10.0)
 # variable PROMETHEUS_MULTIPROC_DIR to this directory (cleared at start) unless it is set.
 PROMETHEUS_MULTIPROC_DIR = envstr("PROMETHEUS_MULTIPROC_DIR", str(STATE_DIR / "prometheus"))
 
-# =============================================================================================
-# Logging
-# =============================================================================================
+# === Logging =================================================================================
 
 LOG_LEVEL = envstr("LOG_LEVEL", "INFO")
 LOGGING: dict[str, Any] = {

@@ -69,7 +69,13 @@ def responses_request_to_chat(
     for name in ("temperature", "top_p", "user"):
         if body.get(name) is not None:
             out[name] = body[name]
-    tools = [_tool(t) for t in body.get("tools") or []]
+    # A namespace groups tools under a name chat completions has no place for (and answers
+    # could not name it back): such groups are left out, as their model never saw them.
+    tools = [
+        _tool(t)
+        for t in body.get("tools") or []
+        if not (isinstance(t, Mapping) and t.get("type") == "namespace")
+    ]
     if tools:
         out["tools"] = tools
         if body.get("parallel_tool_calls") is not None:

@@ -12,6 +12,7 @@ import anthropic
 import pytest
 
 from tests.clients.conftest import Clients
+from tests.fakes.api_rules import MID_CONVERSATION_SYSTEM_BETA
 from tests.fakes.wire import echo_reply, tool_answer, tool_arguments
 
 TOOL: Any = {
@@ -91,7 +92,13 @@ def test_mid_conversation_system_message(
         {"role": "system", "content": "The user prefers short answers."},
         {"role": "user", "content": "second question"},
     ]
-    message = client.messages.create(model=model, max_tokens=100, messages=messages)
+    # As Claude Code sends it: with the beta that lets the real API take system turns.
+    message = client.messages.create(
+        model=model,
+        max_tokens=100,
+        messages=messages,
+        extra_headers={"anthropic-beta": MID_CONVERSATION_SYSTEM_BETA},
+    )
     # Where the gateway puts the system text is its business; the answer is to the last turn.
     assert text_of(message).startswith(echo_reply(""))
     assert text_of(message).endswith("second question")

@@ -37,9 +37,10 @@ MID_CONVERSATION_SYSTEM_BETA = "mid-conversation-system-2026-04-07"
 def anthropic_messages_problem(messages: Any, headers: dict[str, str]) -> str | None:
     """What the real API refuses in ``messages`` (for messages and count_tokens alike).
 
-    A ``system`` message is accepted with the mid-conversation-system beta, placed right
-    after a user turn; without the beta it is refused with the API's own wording (which
-    clients match on to retry without the beta).
+    A ``system`` message is accepted with the mid-conversation-system beta (anywhere: no
+    placement rule is documented, and a fake must not be stricter than the real API);
+    without the beta it is refused with the API's own wording (which clients match on to
+    retry without the beta).
     """
     if not isinstance(messages, list) or not messages:
         return "messages: at least one message is required"
@@ -51,9 +52,6 @@ def anthropic_messages_problem(messages: Any, headers: dict[str, str]) -> str | 
         if role in ("user", "assistant"):
             continue
         if role == "system" and MID_CONVERSATION_SYSTEM_BETA in betas:
-            previous = messages[i - 1] if i else None
-            if not (isinstance(previous, dict) and previous.get("role") == "user"):
-                return f"messages.{i}: a system message must follow a user turn"
             continue
         return (
             f'messages.{i}: Unexpected role "{role}". The Messages API accepts a top-level '

@@ -109,10 +109,17 @@ def _decide(
     return Decision(text=text, prompt_tokens=prompt_tokens, completion_tokens=words(text))
 
 
+def _last_turn(messages: list[dict[str, Any]]) -> dict[str, Any]:
+    # A system note after the latest turn (Claude Code's reminders) does not hide that turn
+    # from the model: it still answers a tool result.
+    turns = [m for m in messages if m.get("role") not in ("system", "developer")]
+    return turns[-1] if turns else {}
+
+
 def decide_openai(body: dict[str, Any]) -> Decision:
     messages = [m for m in body.get("messages") or [] if isinstance(m, dict)]
     prompt = max(1, sum(words(text_of(m.get("content"))) for m in messages))
-    last = messages[-1] if messages else {}
+    last = _last_turn(messages)
     tool_result = text_of(last.get("content")) if last.get("role") == "tool" else None
     tools = body.get("tools") or []
     tool_name = None
@@ -133,7 +140,7 @@ def decide_anthropic(body: dict[str, Any]) -> Decision:
         words(text_of(body.get("system")))
         + sum(words(text_of(m.get("content"))) for m in messages),
     )
-    last = messages[-1] if messages else {}
+    last = _last_turn(messages)
     tool_result = None
     content = last.get("content")
     if last.get("role") == "user" and isinstance(content, list):

@@ -32,6 +32,7 @@ from providers.adapters import UnsupportedOperation, get_adapter
 from providers.adapters.base import Adapter, StreamTranslator, UpstreamRequest, Usage
 from providers.adapters.openai_responses import ResponsesPassthroughStream, native_response_usage
 from providers.snapshot import KeySnapshot
+from providers.translators.reasoning import is_reasoning_model
 from providers.translators.responses_openai_request import (
     UnsupportedTool,
     input_items,
@@ -40,8 +41,9 @@ from providers.translators.responses_openai_request import (
 from providers.translators.responses_openai_response import chat_to_response, new_id
 from providers.translators.responses_openai_stream import ChatToResponsesStream
 
-#: Chat targets for which ``reasoning.effort`` means something (servers of reasoning models);
-#: the anthropic chat translation drops it itself, the mock ignores it.
+#: Chat targets that may serve reasoning models: ``reasoning.effort`` goes to them as
+#: ``reasoning_effort`` when the model takes it (the mapping's ``reasoning`` capability, else
+#: its name); the anthropic chat translation has its own mapping, the mock ignores it.
 _EFFORT_TYPES = frozenset({"openai_compatible", "ollama"})
 
 
@@ -155,8 +157,13 @@ def _chat_body(call: Call, candidate: Candidate) -> dict[str, Any]:
     body = dict(call.translated)
     if "max_tokens" in body:
         body["max_tokens"] = _clamped(body["max_tokens"], candidate)
-    if candidate.provider.provider_type not in _EFFORT_TYPES:
+    if candidate.provider.provider_type not in _EFFORT_TYPES or not is_reasoning_model(
+        candidate.provider_model, candidate.supports_reasoning
+    ):
         body.pop("reasoning_effort", None)
+    elif "max_tokens" in body:
+        # Reasoning models refuse max_tokens; they take max_completion_tokens.
+        body["max_completion_tokens"] = body.pop("max_tokens")
     return body
 
 
