@@ -67,6 +67,16 @@ class StreamTranslator:
     def feed(self, data: str, event: str = "") -> list[bytes]:
         raise NotImplementedError
 
+    def event_object(self, data: str, *, error_type: str = "api_error") -> dict[str, Any] | None:
+        """One event's ``data`` as a JSON object, or None to skip it; data that is not JSON
+        at all sets ``error`` (the stream is broken, not merely unusual)."""
+        try:
+            payload = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            self.error = {"message": "upstream sent a malformed stream event", "type": error_type}
+            return None
+        return payload if isinstance(payload, dict) else None
+
     def finish(self) -> list[bytes]:
         """Bytes to send after the upstream stream ended (e.g. ``data: [DONE]``)."""
         if self.done:

@@ -54,12 +54,8 @@ class ResponsesPassthroughStream(StreamTranslator):
     def feed(self, data: str, event: str = "") -> list[bytes]:
         if self.done:
             return []
-        try:
-            payload = orjson.loads(data)
-        except orjson.JSONDecodeError:
-            self.error = {"message": "upstream sent a malformed stream event", "type": "api_error"}
-            return []
-        if not isinstance(payload, dict):
+        payload = self.event_object(data)
+        if payload is None:
             return []
         kind = str(payload.get("type") or event)
         line = b"event: " + kind.encode() + b"\ndata: " + data.encode() + b"\n\n"

@@ -12,8 +12,6 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-import orjson
-
 from providers.adapters.base import StreamTranslator, sse
 from providers.translators.openai_anthropic_response import (
     finish_reason,
@@ -41,15 +39,8 @@ class AnthropicStreamTranslator(StreamTranslator):
     def feed(self, data: str, event: str = "") -> list[bytes]:
         if self.done:
             return []
-        try:
-            payload = orjson.loads(data)
-        except orjson.JSONDecodeError:
-            self.error = {
-                "message": "upstream sent a malformed stream event",
-                "type": "upstream_error",
-            }
-            return []
-        if not isinstance(payload, dict):
+        payload = self.event_object(data, error_type="upstream_error")
+        if payload is None:
             return []
         kind = payload.get("type") or event
         if kind == "message_start":

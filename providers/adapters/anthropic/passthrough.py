@@ -29,12 +29,8 @@ class AnthropicPassthroughStream(StreamTranslator):
     def feed(self, data: str, event: str = "") -> list[bytes]:
         if self.done:
             return []
-        try:
-            payload = orjson.loads(data)
-        except orjson.JSONDecodeError:
-            self.error = {"message": "upstream sent a malformed stream event", "type": "api_error"}
-            return []
-        if not isinstance(payload, dict):
+        payload = self.event_object(data)
+        if payload is None:
             return []
         kind = event or str(payload.get("type") or "")
         if kind == "error":
