@@ -67,15 +67,28 @@ class StreamTranslator:
     def feed(self, data: str, event: str = "") -> list[bytes]:
         raise NotImplementedError
 
-    def event_object(self, data: str, *, error_type: str = "api_error") -> dict[str, Any] | None:
+    def event_object(
+        self, data: str, *, error_type: str = "api_error", what: str = "event"
+    ) -> dict[str, Any] | None:
         """One event's ``data`` as a JSON object, or None to skip it; data that is not JSON
         at all sets ``error`` (the stream is broken, not merely unusual)."""
         try:
             payload = orjson.loads(data)
         except orjson.JSONDecodeError:
-            self.error = {"message": "upstream sent a malformed stream event", "type": error_type}
+            self.error = {"message": f"upstream sent a malformed stream {what}", "type": error_type}
             return None
         return payload if isinstance(payload, dict) else None
+
+    def openai_chunk(self, data: str, *, error_type: str = "api_error") -> dict[str, Any] | None:
+        """One OpenAI ``chat.completion.chunk`` as an object, or None to skip it. Besides
+        unreadable data, an error chunk (``{"error": ...}`` without choices, which servers
+        send mid-stream) sets ``error``."""
+        chunk = self.event_object(data, error_type=error_type, what="chunk")
+        if chunk is not None and "error" in chunk and not chunk.get("choices"):
+            err = chunk["error"]
+            self.error = dict(err) if isinstance(err, Mapping) else {"message": str(err)}
+            return None
+        return chunk
 
     def finish(self) -> list[bytes]:
         """Bytes to send after the upstream stream ended (e.g. ``data: [DONE]``)."""

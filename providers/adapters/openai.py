@@ -23,19 +23,8 @@ class OpenAIStreamTranslator(StreamTranslator):
     def feed(self, data: str, event: str = "") -> list[bytes]:
         if data == "[DONE]":
             return self.finish()
-        try:
-            chunk = orjson.loads(data)
-        except orjson.JSONDecodeError:
-            self.error = {
-                "message": "upstream sent a malformed stream chunk",
-                "type": "upstream_error",
-            }
-            return []
-        if not isinstance(chunk, dict):
-            return []
-        if "error" in chunk and not chunk.get("choices"):
-            err = chunk["error"]
-            self.error = err if isinstance(err, dict) else {"message": str(err)}
+        chunk = self.openai_chunk(data, error_type="upstream_error")
+        if chunk is None:
             return []
         usage = chunk.get("usage")
         choices = chunk.get("choices")

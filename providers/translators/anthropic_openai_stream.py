@@ -51,16 +51,8 @@ class OpenAIToAnthropicStream(StreamTranslator):
             return []
         if data.strip() == "[DONE]":
             return self.finish()
-        try:
-            chunk = orjson.loads(data)
-        except orjson.JSONDecodeError:
-            self.error = {"message": "upstream sent a malformed stream chunk", "type": "api_error"}
-            return []
-        if not isinstance(chunk, dict):
-            return []
-        if "error" in chunk and not chunk.get("choices"):
-            err = chunk["error"]
-            self.error = dict(err) if isinstance(err, Mapping) else {"message": str(err)}
+        chunk = self.openai_chunk(data)
+        if chunk is None:
             return []
         if not self.message_id and chunk.get("id"):
             self.message_id = str(chunk["id"])

@@ -94,16 +94,8 @@ class ChatToResponsesStream(StreamTranslator):
     def _chunk(self, data: str) -> list[bytes]:
         if data.strip() == "[DONE]":
             return self._end()
-        try:
-            chunk = orjson.loads(data)
-        except orjson.JSONDecodeError:
-            self.error = {"message": "upstream sent a malformed stream chunk", "type": "api_error"}
-            return []
-        if not isinstance(chunk, dict):
-            return []
-        if "error" in chunk and not chunk.get("choices"):
-            err = chunk["error"]
-            self.error = dict(err) if isinstance(err, Mapping) else {"message": str(err)}
+        chunk = self.openai_chunk(data)
+        if chunk is None:
             return []
         out = self._open()
         if chunk.get("usage"):

@@ -11,6 +11,8 @@ from typing import Any
 
 #: Models the fake answers as OpenAI's reasoning models do (its catalogue, like the real one's).
 OPENAI_REASONING_MODELS = ("o3-mini", "o4-mini", "gpt-5", "fake-reasoner")
+#: Every effort level some current reasoning model takes.
+OPENAI_REASONING_EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh")
 
 
 def openai_request_problem(body: dict[str, Any], model: str) -> str | None:
@@ -23,8 +25,19 @@ def openai_request_problem(body: dict[str, Any], model: str) -> str | None:
                 "Use 'max_completion_tokens' instead."
             )
         effort = body.get("reasoning_effort")
-        if effort is not None and effort not in ("minimal", "low", "medium", "high"):
-            return f"Invalid value: '{effort}'. Supported values are: 'low', 'medium', 'high'."
+        # The fake must not refuse what the real API accepts for one of its models.
+        if effort is not None and effort not in (
+            "none",
+            "minimal",
+            "low",
+            "medium",
+            "high",
+            "xhigh",
+        ):
+            return (
+                f"Invalid value: '{effort}'. Supported values are: 'none', 'minimal', 'low', "
+                "'medium', 'high' and 'xhigh'."
+            )
     elif "reasoning_effort" in body:
         return "Unrecognized request argument supplied: reasoning_effort"
     return None
