@@ -347,8 +347,12 @@ SPECTACULAR_SETTINGS = {
 
 # --- request path ----------------------------------------------------------------------------
 GATEWAY_MAX_BODY_BYTES = envint("GATEWAY_MAX_BODY_BYTES", 20 * 1024 * 1024)
-# How often a process checks whether the configuration changed (seconds).
-GATEWAY_CONFIG_CHECK_INTERVAL = envfloat("GATEWAY_CONFIG_CHECK_INTERVAL", 1.0)
+# A config change (key disabled, alias added) applies to every request starting this many
+# seconds after its commit; each process polls the config version several times per window.
+# (GATEWAY_CONFIG_CHECK_INTERVAL is its former name, still read.)
+GATEWAY_CONFIG_MAX_STALENESS = envfloat(
+    "GATEWAY_CONFIG_MAX_STALENESS", envfloat("GATEWAY_CONFIG_CHECK_INTERVAL", 1.0)
+)
 # Outbound connection pool of each process.
 GATEWAY_HTTP_MAX_CONNECTIONS = envint("GATEWAY_HTTP_MAX_CONNECTIONS", 512)
 GATEWAY_HTTP_MAX_KEEPALIVE = envint("GATEWAY_HTTP_MAX_KEEPALIVE", 128)

@@ -35,6 +35,7 @@ _STATUS: dict[type[errors.GatewayError], int] = {
     errors.UpstreamUnreachable: 502,
     errors.BadUpstreamResponse: 502,
     errors.NoProviderAvailable: 503,
+    errors.ServiceUnavailable: 503,
     errors.DeadlineExceeded: 504,
     errors.UpstreamTimeout: 504,
 }
