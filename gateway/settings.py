@@ -347,6 +347,9 @@ SPECTACULAR_SETTINGS = {
 
 # --- request path ----------------------------------------------------------------------------
 GATEWAY_MAX_BODY_BYTES = envint("GATEWAY_MAX_BODY_BYTES", 20 * 1024 * 1024)
+# When set, /metrics and the detailed /health need "Authorization: Bearer <this>" (or a staff
+# session); /health/live and /health/ready stay open.
+GATEWAY_METRICS_TOKEN = envstr("GATEWAY_METRICS_TOKEN", "")
 # A config change (key disabled, alias added) applies to every request starting this many
 # seconds after its commit; each process polls the config version several times per window.
 # (GATEWAY_CONFIG_CHECK_INTERVAL is its former name, still read.)
@@ -376,6 +379,8 @@ GATEWAY_RATE_LIMIT_WINDOW = envfloat("GATEWAY_RATE_LIMIT_WINDOW", 60.0)
 # REDIS_URL is set, else the in-process database writer (gateway.usage.queues).
 GATEWAY_USAGE_QUEUE = envstr("GATEWAY_USAGE_QUEUE", "")
 GATEWAY_USAGE_STREAM = envstr("GATEWAY_USAGE_STREAM", "gw:usage")
+# Warn (system check, /health/ready) when the usage queue's Redis has no AOF; 0 silences it.
+GATEWAY_REDIS_AOF_WARNING = envbool("GATEWAY_REDIS_AOF_WARNING", True)
 GATEWAY_USAGE_GROUP = envstr("GATEWAY_USAGE_GROUP", "recorder")
 # Safety cap on the stream (approximate trim). Recorded entries are deleted, so the stream holds
 # only the backlog; the cap only bites if the recorder is down for a very long time.

@@ -13,11 +13,13 @@ from django.contrib import admin
 from django.db.models import Count, QuerySet
 from django.forms import BaseFormSet, ModelForm
 from django.forms.models import BaseInlineFormSet, BaseModelFormSet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
 from django.utils.html import format_html
 
 from providers.admin_base import GatewayModelAdmin
 from providers.models import Provider, ProviderKeyCredential
+from providers.secrets import Undecryptable, tolerant_decryption
 from providers.services import (
     ProviderInvalid,
     provider_delete,
@@ -116,20 +118,31 @@ class ProviderKeyCredentialInline(admin.StackedInline):
     form = ProviderKeyCredentialForm
     formset = ProviderKeyFormSet
     extra = 0
-    readonly_fields = ("stored_key",)
+    readonly_fields = ("stored_key", "key_status")
     verbose_name = "key"
     verbose_name_plural = "keys"
 
     def get_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:
         if self.has_change_permission(request, obj):
-            return tuple(KEY_FIELDS)
+            return (*KEY_FIELDS, "key_status")
         # View-only staff get read-only fields, and Django renders a read-only field's value
         # as is: show the masked key instead of the key.
-        return tuple("stored_key" if f == "api_key" else f for f in KEY_FIELDS)
+        return (*("stored_key" if f == "api_key" else f for f in KEY_FIELDS), "key_status")
 
     @admin.display(description="API key")
     def stored_key(self, obj: ProviderKeyCredential) -> str:
+        if isinstance(obj.api_key, Undecryptable):
+            return "(cannot decrypt)"
         return obj.masked_key if obj.pk else "—"
+
+    @admin.display(description="status")
+    def key_status(self, obj: ProviderKeyCredential) -> str:
+        if isinstance(obj.api_key, Undecryptable):
+            return (
+                "cannot decrypt: no FIELD_ENCRYPTION_KEYS entry opens it; it is left out of "
+                "routing until its key is configured again or a new API key is entered here"
+            )
+        return "ok" if obj.pk else "—"
 
 
 class ProviderForm(forms.ModelForm):
@@ -187,6 +200,15 @@ class ProviderAdmin(GatewayModelAdmin):
         ),
         ("Metadata", {"classes": ("collapse",), "fields": ("created_at", "updated_at")}),
     )
+
+    def changeform_view(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        # A key no configured Fernet key decrypts shows as "cannot decrypt" on its row instead
+        # of failing the whole page; saved unchanged, its stored token is written back as is.
+        with tolerant_decryption():
+            response = super().changeform_view(request, *args, **kwargs)
+            if isinstance(response, TemplateResponse):
+                response.render()  # the inline rows are read while rendering
+        return response
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Provider]:
         # One query for the changelist, however many keys each instance has.

@@ -21,6 +21,7 @@ not wait on another check while the refresher keeps trying in the background.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 
@@ -175,10 +176,8 @@ class RouteTableHolder:
         task, self._refresher = self._refresher, None
         if task is not None and not task.done() and task.get_loop() is asyncio.get_running_loop():
             task.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await task
-            except asyncio.CancelledError:
-                pass
 
     async def _refresh_forever(self) -> None:
         me = asyncio.current_task()
@@ -190,8 +189,8 @@ class RouteTableHolder:
                 await asyncio.shield(self._checking())
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                pass  # logged by the check; try again next period
+            except Exception:  # noqa: S110 (logged by the check; try again next period)
+                pass
 
 
 route_tables = RouteTableHolder()

@@ -205,7 +205,7 @@ def test_csv_cells_never_start_a_formula(staff_client: Client, group_by: str) ->
     from gateway.keys.services import virtual_key_create
     from gateway.usage.models import UsageRecord
 
-    evil = ["=HYPERLINK(\"http://x.example\",\"y\")", "@SUM(1+1)", "+1", "-2", "\tx", "\rx"]
+    evil = ['=HYPERLINK("http://x.example","y")', "@SUM(1+1)", "+1", "-2", "\tx", "\rx"]
     vkey = virtual_key_create(name="=cmd|' /C calc'!A0")[0]
     UsageRecord.objects.bulk_create(
         UsageRecord(
