@@ -68,6 +68,20 @@ _ANTHROPIC_TYPES = {
 }
 
 
+#: Longest part of a client's model name echoed back in an error.
+_ECHO_MAX = 200
+
+
+def model_not_found(requested: str, fmt: str) -> errors.NotFound:
+    """The one answer for a model a key cannot use, whether it does not exist or belongs to
+    another tenant: the same status, code and message, in the caller's format, so an answer
+    never tells that an alias exists."""
+    name = requested[:_ECHO_MAX]
+    if fmt == ANTHROPIC:
+        return errors.NotFound(f"model: {name}", param="model")
+    return errors.NotFound(f"The model '{name}' does not exist.", param="model")
+
+
 def status_of(error: errors.GatewayError) -> int:
     """The HTTP status for ``error``: an upstream's own status is relayed as is."""
     if isinstance(error, errors.UpstreamError):
