@@ -94,6 +94,13 @@ class RouteTableHolder:
             return table
         try:
             return await asyncio.wait_for(asyncio.shield(self._checking()), SYNC_CHECK_WAIT)
+        except TimeoutError:
+            # A hanging database: the check goes on in the background; requests stop waiting.
+            self._failed_at = time.monotonic()
+            logger.warning(
+                "route table check slower than %s s; serving the last good table", SYNC_CHECK_WAIT
+            )
+            return self.table or table
         except Exception:
             # Logged by the check itself; a warm process keeps serving.
             return self.table or table
@@ -137,6 +144,8 @@ class RouteTableHolder:
         loop = asyncio.get_running_loop()
         if task is None or task.done() or task.get_loop() is not loop:
             task = self._check = loop.create_task(self._checked())
+            # Waiters may have stopped waiting (timeout): the outcome is logged in _checked.
+            task.add_done_callback(lambda t: t.cancelled() or t.exception())
         return task
 
     async def _checked(self) -> RouteTable:
@@ -173,11 +182,14 @@ class RouteTableHolder:
         self._refresher = loop.create_task(self._refresh_forever(), name="route-table-refresher")
 
     async def stop_refresher(self) -> None:
-        task, self._refresher = self._refresher, None
-        if task is not None and not task.done() and task.get_loop() is asyncio.get_running_loop():
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        """Stop the refresher and any check in flight (lifespan shutdown)."""
+        loop = asyncio.get_running_loop()
+        for task in (self._refresher, self._check):
+            if task is not None and not task.done() and task.get_loop() is loop:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._refresher = None
 
     async def _refresh_forever(self) -> None:
         me = asyncio.current_task()

@@ -112,3 +112,23 @@ def test_a_failing_check_serves_the_last_good_table(
     with django_db_blocker.block():
         statuses = [gw.run(chat(key)).status_code for _ in range(3)]
     assert statuses == [200, 200, 200]
+
+
+def test_a_hanging_check_serves_the_last_good_table(
+    gw: InProcessGateway, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The version marker does not answer at all: requests stop waiting for it."""
+    monkeypatch.setattr(holder.RouteTableHolder, "start_refresher", lambda self: None)
+    inst = make_provider("inst", "mock")
+    make_mapping("chat", inst)
+    key = make_vkey("app").plaintext
+    assert gw.run(chat(key)).status_code == 200
+    idle(gw, WINDOW * 1.5)
+
+    async def never() -> str:
+        await asyncio.Event().wait()
+        return ""
+
+    monkeypatch.setattr(holder, "config_version_current", never)
+    monkeypatch.setattr(holder, "SYNC_CHECK_WAIT", 0.05)
+    assert [gw.run(chat(key)).status_code for _ in range(3)] == [200, 200, 200]
