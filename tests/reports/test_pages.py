@@ -229,3 +229,25 @@ def test_csv_cells_never_start_a_formula(staff_client: Client, group_by: str) ->
         assert {"'" + name for name in evil} <= labels
     else:
         assert "'=cmd|' /C calc'!A0" in labels
+
+
+def test_unknown_models_are_one_row_labelled_unknown(staff_client: Client) -> None:
+    from django.utils import timezone
+
+    from gateway.usage.events import UNKNOWN_MODEL
+    from gateway.usage.models import UsageRecord
+
+    UsageRecord.objects.bulk_create(
+        UsageRecord(
+            request_id=f"unknown-{n}",
+            created_at=timezone.now(),
+            endpoint="chat",
+            model_alias=UNKNOWN_MODEL,
+            status_code=404,
+            error_type="model_not_found",
+        )
+        for n in range(3)
+    )
+    data = staff_client.get(reverse("api-report-costs"), _query(group_by="alias")).json()
+    [row] = [r for r in data["rows"] if r["key"] == UNKNOWN_MODEL]
+    assert row["label"] == "(unknown model)" and row["requests"] == 3
