@@ -20,6 +20,8 @@ from typing import Any
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from providers import redaction
+
 # Written by `export` in place of a secret; on import it means "keep the stored secret".
 REDACTED = "***"
 
@@ -326,12 +328,7 @@ def nest(flat: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-# Custom header names that usually carry credentials. Their literal values are redacted on
-# export (a ${VAR} reference is not a secret and is exported as written).
-_SENSITIVE_HEADER_PARTS = ("auth", "key", "token", "secret", "password", "cookie", "signature")
-
-
-def is_sensitive_header(name: str) -> bool:
-    """True for header names like ``Authorization``, ``X-Api-Key`` or ``X-Auth-Token``."""
-    lowered = name.lower()
-    return any(part in lowered for part in _SENSITIVE_HEADER_PARTS)
+# Custom header names that usually carry credentials: their literal values are redacted on
+# export (a ${VAR} reference is not a secret and is exported as written). The same test
+# decides what is redacted from upstream error text.
+is_sensitive_header = redaction.is_sensitive_header
