@@ -65,9 +65,7 @@ def test_short_secrets_are_matched_whole_only() -> None:
 
 
 @pytest.fixture
-def world(
-    install_table: Callable[[], RouteTable], fake_upstream: FakeUpstream
-) -> dict[str, Any]:
+def world(install_table: Callable[[], RouteTable], fake_upstream: FakeUpstream) -> dict[str, Any]:
     inst = make_provider(
         "echoing",
         "openai",
@@ -79,11 +77,16 @@ def world(
     return {"inst": inst, "key": make_vkey("app").plaintext, "table": install_table()}
 
 
+BODY = orjson.dumps({"model": "gpt-4o", "messages": [{"role": "user", "content": "x"}]})
+
+
 def chat(gateway: InProcessGateway, key: str) -> Any:
     async def call(client: Any) -> Any:
         return await client.post(
             "/v1/chat/completions",
-            content=orjson.dumps({"model": "gpt-4o", "messages": [{"role": "user", "content": "x"}]}),
+            content=orjson.dumps(
+                {"model": "gpt-4o", "messages": [{"role": "user", "content": "x"}]}
+            ),
             headers={"authorization": f"Bearer {key}"},
         )
 

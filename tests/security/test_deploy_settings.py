@@ -14,6 +14,7 @@ from cryptography.fernet import Fernet
 from django.conf import settings
 
 BASE_DIR = Path(settings.BASE_DIR)
+PROXY_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
 
 def readme_production_env() -> dict[str, str]:
@@ -77,7 +78,12 @@ def test_check_deploy_is_clean_with_the_readme_production_settings(tmp_path: Pat
 @pytest.mark.parametrize(
     ("name", "value", "setting", "expected"),
     [
-        ("TRUST_X_FORWARDED_PROTO", "1", "SECURE_PROXY_SSL_HEADER", "('HTTP_X_FORWARDED_PROTO', 'https')"),
+        (
+            "TRUST_X_FORWARDED_PROTO",
+            "1",
+            "SECURE_PROXY_SSL_HEADER",
+            "('HTTP_X_FORWARDED_PROTO', 'https')",
+        ),
         ("TRUST_X_FORWARDED_PROTO", "0", "SECURE_PROXY_SSL_HEADER", "None"),
         ("SECURE_HSTS_SECONDS", "600", "SECURE_HSTS_SECONDS", "600"),
         ("SECURE_SSL_REDIRECT", "yes", "SECURE_SSL_REDIRECT", "True"),
