@@ -57,6 +57,8 @@ class ProviderSnapshot:
     health_check_interval: int = 300
     is_enabled: bool = True
     error: str = ""
+    #: ``anthropic-beta`` flags clients may pass (providers.betas); None: the default list.
+    anthropic_beta_allow: tuple[str, ...] | None = None
 
 
 def _resolve(value: str, env: Mapping[str, str]) -> str:
@@ -115,6 +117,11 @@ def provider_snapshot_build(
         health_check_interval=provider.health_check_interval,
         is_enabled=provider.is_enabled,
         error=error,
+        anthropic_beta_allow=(
+            tuple(provider.anthropic_beta_allow)
+            if isinstance(provider.anthropic_beta_allow, list)
+            else None
+        ),
     )
 
 

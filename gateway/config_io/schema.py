@@ -132,6 +132,10 @@ def _str_list(value: Any) -> list[str]:
     return list(value)
 
 
+def _str_list_opt(value: Any) -> list[str] | None:
+    return None if value is None else _str_list(value)
+
+
 @dataclass(frozen=True)
 class Field:
     """One leaf of an entry: file path, model attribute, converter."""
@@ -153,6 +157,8 @@ PROVIDER_FIELDS = (
     Field("max_retries", "max_retries", _int),
     Field("custom_headers", "custom_headers", _str_dict),
     Field("forward_headers", "forward_headers", _str_list),
+    # Absent or null: the built-in default list (providers.betas); ["*"]: any; []: none.
+    Field("anthropic_beta_allow", "anthropic_beta_allow", _str_list_opt),
     Field("rate_limit.requests_per_minute", "requests_per_minute", _int_opt),
     Field("rate_limit.tokens_per_minute", "tokens_per_minute", _int_opt),
     Field("health_check.interval", "health_check_interval", _int),
