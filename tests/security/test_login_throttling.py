@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import secrets
 from typing import Any
 
 import pytest
+from django.conf import settings as django_settings
 from django.contrib.auth.models import User
-from django.core.cache import caches
 from django.test import Client, override_settings
 
 pytestmark = pytest.mark.django_db
@@ -73,9 +75,16 @@ def test_the_limit_is_configurable(staff: User) -> None:
 
 @override_settings(AXES_HANDLER="axes.handlers.cache.AxesCacheHandler")
 def test_the_cache_store_locks_out_too(staff: User) -> None:
-    caches["axes"].clear()
-    try:
-        fail(Client(), 5)
-        assert login(Client(), PASSWORD) == 429
-    finally:
-        caches["axes"].clear()
+    """The cache is Redis when REDIS_URL is set (shared by every process), else per process.
+    A fresh address per run: the Redis store outlives the test."""
+    ip = "10.{}.{}.{}".format(*secrets.token_bytes(3))
+    fail(Client(), 5, ip=ip)
+    assert login(Client(), PASSWORD, ip=ip) == 429
+    assert login(Client(), PASSWORD) == 302  # another address
+
+
+def test_the_cache_store_is_redis_when_configured() -> None:
+    # From the environment: tests that do not ask for Redis blank the REDIS_URL setting.
+    backend = django_settings.CACHES["axes"]["BACKEND"]
+    expected = "redis.RedisCache" if os.environ.get("REDIS_URL") else "locmem.LocMemCache"
+    assert backend.endswith(expected)
