@@ -132,13 +132,14 @@ def redact(text: str, candidate: Candidate) -> str:
 def upstream_error(
     adapter: Adapter, candidate: Candidate, status: int, payload: bytes
 ) -> UpstreamError:
-    """The client-facing error for an upstream's error answer (its message, redacted)."""
+    """The client-facing error for an upstream's error answer (message, type and code are the
+    upstream's words: all three redacted)."""
     message, etype, code = adapter.error_details(status, payload)
     return UpstreamError(
         status,
         redact(message, candidate),
-        type=etype,
-        code=code,
+        type=redact(etype, candidate)[:100],
+        code=None if code is None else redact(code, candidate)[:100],
         provider_id=candidate.provider.id,
     )
 

@@ -131,3 +131,13 @@ def test_health_checks_store_and_log_no_secret(
     assert check.error_category == "auth" and MASK in check.error_message
     assert leaks(check.error_message) == []
     assert leaks(caplog.text) == []
+
+
+def test_an_echo_in_the_error_type_or_code_is_redacted_too(
+    world: dict[str, Any], fake_upstream: FakeUpstream, gateway: InProcessGateway
+) -> None:
+    body = {"error": {"message": "no", "type": f"bad_{KEY.upper()}", "code": SUBSCRIPTION}}
+    fake_upstream.behave(Behaviour.fail(400, body=body))
+    response = chat(gateway, world["key"])
+    assert response.status_code == 400
+    assert leaks(response.text) == [] and MASK in response.text
