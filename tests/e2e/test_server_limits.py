@@ -186,3 +186,11 @@ def test_the_concurrency_cap_answers_503(django_db_setup: None, tmp_path: Path) 
         sock.close()
     finally:
         server.stop()
+
+
+def test_serve_refuses_a_negative_limit() -> None:
+    from django.core.management import call_command
+    from django.core.management.base import CommandError
+
+    with pytest.raises(CommandError, match="--header-timeout"):
+        call_command("serve", "--header-timeout", "-1")
