@@ -158,6 +158,11 @@ class ProviderForm(forms.ModelForm):
                 'A JSON list of client header names passed through, e.g. ["X-Request-Id"]. '
                 "Credentials (Authorization, x-api-key, Cookie) are never forwarded."
             ),
+            "anthropic_beta_allow": (
+                'anthropic-beta flags clients may send to this instance, e.g. ["context-1m"] '
+                '(a name admits every dated version), ["*"] for any, [] for none. Empty: the '
+                "format and tool betas Claude Code sends."
+            ),
         }
 
 
@@ -192,7 +197,7 @@ class ProviderAdmin(GatewayModelAdmin):
                 )
             },
         ),
-        ("Headers", {"fields": ("custom_headers", "forward_headers")}),
+        ("Headers", {"fields": ("custom_headers", "forward_headers", "anthropic_beta_allow")}),
         ("Limits", {"fields": (("requests_per_minute", "tokens_per_minute"),)}),
         (
             "Health check",

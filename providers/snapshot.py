@@ -60,6 +60,8 @@ class ProviderSnapshot:
     error: str = ""
     #: Names of enabled keys left out because no ``FIELD_ENCRYPTION_KEYS`` entry decrypts them.
     undecryptable_keys: tuple[str, ...] = ()
+    #: ``anthropic-beta`` flags clients may pass (providers.betas); None: the default list.
+    anthropic_beta_allow: tuple[str, ...] | None = None
 
 
 def _resolve(value: str, env: Mapping[str, str]) -> str:
@@ -132,6 +134,11 @@ def provider_snapshot_build(
         is_enabled=provider.is_enabled,
         error=error,
         undecryptable_keys=tuple(undecryptable),
+        anthropic_beta_allow=(
+            tuple(provider.anthropic_beta_allow)
+            if isinstance(provider.anthropic_beta_allow, list)
+            else None
+        ),
     )
 
 
