@@ -12,7 +12,14 @@ from typing import Any
 from urllib.parse import urlencode
 
 from django.contrib.admin.views.decorators import staff_member_required
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.http import (
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseBase,
+    JsonResponse,
+    StreamingHttpResponse,
+)
 from django.shortcuts import render
 from django.template.loader import render_to_string
 from django.urls import reverse
@@ -162,7 +169,7 @@ def _csv_lines(params: dict[str, Any]) -> Iterator[str]:
 
 @staff_member_required
 @require_GET
-def requests_csv(request: HttpRequest) -> HttpResponse:
+def requests_csv(request: HttpRequest) -> HttpResponseBase:
     params, raw, errors = _parse(request)
     if params is None:
         # Back to the page with the errors and the values typed, not a bare error.

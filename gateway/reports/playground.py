@@ -22,8 +22,8 @@ from gateway.proxy.context import ProxyResult, RequestContext
 from gateway.proxy.endpoints.openai import CHAT
 from gateway.reports.request_log import PLAYGROUND_ENDPOINT
 from gateway.routing.holder import route_tables
-from gateway.usage.budget_state import budget_state
 from gateway.routing.table import RouteTable, VirtualKeySnapshot
+from gateway.usage.budget_state import budget_state
 from providers.health import redact
 
 KEY_PREFIX = "playground:"

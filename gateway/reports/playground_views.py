@@ -8,7 +8,13 @@ from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.contrib.admin.views.decorators import staff_member_required
-from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.http import (
+    HttpRequest,
+    HttpResponse,
+    HttpResponseBase,
+    JsonResponse,
+    StreamingHttpResponse,
+)
 from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
@@ -17,6 +23,7 @@ from gateway.core.errors import GatewayError
 from gateway.proxy import render as proxy_render
 from gateway.reports import request_log
 from gateway.reports.playground import playground_start, redact_for
+from gateway.reports.selectors import COST_PLACES
 from gateway.usage.models import UsageRecord
 from mappings.models import ModelProviderMapping
 
@@ -47,7 +54,7 @@ def _int_or_none(value: str | None) -> int | None:
 
 @staff_member_required
 @require_POST
-async def playground_run(request: HttpRequest) -> HttpResponse:
+async def playground_run(request: HttpRequest) -> HttpResponseBase:
     """Run one prompt; the answer streams back as the gateway's own SSE (OpenAI chunks)."""
     user = await request.auser()
     alias = request.POST.get("alias", "").strip()
@@ -90,9 +97,9 @@ async def playground_run(request: HttpRequest) -> HttpResponse:
     for name, value in run.result.headers.items():
         if name.startswith("x-"):
             response[name] = value
-    response["x-gateway-attempt-text"] = " ⟶ ".join(str(s) for s in _trail(run.ctx)).encode(
-        "ascii", "replace"
-    ).decode()
+    response["x-gateway-attempt-text"] = (
+        " ⟶ ".join(str(s) for s in _trail(run.ctx)).encode("ascii", "replace").decode()
+    )
     response["cache-control"] = "no-cache"
     response["x-accel-buffering"] = "no"
     return response
@@ -127,7 +134,7 @@ def _recorded(request_id: str) -> dict[str, Any] | None:
         "status": r["status_code"],
         "prompt_tokens": r["prompt_tokens"],
         "completion_tokens": r["completion_tokens"],
-        "cost": None if r["cost"] is None else str(r["cost"]),
+        "cost": None if r["cost"] is None else str(r["cost"].quantize(COST_PLACES)),
         "attempts": [str(s) for s in request_log.attempt_trail(r["attempts"])],
         "detail_url": reverse("ops-request-detail", args=[r["id"]]),
     }

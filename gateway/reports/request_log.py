@@ -61,7 +61,7 @@ class RequestLogQuerySerializer(serializers.Serializer):
     group = serializers.IntegerField(required=False, min_value=0, max_value=32)
     status = serializers.ChoiceField(choices=list(STATUS_CLASSES), required=False)
     streamed = serializers.ChoiceField(choices=["yes", "no"], required=False)
-    source = serializers.ChoiceField(choices=["playground", "api"], required=False)
+    origin = serializers.ChoiceField(choices=["playground", "api"], required=False)
     before = serializers.IntegerField(required=False, min_value=1, help_text="page cursor")
     after = serializers.IntegerField(required=False, min_value=0, help_text="tail cursor")
 
@@ -96,9 +96,9 @@ def filtered(params: dict[str, Any]) -> QuerySet[UsageRecord]:
         qs = qs.filter(status_code__gte=low, status_code__lt=high)
     if params.get("streamed"):
         qs = qs.filter(stream=params["streamed"] == "yes")
-    if params.get("source") == "playground":
+    if params.get("origin") == "playground":
         qs = qs.filter(endpoint=PLAYGROUND_ENDPOINT)
-    elif params.get("source") == "api":
+    elif params.get("origin") == "api":
         qs = qs.exclude(endpoint=PLAYGROUND_ENDPOINT)
     return qs
 

@@ -21,8 +21,8 @@ from django.views.decorators.http import require_GET, require_POST
 from gateway.keys.models import VirtualKey
 from gateway.reports.charts import stacked_cost_chart
 from gateway.reports.health import WINDOWS, health_rows
-from gateway.reports.request_log import log_query_for_report_row
 from gateway.reports.params import ReportQuerySerializer, clean_params
+from gateway.reports.request_log import log_query_for_report_row
 from gateway.reports.selectors import (
     GROUPINGS,
     PRESETS,

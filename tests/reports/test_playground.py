@@ -19,8 +19,7 @@ from gateway.routing.table import route_table_build
 from gateway.usage.events import InMemoryUsageQueue, set_usage_queue
 from providers import http
 from tests.factories import make_mapping, make_provider
-from tests.fakes.upstream import Behaviour, FakeUpstream
-from tests.fakes.upstream import fake_upstream, fake_upstream_server  # noqa: F401
+from tests.fakes.upstream import Behaviour, FakeUpstream, fake_upstream, fake_upstream_server  # noqa: F401
 from tests.reports.helpers import make_user
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -78,7 +77,9 @@ async def test_streams_an_answer_and_is_recorded_as_playground(
 
 
 async def test_pinned_instance_and_a_failure_shows_redacted_text_and_attempts(
-    world: dict[str, Any], fake_upstream: FakeUpstream, queue: InMemoryUsageQueue  # noqa: F811
+    world: dict[str, Any],
+    fake_upstream: FakeUpstream,  # noqa: F811
+    queue: InMemoryUsageQueue,
 ) -> None:
     secret = world["b"].api_keys["primary"]
     fake_upstream.behave(Behaviour.fail(401, f"Incorrect API key provided: {secret}"))

@@ -172,7 +172,9 @@ def test_cost_report_rows_link_to_the_matching_log(staff_client: Client) -> None
     logged = staff_client.get(p1_link.replace("&amp;", "&"))
     assert logged.status_code == 200
     assert sorted(_ids(logged.content.decode())) == sorted(
-        r.pk for r in w["rows"] if r.provider_id == w["p1"].pk  # type: ignore[attr-defined]
+        r.pk
+        for r in w["rows"]
+        if r.provider_id == w["p1"].pk  # type: ignore[attr-defined]
     )
 
 
