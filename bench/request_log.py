@@ -147,11 +147,22 @@ def main() -> None:
     print(f"{'query':<48} {'median ms':>10}")
     for name, fn in cases.items():
         print(f"{name:<48} {_time(fn, args.runs):>10.2f}")
+    from django.db.models import Q
+
+    from gateway.reports.request_log import filtered
+
+    at = UsageRecord.objects.filter(pk=cursor).values_list("created_at", flat=True).get()
+    deep_qs = (
+        filtered({})
+        .filter(created_at__lte=at)
+        .filter(Q(created_at__lt=at) | Q(id__lt=cursor))
+        .order_by("-created_at", "-id")
+        .values("id")[: PAGE_SIZE + 1]
+    )
     with connection.cursor() as cur:
-        qs = UsageRecord.objects.order_by("-created_at", "-id").values("id")[: PAGE_SIZE + 1]
-        sql, params = qs.query.sql_with_params()
+        sql, params = deep_qs.query.sql_with_params()
         cur.execute("EXPLAIN (ANALYZE, BUFFERS) " + sql, params)
-        print("\nfirst page plan:\n" + "\n".join(row[0] for row in cur.fetchall()))
+        print(f"\nplan of the page {deep:,} rows deep:\n" + "\n".join(r[0] for r in cur.fetchall()))
 
 
 if __name__ == "__main__":

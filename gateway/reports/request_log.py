@@ -1,8 +1,9 @@
 """Reads for the request log: filters, keyset pages (newest first), the live tail and the CSV.
 
 Keyset, not OFFSET: a page is "the next N records older than the last one shown", found by one
-range scan of the ``(created_at, id)`` index however deep the page, so the log stays as fast at
-ten million records as at ten thousand (README, "Request log", has the measured figure).
+range scan of the ``created_at`` index (ties broken by id) however deep the page, so the log
+stays as fast at ten million records as at ten thousand (README, "Request log", has the
+measured figure).
 """
 
 from __future__ import annotations
@@ -124,7 +125,11 @@ def log_page(params: dict[str, Any], *, size: int = PAGE_SIZE) -> LogPage:
     if before:
         cursor = UsageRecord.objects.filter(pk=before).values_list("created_at", flat=True).first()
         if cursor is not None:
-            qs = qs.filter(Q(created_at__lt=cursor) | Q(created_at=cursor, id__lt=before))
+            # (created_at, id) < (cursor, before), written so that the first condition bounds
+            # an index range scan (an OR alone made PostgreSQL filter from the newest row on).
+            qs = qs.filter(created_at__lte=cursor).filter(
+                Q(created_at__lt=cursor) | Q(id__lt=before)
+            )
     rows = _rows(qs.order_by("-created_at", "-id")[: size + 1])
     more = len(rows) > size
     rows = rows[:size]

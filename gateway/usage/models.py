@@ -54,8 +54,6 @@ class UsageRecord(models.Model):
         indexes = [
             models.Index(fields=["provider", "created_at"], name="usage_provider_time"),
             models.Index(fields=["virtual_key", "created_at"], name="usage_vkey_time"),
-            # The request log's keyset order (newest first, id breaks ties).
-            models.Index(fields=["created_at", "id"], name="usage_time_id"),
         ]
 
     def __str__(self) -> str:

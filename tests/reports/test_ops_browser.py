@@ -221,6 +221,13 @@ def test_ops_pages_in_a_browser(
     background = browser.execute_script("return getComputedStyle(document.body).backgroundColor")
     assert background == "rgb(11, 17, 32)", background
     browser.execute_cdp_cmd("Emulation.setEmulatedMedia", {"features": []})
+    # The header's toggle cycles auto -> light -> dark and shares the admin's setting.
+    browser.find_element(By.ID, "theme-toggle").click()
+    browser.find_element(By.ID, "theme-toggle").click()
+    assert browser.execute_script("return localStorage.getItem('theme')") == "dark"
+    background = browser.execute_script("return getComputedStyle(document.body).backgroundColor")
+    assert background == "rgb(11, 17, 32)", background
+    _theme(browser, "light")
 
     # The request log's filters narrow the rows.
     browser.get(server.url + "/ops/requests/")
@@ -230,6 +237,7 @@ def test_ops_pages_in_a_browser(
     )
     Select(browser.find_element(By.NAME, "status")).select_by_visible_text("5xx")
     browser.find_element(By.CSS_SELECTOR, "#log-filters button[type=submit]").click()
+    WebDriverWait(browser, 10).until(lambda b: "status=5xx" in b.current_url)
     rows = browser.find_elements(By.CSS_SELECTOR, "#log-rows tr[data-id]")
     expected = [
         r for r in world.records if r.provider == world.providers[2] and r.status_code >= 500

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from asgiref.sync import sync_to_async
+from django.db import connections
 from django.test import AsyncClient, Client
 from django.urls import reverse
 
@@ -46,6 +47,13 @@ def world(fake_upstream: FakeUpstream, queue: InMemoryUsageQueue) -> Iterator[di
     route_tables.reset()
 
 
+async def _close() -> None:
+    """Close the HTTP client and the database connection of ``sync_to_async``'s thread (left
+    open, it keeps PostgreSQL from dropping the test database)."""
+    await http.close_client()
+    await sync_to_async(connections.close_all)()
+
+
 async def _run(client: AsyncClient, **data: str) -> tuple[int, dict[str, str], bytes]:
     response = await client.post(reverse("ops-playground-run"), data)
     if response.streaming:
@@ -63,16 +71,16 @@ async def test_streams_an_answer_and_is_recorded_as_playground(
     await sync_to_async(client.force_login)(world["user"])
     try:
         status, headers, body = await _run(client, alias="chat", prompt="hello there")
+        (event,) = queue.drain()
+        key = await VirtualKey.objects.aget(pk=event.virtual_key_id)
     finally:
-        await http.close_client()
+        await _close()
     assert status == 200, body
+    assert event.endpoint == "playground" and event.model_alias == "chat"
+    assert event.status_code == 200 and event.stream and event.completion_tokens > 0
     assert headers["content-type"].startswith("text/event-stream")
     assert b"Echo" in body and b"data: [DONE]" in body
     assert headers["x-gateway-provider-name"] == "pg-a"
-    (event,) = queue.drain()
-    assert event.endpoint == "playground" and event.model_alias == "chat"
-    assert event.status_code == 200 and event.stream and event.completion_tokens > 0
-    key = await VirtualKey.objects.aget(pk=event.virtual_key_id)
     assert key.name == KEY_PREFIX + world["user"].username
 
 
@@ -90,7 +98,7 @@ async def test_pinned_instance_and_a_failure_shows_redacted_text_and_attempts(
             client, alias="chat", prompt="hi", instance=str(world["b"].provider.pk)
         )
     finally:
-        await http.close_client()
+        await _close()
     assert status == 401
     answer = __import__("json").loads(body)
     assert "Incorrect API key" in answer["error"] and secret not in answer["error"]
