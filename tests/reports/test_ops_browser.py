@@ -41,6 +41,7 @@ SHOTS = Path(
     or Path(settings.BASE_DIR) / "test-artifacts" / "screenshots"
 )
 WIDE, PHONE = 1400, 400
+PHONE_MAX_HEIGHT = 2600
 BLOCKING = ("serious", "critical")
 
 
@@ -208,6 +209,9 @@ def test_ops_pages_in_a_browser(
             width, viewport = _overflow(browser)
             if width > viewport:
                 problems.append(f"{name}: {width}px wide in a {viewport}px viewport")
+            # The whole page (up to a limit): on a phone the cost chart becomes a list far down.
+            height = browser.execute_script("return document.documentElement.scrollHeight")
+            browser.set_window_size(PHONE, min(int(height), PHONE_MAX_HEIGHT))
             _shot(browser, f"{name}-phone")
     assert not problems, "\n".join(problems)
 
