@@ -19,7 +19,7 @@ from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
-from gateway.core.errors import GatewayError
+from gateway.core.errors import GatewayError, InvalidRequest
 from gateway.proxy import render as proxy_render
 from gateway.reports import request_log
 from gateway.reports.playground import playground_start, redact_for
@@ -48,8 +48,13 @@ def playground_page(request: HttpRequest) -> HttpResponse:
     return render(request, "ops/playground.html", {"routes": _routes()})
 
 
-def _int_or_none(value: str | None) -> int | None:
-    return int(value) if value and value.isdigit() else None
+def _int_or_none(value: str | None, name: str) -> int | None:
+    value = (value or "").strip()
+    if not value:
+        return None
+    if not value.isdigit() or int(value) == 0:
+        raise InvalidRequest(f"{name} must be a positive whole number.", param=name)
+    return int(value)
 
 
 @staff_member_required
@@ -64,8 +69,8 @@ async def playground_run(request: HttpRequest) -> HttpResponseBase:
             username=user.get_username(),
             alias=alias,
             prompt=request.POST.get("prompt", ""),
-            instance_id=_int_or_none(request.POST.get("instance")),
-            max_tokens=_int_or_none(request.POST.get("max_tokens")),
+            instance_id=_int_or_none(request.POST.get("instance"), "instance"),
+            max_tokens=_int_or_none(request.POST.get("max_tokens"), "max_tokens"),
         )
         if run.error is not None:
             raise run.error

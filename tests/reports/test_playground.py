@@ -127,5 +127,9 @@ def test_bad_input_is_a_clear_4xx(world: dict[str, Any]) -> None:
         reverse("ops-playground-run"), {"alias": "chat", "prompt": "x", "instance": "99999"}
     )
     assert unknown.status_code == 404 and "no mapping on instance" in unknown.json()["error"]
+    words = client.post(
+        reverse("ops-playground-run"), {"alias": "chat", "prompt": "x", "max_tokens": "lots"}
+    )
+    assert words.status_code == 400 and "max_tokens" in words.json()["error"]
     anon = Client().post(reverse("ops-playground-run"), {"alias": "chat", "prompt": "x"})
     assert anon.status_code == 302
