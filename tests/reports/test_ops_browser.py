@@ -27,7 +27,7 @@ from mappings.models import ModelProviderMapping
 from providers.models import ConfigVersion, HealthCheck, Provider
 from tests.conftest import missing_service
 from tests.e2e.conftest import GatewayServer, start_gateway
-from tests.factories import make_mapping, make_price, make_provider, make_vkey
+from tests.factories import make_mapping, make_price, make_provider, make_usage, make_vkey
 from tests.fakes.upstream import FakeUpstream, fake_upstream, fake_upstream_server  # noqa: F401
 from tests.reports.helpers import seed_usage
 
@@ -249,6 +249,17 @@ def test_ops_pages_in_a_browser(
     assert before == 50 and 0 < len(rows) == len(expected) < before
     assert {r.get_attribute("data-status") for r in rows} == {"502"}
     assert all(r.find_elements(By.TAG_NAME, "td")[3].text == world.providers[2].name for r in rows)
+
+    # Live tail: a record written after the page loaded appears without a reload.
+    browser.get(server.url + "/ops/requests/")
+    browser.find_element(By.ID, "live-tail").click()
+    fresh = make_usage(world.providers[2], model_alias="tail-me")
+    WebDriverWait(browser, 10).until(
+        lambda b: b.find_elements(By.CSS_SELECTOR, f'#log-rows tr[data-id="{fresh.pk}"]')
+    )
+    assert browser.find_element(By.CSS_SELECTOR, "#log-rows tr").get_attribute("data-id") == str(
+        fresh.pk
+    )
 
     # The playground streams an answer from the fake upstream and shows the route and cost.
     browser.get(server.url + "/ops/playground/")
