@@ -102,9 +102,9 @@ async def playground_run(request: HttpRequest) -> HttpResponseBase:
     for name, value in run.result.headers.items():
         if name.startswith("x-"):
             response[name] = value
-    response["x-gateway-attempt-text"] = (
-        " ⟶ ".join(str(s) for s in _trail(run.ctx)).encode("ascii", "replace").decode()
-    )
+    # Headers are Latin-1: the readable trail with ASCII arrows.
+    trail = " => ".join(str(s).replace("→", "->") for s in _trail(run.ctx))
+    response["x-gateway-attempt-text"] = trail.encode("ascii", "replace").decode()
     response["cache-control"] = "no-cache"
     response["x-accel-buffering"] = "no"
     return response

@@ -81,6 +81,7 @@ async def test_streams_an_answer_and_is_recorded_as_playground(
     assert headers["content-type"].startswith("text/event-stream")
     assert b"Echo" in body and b"data: [DONE]" in body
     assert headers["x-gateway-provider-name"] == "pg-a"
+    assert headers["x-gateway-attempt-text"].startswith("pg-a (primary) -> 200, ")
     assert key.name == KEY_PREFIX + world["user"].username
 
 
