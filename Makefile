@@ -8,7 +8,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 WORKERS ?= 1
 
-.PHONY: install clients demo test lint fmt serve worker beat bench clean
+.PHONY: install clients demo test lint fmt serve worker beat bench clean screenshots
 
 install: $(STAMP)
 
@@ -40,6 +40,11 @@ $(CLIENTS_STAMP): package.json package-lock.json
 
 test: install $(if $(NPM),clients)
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The ops pages in headless Chromium (light, dark, phone) into docs/screenshots/, by the same
+# browser test CI runs (it also runs axe-core from node_modules over each page).
+screenshots: install $(if $(NPM),clients)
+	OPS_SCREENSHOTS_DIR=docs/screenshots $(PY) -m pytest tests/reports/test_ops_browser.py -q
 
 lint: install
 	$(VENV)/bin/ruff check .
