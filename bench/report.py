@@ -115,14 +115,19 @@ def rows(mode: dict[str, Any]) -> list[tuple[str, str, str, str, str, str]]:
         "<= 2x",
         r <= 2,
     )
-    s = mode["long_stream"]
-    whole = s["distinct_arrival_times"] >= s["chunks"] * 0.95
+    s, fs = mode["long_stream"], mode.get("long_stream_floor")
+    # Relayed, not buffered: the first chunk arrives long before the last (the upstream takes
+    # 1 s to pace them out) and most arrive on their own. On a loaded machine a reader that is
+    # descheduled for a moment finds a few chunks together, so not every arrival is distinct.
+    whole = s["first_chunk_ms"] < s["last_chunk_ms"] / 4 and s["distinct_arrival_times"] >= (
+        s["chunks"] / 2
+    )
     add(
-        "500-chunk stream, 2 ms apart",
+        "500-chunk stream, 2 ms apart (distinct arrivals)",
         "-",
-        "-",
-        f"{int(s['distinct_arrival_times'])} distinct arrivals of {int(s['chunks'])} chunks, "
-        f"last at {s['last_chunk_ms']:.0f} ms",
+        f"{int(fs['distinct_arrival_times'])} of {int(fs['chunks'])}" if fs else "-",
+        f"{int(s['distinct_arrival_times'])} of {int(s['chunks'])}, first at "
+        f"{s['first_chunk_ms']:.0f} ms, last at {s['last_chunk_ms']:.0f} ms",
         float("nan"),
         "chunk by chunk",
         whole,

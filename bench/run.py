@@ -21,10 +21,11 @@ What it leaves behind: with ``DATABASE_URL`` the named database is never touched
 must be empty (the bench refuses to share one with a gateway, whose worker would drain the
 bench's usage into its own records) and is emptied again at the end.
 
-``--quick`` (3 s per load level, a 20,000-request soak, 50 TTFT samples) takes about 5 minutes
-for both modes; the full run (10 s, 200,000, 200) about 15 minutes on a 2-core machine (the
-soak's share grows as the machine slows). ``--profile FILE.svg`` records a py-spy flame graph
-of one gateway worker under c=16 instead (``make bench-profile``).
+``--quick`` (3 s per load level, a 20,000-request soak, 50 TTFT samples) took 5.4 minutes for
+both modes on a loaded 2-core machine; the full run (10 s, 200,000, 200) about 15 minutes on a
+quiet one, most of it the soaks (200,000 requests at the gateway's c=16 rate, per mode).
+``--profile FILE.svg`` records a py-spy flame graph of one gateway worker under c=16 instead
+(``make bench-profile``).
 """
 
 from __future__ import annotations
@@ -543,7 +544,7 @@ def profile(args: argparse.Namespace, up: dict[str, Any], tmp: Path) -> None:
                 "-o",
                 args.profile,
                 "-f",
-                "flamegraph",
+                "flamegraph" if args.profile.endswith(".svg") else "raw",
                 "--nonblocking",
             ],
             check=True,
@@ -569,7 +570,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="slices per load level, in turn")
     parser.add_argument("--aliases", type=int, default=0, help="extra aliases (route table size)")
     parser.add_argument("--modes", default="production,embedded", help="comma-separated")
-    parser.add_argument("--profile", metavar="SVG", help="write a flame graph instead")
+    parser.add_argument(
+        "--profile", metavar="FILE", help="a flame graph (.svg) or raw stacks (else) instead"
+    )
     args = parser.parse_args()
     quick = {"duration": 3.0, "soak": 20_000, "ttft_runs": 50}
     full = {"duration": 10.0, "soak": 200_000, "ttft_runs": 200}
