@@ -6,12 +6,13 @@ from typing import Any
 
 from rest_framework import serializers
 
+from gateway.adminapi.strict import StrictModelSerializer
 from gateway.keys.models import VirtualKey
 from mappings.models import ModelPrice, ModelProviderMapping
 from providers.models import Provider, ProviderKeyCredential
 
 
-class ProviderKeySerializer(serializers.ModelSerializer):
+class ProviderKeySerializer(StrictModelSerializer):
     api_key = serializers.CharField(
         write_only=True,
         required=False,
@@ -47,7 +48,7 @@ class NestedKeySerializer(ProviderKeySerializer):
         fields = [f for f in ProviderKeySerializer.Meta.fields if f != "provider"]
 
 
-class ProviderSerializer(serializers.ModelSerializer):
+class ProviderSerializer(StrictModelSerializer):
     keys = NestedKeySerializer(
         many=True,
         required=False,
@@ -80,8 +81,20 @@ class ProviderSerializer(serializers.ModelSerializer):
         ]
         read_only_fields = ["created_at", "updated_at"]
 
+    # ``null`` (JSON, or the string a form sends) would reach a NOT NULL column: these are
+    # an object and a list, empty when unused.
+    def validate_custom_headers(self, value: Any) -> Any:
+        if not isinstance(value, dict):
+            raise serializers.ValidationError("must be a JSON object of header name: value")
+        return value
 
-class MappingSerializer(serializers.ModelSerializer):
+    def validate_forward_headers(self, value: Any) -> Any:
+        if not isinstance(value, list):
+            raise serializers.ValidationError("must be a JSON array of header names")
+        return value
+
+
+class MappingSerializer(StrictModelSerializer):
     class Meta:
         model = ModelProviderMapping
         fields = "__all__"
@@ -89,14 +102,14 @@ class MappingSerializer(serializers.ModelSerializer):
         validators: list[Any] = []
 
 
-class PriceSerializer(serializers.ModelSerializer):
+class PriceSerializer(StrictModelSerializer):
     class Meta:
         model = ModelPrice
         fields = "__all__"
         read_only_fields = ["created_at"]
 
 
-class VirtualKeySerializer(serializers.ModelSerializer):
+class VirtualKeySerializer(StrictModelSerializer):
     class Meta:
         model = VirtualKey
         fields = [
