@@ -6,6 +6,7 @@ import pytest
 from django.contrib import admin
 from django.db.models import Model
 from django.test import Client
+from django.utils import timezone
 
 from gateway.keys.models import RoutingSettings, VirtualKey
 from gateway.usage.models import UsageRecord
@@ -16,7 +17,7 @@ from mappings.models import (
     TierAlias,
     TierPattern,
 )
-from providers.models import Provider
+from providers.models import HealthCheck, Provider
 from tests.admin_helpers import AdminPagesTests
 from tests.factories import (
     make_key,
@@ -39,6 +40,16 @@ class TestProviderPages(AdminPagesTests):
         provider = make_provider_row()
         make_key(provider)
         return provider
+
+
+class TestHealthCheckPages(AdminPagesTests):
+    model = HealthCheck
+    can_add = False  # written by the health probes only
+
+    def make(self) -> Model:
+        return HealthCheck.objects.create(
+            provider=make_provider_row(), status="down", probe="models", checked_at=timezone.now()
+        )
 
 
 class TestMappingPages(AdminPagesTests):
