@@ -120,7 +120,7 @@ class ProviderHealthAdminMixin(admin.ModelAdmin):
             obj._latest_check = (  # type: ignore[attr-defined]
                 HealthCheck.objects.filter(provider=obj).order_by("-checked_at", "-id").first()
             )
-        return obj._latest_check  # type: ignore[attr-defined,no-any-return]
+        return obj._latest_check  # type: ignore[attr-defined]
 
     @admin.display(description="status", ordering="_health_status")
     def health_status(self, obj: Provider) -> str:

@@ -23,6 +23,7 @@ from gateway.adminapi.services import config_object_save, provider_key_upsert, p
 from gateway.keys.models import VirtualKey
 from gateway.keys.services import virtual_key_create, virtual_key_rotate
 from mappings.models import ModelPrice, ModelProviderMapping
+from mappings.services import model_price_delete
 from providers.models import Provider, ProviderKeyCredential
 from providers.services import ProviderInvalid, provider_delete, provider_key_delete
 
@@ -113,6 +114,10 @@ class PriceViewSet(CleanSaveMixin, viewsets.ModelViewSet):
     queryset = ModelPrice.objects.order_by("-effective_from", "-id")
     serializer_class = s.PriceSerializer
     filterset_fields = ["mapping", "provider", "provider_model_id"]
+
+    def perform_destroy(self, instance: ModelPrice) -> None:
+        # A price in effect is history: refused (409), only a scheduled one is deleted.
+        model_price_delete(price=instance)
 
 
 class VirtualKeyViewSet(
