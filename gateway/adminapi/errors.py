@@ -3,8 +3,9 @@
 ``{"error": {"type": ..., "message": ..., "fields": {...}}}`` with the DRF status code. A
 Django ``ValidationError`` raised by a model's ``clean()`` (the same checks admin and import
 run) becomes a 400 with the offending fields named; deleting a row that usage records protect
-becomes a 409, and so does deleting a price in effect. An invalid provider instance or key (``providers.services.ProviderInvalid``)
-names the instance's fields, and each key's fields under ``keys`` by key name.
+becomes a 409, and so does deleting a price in effect. An invalid provider instance or key
+(``providers.services.ProviderInvalid``) names the instance's fields, and each key's fields
+under ``keys`` by key name.
 """
 
 from __future__ import annotations
