@@ -134,3 +134,15 @@ def test_site_is_titled_llm_gateway(admin_client: Client) -> None:
     html = admin_client.get("/admin/").content.decode()
     assert "<title>Configuration | LLM Gateway</title>" in html
     assert ">LLM Gateway</a>" in html
+
+
+def test_index_lists_configuration_first_and_view_site_opens_the_cost_report(
+    admin_client: Client,
+) -> None:
+    response = admin_client.get("/admin/")
+    labels = [app["app_label"] for app in response.context["app_list"]]
+    assert labels[:4] == ["providers", "mappings", "gateway", "usage"]
+    assert labels.index("django_celery_beat") > 3
+    html = response.content.decode()
+    assert '<a href="/ops/costs/">View site</a>' in html
+    assert html.index("app-providers") < html.index("app-django_celery_beat")
