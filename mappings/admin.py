@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from datetime import UTC
+from decimal import Decimal
 from typing import Any
 
 from django import forms
@@ -88,6 +89,14 @@ def price_badge(price: ModelPrice) -> str:
         LOCKED_HELP if locked else "Editable until it takes effect.",
         "in effect (locked)" if locked else "scheduled",
     )
+
+
+def per_million(value: Decimal | None) -> str:
+    """``2.5`` rather than ``2.500000``; ``—`` for no price."""
+    if value is None:
+        return "—"
+    text = f"{value:f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text
 
 
 def price_status(price: ModelPrice) -> str:
@@ -273,7 +282,15 @@ class ModelProviderMappingAdmin(GatewayModelAdmin):
 
 @admin.register(ModelPrice)
 class ModelPriceAdmin(GatewayModelAdmin):
-    list_display = ("target", *PRICE_FIELDS, "effective_from_utc", "status_short")
+    # Short columns: the verbose field names as headers would take most of a row's width.
+    list_display = (
+        "target",
+        "input_price",
+        "output_price",
+        "cached_price",
+        "effective_from_utc",
+        "status_short",
+    )
     list_filter = ("mapping__provider", "provider")
     list_select_related = ("mapping__provider", "provider")
     search_fields = ("mapping__model_alias", "provider__name", "provider_model_id")
@@ -293,8 +310,23 @@ class ModelPriceAdmin(GatewayModelAdmin):
     @admin.display(description="applies to")
     def target(self, obj: ModelPrice) -> str:
         if obj.mapping_id:
-            return str(obj.mapping)
-        return f"{obj.provider.name if obj.provider else '?'}:{obj.provider_model_id} (all aliases)"
+            text = str(obj.mapping)
+        else:
+            name = obj.provider.name if obj.provider else "?"
+            text = f"{name}:{obj.provider_model_id} (all aliases)"
+        return format_html('<span style="white-space:nowrap">{}</span>', text)
+
+    @admin.display(description="in $/1M", ordering="input_per_million")
+    def input_price(self, obj: ModelPrice) -> str:
+        return per_million(obj.input_per_million)
+
+    @admin.display(description="out $/1M", ordering="output_per_million")
+    def output_price(self, obj: ModelPrice) -> str:
+        return per_million(obj.output_per_million)
+
+    @admin.display(description="cached $/1M", ordering="cached_input_per_million")
+    def cached_price(self, obj: ModelPrice) -> str:
+        return per_million(obj.cached_input_per_million)
 
     @admin.display(description="status")
     def status(self, obj: ModelPrice) -> str:
@@ -308,7 +340,10 @@ class ModelPriceAdmin(GatewayModelAdmin):
 
     @admin.display(description="effective from (UTC)", ordering="effective_from")
     def effective_from_utc(self, obj: ModelPrice) -> str:
-        return obj.effective_from.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+        return format_html(
+            '<span style="white-space:nowrap">{}</span>',
+            obj.effective_from.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        )
 
     def delete_refusal(self, obj: Any) -> str | None:
         if price_in_effect(obj):

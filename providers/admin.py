@@ -49,7 +49,7 @@ class ProviderKeyCredentialForm(forms.ModelForm):
         ),
         strip=True,
         widget=forms.PasswordInput(
-            render_value=False, attrs={"autocomplete": "new-password", "size": 20}
+            render_value=False, attrs={"autocomplete": "new-password", "size": 14}
         ),
     )
 
@@ -58,9 +58,9 @@ class ProviderKeyCredentialForm(forms.ModelForm):
         fields = KEY_FIELDS
         # A compact row per key (tabular inline): short boxes, help as the column's tooltip.
         widgets = {
-            "key_name": forms.TextInput(attrs={"size": 14}),
-            "organization": forms.TextInput(attrs={"size": 12}),
-            "base_url": forms.TextInput(attrs={"size": 22}),
+            "key_name": forms.TextInput(attrs={"size": 12}),
+            "organization": forms.TextInput(attrs={"size": 10}),
+            "base_url": forms.TextInput(attrs={"size": 16}),
         }
         help_texts = {
             "account_group": (
@@ -152,9 +152,11 @@ class ProviderKeyCredentialInline(admin.TabularInline):
         # as is: show the masked key instead of the key.
         return tuple("stored_key" if f == "api_key" else f for f in KEY_FIELDS)
 
-    @admin.display(description="API key")
+    @admin.display(description="stored key")
     def stored_key(self, obj: ProviderKeyCredential) -> str:
-        return obj.masked_key if obj.pk else "—"
+        if not obj.pk:
+            return "—"
+        return format_html('<code style="white-space:nowrap">{}</code>', obj.masked_key)
 
 
 class ProviderForm(forms.ModelForm):
