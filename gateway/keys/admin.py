@@ -201,6 +201,7 @@ class VirtualKeyAdmin(GatewayModelAdmin):
         if obj.budget_amount is None or obj.budget_amount <= 0:
             return text
         share = min(spend / obj.budget_amount, Decimal(1))
+        alert = obj.budget_amount * obj.budget_alert_threshold
         return format_html(
             '<span style="white-space:nowrap">{} of ${} ({}%)</span><br>'
             '<meter class="gw-budget" min="0" max="{}" value="{}" low="{}" high="{}" '
@@ -208,10 +209,10 @@ class VirtualKeyAdmin(GatewayModelAdmin):
             text,
             f"{obj.budget_amount:,.2f}",
             f"{share * 100:.0f}",
-            obj.budget_amount,
-            min(spend, obj.budget_amount),
-            obj.budget_amount * obj.budget_alert_threshold,
-            obj.budget_amount * obj.budget_alert_threshold,
+            f"{obj.budget_amount:.2f}",
+            f"{min(spend, obj.budget_amount):.2f}",
+            f"{alert:.2f}",
+            f"{alert:.2f}",
             f"{share * 100:.0f}",
         )
 
