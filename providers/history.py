@@ -15,6 +15,8 @@ from django.contrib.admin.models import ADDITION, CHANGE, DELETION, LogEntry
 from django.contrib.auth import get_user_model
 from django.db import models
 
+from providers.models import ProviderKeyCredential
+
 Action = Literal["added", "changed", "deleted"]
 FLAGS = {"added": ADDITION, "changed": CHANGE, "deleted": DELETION}
 # The user that command-line imports are recorded under (cannot log in: no password, inactive).
@@ -40,10 +42,16 @@ def history_log(
         return None
     names = [str(f) for f in fields]
     message = f"{action.capitalize()}"
+    flag = FLAGS[action]
+    if isinstance(obj, ProviderKeyCredential):
+        # Keys are edited inline on their instance: their History is the instance's, as the
+        # admin's own inline edits are.
+        message += f" key “{obj.key_name}”"
+        obj, flag = obj.provider, CHANGE
     if action == "changed" and names:
         message += f" {', '.join(names)}"
     message += f" through {via}."
-    [entry] = LogEntry.objects.log_actions(user.pk, [obj], FLAGS[action], message)
+    [entry] = LogEntry.objects.log_actions(user.pk, [obj], flag, message)
     return entry
 
 

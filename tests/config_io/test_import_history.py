@@ -25,13 +25,21 @@ def test_import_logs_each_written_row_and_a_reimport_logs_nothing(
     created = report.counts()["created"]
     entries = LogEntry.objects.all()
     assert entries.count() == created  # tiers are left out: they have no admin History
-    assert {e.action_flag for e in entries} == {ADDITION}
+    # Rows are added; keys are logged on their instance (as the admin's inline edits are).
+    assert {e.action_flag for e in entries} == {ADDITION, CHANGE}
     assert {e.user.username for e in entries} == {IMPORT_USERNAME}
     importer = get_user_model().objects.get(username=IMPORT_USERNAME)
     assert not importer.is_active and not importer.has_usable_password()
     prod = Provider.objects.get(name="openai-production")
-    entry = LogEntry.objects.get(object_id=str(prod.pk), content_type__model="provider")
+    entry = LogEntry.objects.get(
+        object_id=str(prod.pk), content_type__model="provider", action_flag=ADDITION
+    )
     assert entry.change_message == "Added through configuration import."
+    key_entries = LogEntry.objects.filter(object_id=str(prod.pk), action_flag=CHANGE)
+    assert sorted(e.change_message for e in key_entries) == [
+        "Added key “prod-1” through configuration import.",
+        "Added key “prod-2” through configuration import.",
+    ]
 
     config_import(data=seed)
     assert LogEntry.objects.count() == created

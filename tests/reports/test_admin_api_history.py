@@ -65,3 +65,28 @@ def test_a_refused_delete_logs_nothing(api: APIClient) -> None:
     assert ModelPrice.objects.filter(pk=price.pk).exists()
     assert not LogEntry.objects.exists()
     assert Provider.objects.count() == 1
+
+
+def test_key_writes_are_in_their_instances_history(api: APIClient) -> None:
+    provider = Provider.objects.create(name="inst", provider_type="openai")
+    r = api.post(
+        "/api/provider-keys/",
+        {"provider": provider.pk, "key_name": "k1", "api_key": SECRET},
+        format="json",
+    )
+    assert r.status_code == 201, r.content
+    key = r.json()["id"]
+    assert (
+        api.patch(f"/api/provider-keys/{key}/", {"account_group": 3}, format="json").status_code
+        == 200
+    )
+    assert api.delete(f"/api/provider-keys/{key}/").status_code == 204
+    entries = LogEntry.objects.order_by("id")
+    assert [(e.content_type.model, e.object_id, e.action_flag) for e in entries] == [
+        ("provider", str(provider.pk), CHANGE)
+    ] * 3
+    assert [e.change_message for e in entries] == [
+        "Added key “k1” through the admin API.",
+        "Changed key “k1” account_group through the admin API.",
+        "Deleted key “k1” through the admin API.",
+    ]
