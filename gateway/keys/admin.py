@@ -140,7 +140,7 @@ class VirtualKeyAdmin(GatewayModelAdmin):
         "spend_display",
         "last_used",
         "usage_links",
-        "expires_at",
+        "expires_at_utc",
     )
     list_filter = ("is_enabled", "budget_period")
     search_fields = ("name", "key_prefix")
@@ -215,6 +215,12 @@ class VirtualKeyAdmin(GatewayModelAdmin):
             f"{alert:.2f}",
             f"{share * 100:.0f}",
         )
+
+    @admin.display(description="expires (UTC)", ordering="expires_at")
+    def expires_at_utc(self, obj: VirtualKey) -> str:
+        if obj.expires_at is None:
+            return "never"
+        return obj.expires_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
 
     @admin.display(description="last used (UTC)", ordering="_last_used")
     def last_used(self, obj: VirtualKey) -> str:
