@@ -19,6 +19,9 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
+# The demo runs with DEBUG on (generated development secrets, plain-HTTP cookies); DEBUG is
+# off unless set.
+demo: export DEBUG ?= 1
 demo: install
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py demo_setup --host $(HOST) --port $(PORT)

@@ -23,8 +23,9 @@ from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
 
 from providers.circuit import CircuitInfo, circuit_info_all_sync
-from providers.health import ProbeResult, health_check_run, redact
+from providers.health import ProbeResult, health_check_run
 from providers.models import HealthCheck, HealthStatus, Provider, ProviderKeyCredential
+from providers.redaction import redact_for
 from providers.snapshot import provider_snapshot_build
 
 # Badge colours pass WCAG AA (4.5:1) with white text in both admin themes.
@@ -161,7 +162,7 @@ class ProviderHealthAdminMixin(admin.ModelAdmin):
         # Stored messages were redacted when probed; redact again with the current keys, in
         # case a key changed since (an old key is as secret as the new one).
         keys = list(ProviderKeyCredential.objects.filter(provider=obj))
-        text = redact(check.error_message, provider_snapshot_build(obj, keys))
+        text = redact_for(provider_snapshot_build(obj, keys), check.error_message)
         return (
             f"{check.get_error_category_display()}: {text}"
             if text

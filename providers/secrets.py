@@ -7,6 +7,9 @@ Keys are encrypted with :class:`cryptography.fernet.MultiFernet` built from
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from functools import lru_cache
 from typing import Any
 
@@ -15,7 +18,42 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.db import models
 
-__all__ = ["EncryptedTextField", "InvalidToken", "decrypt", "encrypt", "reset_cipher", "rotate"]
+__all__ = [
+    "EncryptedTextField",
+    "InvalidToken",
+    "Undecryptable",
+    "decrypt",
+    "encrypt",
+    "reset_cipher",
+    "rotate",
+    "tolerant_decryption",
+]
+
+_tolerant: ContextVar[bool] = ContextVar("tolerant_decryption", default=False)
+
+
+class Undecryptable(str):
+    """Read in place of a stored value that no configured key decrypts (only inside
+    :func:`tolerant_decryption`). It is the empty string, so nothing can use it as a secret,
+    and it keeps the stored token, so saving the row unchanged writes that token back."""
+
+    token: str
+
+    def __new__(cls, token: str) -> Undecryptable:
+        value = super().__new__(cls, "")
+        value.token = token
+        return value
+
+
+@contextmanager
+def tolerant_decryption() -> Iterator[None]:
+    """Within the block, an undecryptable value reads as :class:`Undecryptable` instead of
+    raising ``InvalidToken``: one bad row must not hide every other (route table, admin)."""
+    token = _tolerant.set(True)
+    try:
+        yield
+    finally:
+        _tolerant.reset(token)
 
 
 @lru_cache(maxsize=1)
@@ -64,9 +102,16 @@ class EncryptedTextField(models.TextField):
     def from_db_value(self, value: str | None, expression: Any, connection: Any) -> str | None:
         if value is None or value == "":
             return value
-        return decrypt(value)
+        try:
+            return decrypt(value)
+        except InvalidToken:
+            if _tolerant.get():
+                return Undecryptable(value)
+            raise
 
     def get_prep_value(self, value: Any) -> Any:
+        if isinstance(value, Undecryptable):
+            return value.token  # unchanged: still readable once its key is configured again
         value = super().get_prep_value(value)
         if value is None or value == "":
             return value

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from providers.envsubst import MissingEnvVar, substitute
 from providers.models import Provider, ProviderKeyCredential
+from providers.secrets import Undecryptable, tolerant_decryption
 from providers.types import DEFAULT_BASE_URLS
 
 logger = logging.getLogger(__name__)
@@ -57,6 +58,10 @@ class ProviderSnapshot:
     health_check_interval: int = 300
     is_enabled: bool = True
     error: str = ""
+    #: Names of enabled keys left out because no ``FIELD_ENCRYPTION_KEYS`` entry decrypts them.
+    undecryptable_keys: tuple[str, ...] = ()
+    #: ``anthropic-beta`` flags clients may pass (providers.betas); None: the default list.
+    anthropic_beta_allow: tuple[str, ...] | None = None
 
 
 def _resolve(value: str, env: Mapping[str, str]) -> str:
@@ -75,12 +80,25 @@ def provider_snapshot_build(
     base = (provider.base_url or DEFAULT_BASE_URLS.get(provider.provider_type, "")).rstrip("/")
     headers: list[tuple[str, str]] = []
     key_snaps: list[KeySnapshot] = []
+    undecryptable: list[str] = []
     try:
         base = _resolve(base, environ).rstrip("/")
         for name, value in (provider.custom_headers or {}).items():
             headers.append((name, _resolve(str(value), environ)))
         ordered = sorted((k for k in keys if k.is_enabled), key=lambda k: (not k.is_primary, k.id))
         for key in ordered:
+            if isinstance(key.api_key, Undecryptable):
+                # Only this key is unusable: the instance fails over to its other keys.
+                undecryptable.append(key.key_name)
+                logger.warning(
+                    "provider %s (id %s): key %s (id %s) cannot be decrypted with "
+                    "FIELD_ENCRYPTION_KEYS; left out",
+                    provider.name,
+                    provider.id,
+                    key.key_name,
+                    key.id,
+                )
+                continue
             key_snaps.append(
                 KeySnapshot(
                     id=key.id,
@@ -115,6 +133,12 @@ def provider_snapshot_build(
         health_check_interval=provider.health_check_interval,
         is_enabled=provider.is_enabled,
         error=error,
+        undecryptable_keys=tuple(undecryptable),
+        anthropic_beta_allow=(
+            tuple(provider.anthropic_beta_allow)
+            if isinstance(provider.anthropic_beta_allow, list)
+            else None
+        ),
     )
 
 
@@ -122,6 +146,7 @@ def provider_snapshots_all() -> dict[int, ProviderSnapshot]:
     """Every instance (enabled or not), keyed by ID: two queries whatever the count."""
     providers = list(Provider.objects.all())
     by_provider: dict[int, list[ProviderKeyCredential]] = {p.id: [] for p in providers}
-    for key in ProviderKeyCredential.objects.all():
-        by_provider.setdefault(key.provider_id, []).append(key)
+    with tolerant_decryption():  # one undecryptable key must not fail the whole table
+        for key in ProviderKeyCredential.objects.all():
+            by_provider.setdefault(key.provider_id, []).append(key)
     return {p.id: provider_snapshot_build(p, by_provider[p.id]) for p in providers}

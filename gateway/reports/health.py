@@ -12,6 +12,7 @@ from django.utils.dateparse import parse_datetime
 from gateway.monitoring.health import health_report
 from gateway.reports.charts import sparkline_points
 from providers.models import HealthCheck
+from providers.selectors import provider_keys_undecryptable
 
 SLOTS = 48  # half-hour buckets over 24 h
 STATUS_RANK = {"healthy": 0, "degraded": 1, "down": 2}
@@ -39,6 +40,7 @@ class HealthRow:
     latency_min: float | None
     latency_max: float | None
     slots: list[tuple[float, str]]  # (x, colour) of each half hour's worst probe
+    undecryptable_keys: list[str]  # keys left out of routing: no configured key decrypts them
 
 
 def _dt(value: Any) -> datetime | None:
@@ -57,6 +59,7 @@ def health_rows() -> list[HealthRow]:
         .values_list("provider_id", "checked_at", "latency_ms", "status")
     ):
         history.setdefault(pid, []).append((at, latency, status))
+    undecryptable = provider_keys_undecryptable()
     rows = []
     for info in report["providers"].values():
         checks = history.get(info["id"], [])
@@ -97,6 +100,7 @@ def health_rows() -> list[HealthRow]:
                     for i, w in enumerate(worst)
                     if w
                 ],
+                undecryptable_keys=undecryptable.get(info["id"], []),
             )
         )
     return rows

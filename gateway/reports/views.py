@@ -18,6 +18,7 @@ from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
+from gateway.core.csvsafe import neutralise_cell
 from gateway.keys.models import VirtualKey
 from gateway.reports.charts import stacked_cost_chart
 from gateway.reports.health import health_rows
@@ -116,7 +117,10 @@ def costs_csv(request: HttpRequest) -> HttpResponse:
     writer.writerow(CSV_COLUMNS)
     for row in [*report.rows, report.total]:
         values = row.as_dict()
-        writer.writerow(["" if values[c] is None else values[c] for c in CSV_COLUMNS])
+        # Labels can be client-supplied text (a model name, a key name): never a formula.
+        writer.writerow(
+            ["" if values[c] is None else neutralise_cell(values[c]) for c in CSV_COLUMNS]
+        )
     return response
 
 
