@@ -25,6 +25,8 @@ PASSWORD = "admin-pass-9876"
 def driver(request: Any) -> Iterator[Any]:
     """One Chromium per width for the module (starting one costs seconds)."""
     driver = chromium(width=request.param, height=900)
+    driver.get("about:blank")
+    assert driver.execute_script("return window.innerWidth") == request.param
     yield driver
     driver.quit()
 
@@ -98,3 +100,16 @@ def test_index_lists_providers_first(admin_browser: Any, live_server: Any) -> No
     assert providers.location["y"] < beat.location["y"]
     view_site = admin_browser.find_element(By.LINK_TEXT, "VIEW SITE")
     assert view_site.get_attribute("href") == f"{live_server.url}/ops/costs/"
+
+
+def test_index_operations_block_fits_the_width(admin_browser: Any, live_server: Any) -> None:
+    from selenium.webdriver.common.by import By
+
+    admin_browser.get(f"{live_server.url}/admin/")
+    link = admin_browser.find_element(By.LINK_TEXT, "Cost report")
+    line = admin_browser.execute_script(
+        "return parseFloat(getComputedStyle(arguments[0]).lineHeight)", link
+    )
+    assert link.size["height"] <= line * 1.5  # one line, not a letter per line
+    width = admin_browser.execute_script("return document.documentElement.scrollWidth")
+    assert width <= admin_browser.execute_script("return window.innerWidth")
