@@ -81,7 +81,7 @@ def _fernet_key() -> str:
 
 # One list: an app is added with one line.
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "gateway.admin_site.GatewayAdminConfig",  # django.contrib.admin with the gateway's site
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",

@@ -6,10 +6,6 @@ from django.urls import include, path
 
 from gateway.monitoring import health
 
-admin.site.site_header = "LLM Gateway"
-admin.site.site_title = "LLM Gateway"
-admin.site.index_title = "Configuration"
-
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("health", health.health, name="health"),

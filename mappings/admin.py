@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from datetime import UTC
+from decimal import Decimal
 from typing import Any
 
 from django import forms
@@ -17,7 +19,6 @@ from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.urls import reverse
-from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.module_loading import import_string
 
@@ -28,6 +29,7 @@ from mappings.models import (
     TierAlias,
     TierPattern,
 )
+from mappings.services import PriceLocked, model_price_in_effect
 from providers.admin_base import GatewayModelAdmin
 
 CAPABILITIES = (
@@ -74,7 +76,27 @@ def capability_summary(obj: ModelProviderMapping) -> str:
 
 def price_in_effect(price: ModelPrice) -> bool:
     """True for a saved price whose ``effective_from`` has passed (no longer editable)."""
-    return bool(price.pk) and price.effective_from <= timezone.now()
+    return model_price_in_effect(price=price)
+
+
+def price_badge(price: ModelPrice) -> str:
+    """A one-word status for lists (the full sentence is on the price's form)."""
+    if not price.pk:
+        return "—"
+    locked = price_in_effect(price)
+    return format_html(
+        '<span class="gw-price-status" title="{}" style="white-space:nowrap">{}</span>',
+        LOCKED_HELP if locked else "Editable until it takes effect.",
+        "in effect (locked)" if locked else "scheduled",
+    )
+
+
+def per_million(value: Decimal | None) -> str:
+    """``2.5`` rather than ``2.500000``; ``—`` for no price."""
+    if value is None:
+        return "—"
+    text = f"{value:f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text
 
 
 def price_status(price: ModelPrice) -> str:
@@ -172,10 +194,21 @@ class ModelPriceInlineForm(ModelPriceForm):
             self.errors.pop("mapping", None)
 
 
+class ModelPriceInlineFormSet(forms.BaseInlineFormSet):
+    """Refuses deleting a price in effect from the mapping's page (price history survives)."""
+
+    def clean(self) -> None:
+        super().clean()
+        for form in self.deleted_forms:
+            if form.instance.pk and price_in_effect(form.instance):
+                raise forms.ValidationError(PriceLocked(form.instance).sentence)
+
+
 class ModelPriceInline(admin.TabularInline):
     model = ModelPrice
     fk_name = "mapping"
     form = ModelPriceInlineForm
+    formset = ModelPriceInlineFormSet
     extra = 0
     fields = (*PRICE_FIELDS, "effective_from", "status")
     readonly_fields = ("status",)
@@ -184,7 +217,7 @@ class ModelPriceInline(admin.TabularInline):
 
     @admin.display(description="status")
     def status(self, obj: ModelPrice) -> str:
-        return price_status(obj)
+        return price_badge(obj)
 
 
 @admin.register(ModelProviderMapping)
@@ -249,7 +282,15 @@ class ModelProviderMappingAdmin(GatewayModelAdmin):
 
 @admin.register(ModelPrice)
 class ModelPriceAdmin(GatewayModelAdmin):
-    list_display = ("target", *PRICE_FIELDS, "effective_from", "status")
+    # Short columns: the verbose field names as headers would take most of a row's width.
+    list_display = (
+        "target",
+        "input_price",
+        "output_price",
+        "cached_price",
+        "effective_from_utc",
+        "status_short",
+    )
     list_filter = ("mapping__provider", "provider")
     list_select_related = ("mapping__provider", "provider")
     search_fields = ("mapping__model_alias", "provider__name", "provider_model_id")
@@ -269,14 +310,45 @@ class ModelPriceAdmin(GatewayModelAdmin):
     @admin.display(description="applies to")
     def target(self, obj: ModelPrice) -> str:
         if obj.mapping_id:
-            return str(obj.mapping)
-        return f"{obj.provider.name if obj.provider else '?'}:{obj.provider_model_id} (all aliases)"
+            text = str(obj.mapping)
+        else:
+            name = obj.provider.name if obj.provider else "?"
+            text = f"{name}:{obj.provider_model_id} (all aliases)"
+        return format_html('<span style="white-space:nowrap">{}</span>', text)
+
+    @admin.display(description="in $/1M", ordering="input_per_million")
+    def input_price(self, obj: ModelPrice) -> str:
+        return per_million(obj.input_per_million)
+
+    @admin.display(description="out $/1M", ordering="output_per_million")
+    def output_price(self, obj: ModelPrice) -> str:
+        return per_million(obj.output_per_million)
+
+    @admin.display(description="cached $/1M", ordering="cached_input_per_million")
+    def cached_price(self, obj: ModelPrice) -> str:
+        return per_million(obj.cached_input_per_million)
 
     @admin.display(description="status")
     def status(self, obj: ModelPrice) -> str:
         if price_in_effect(obj):
             return f"{price_status(obj)}. {LOCKED_HELP}"
         return price_status(obj)
+
+    @admin.display(description="status", ordering="effective_from")
+    def status_short(self, obj: ModelPrice) -> str:
+        return price_badge(obj)
+
+    @admin.display(description="effective from (UTC)", ordering="effective_from")
+    def effective_from_utc(self, obj: ModelPrice) -> str:
+        return format_html(
+            '<span style="white-space:nowrap">{}</span>',
+            obj.effective_from.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        )
+
+    def delete_refusal(self, obj: Any) -> str | None:
+        if price_in_effect(obj):
+            return PriceLocked(obj).sentence
+        return super().delete_refusal(obj)
 
 
 def route_explainer() -> Callable[[str], dict[str, Any]] | None:

@@ -155,3 +155,33 @@ def default_prices_load(*, dry_run: bool = False) -> DefaultPriceResult:
             price.save()
         created.append(price)
     return DefaultPriceResult(created=created, already_priced=already, unknown=sorted(unknown))
+
+
+class PriceLocked(Exception):
+    """A price in effect was asked to be deleted: usage was priced with it (history)."""
+
+    def __init__(self, price: ModelPrice) -> None:
+        self.price = price
+        super().__init__(
+            f"the price “{price}” is in effect and cannot be deleted: usage may have been "
+            "priced with it and price history must survive; add a new price with a later "
+            "effective_from to change it"
+        )
+
+    @property
+    def sentence(self) -> str:
+        """The message as a sentence, for pages."""
+        text = str(self)
+        return f"{text[:1].upper()}{text[1:]}."
+
+
+def model_price_in_effect(*, price: ModelPrice) -> bool:
+    """True for a saved price whose ``effective_from`` has passed (history: locked)."""
+    return bool(price.pk) and price.effective_from <= timezone.now()
+
+
+def model_price_delete(*, price: ModelPrice) -> None:
+    """Delete a scheduled price; a price in effect raises :class:`PriceLocked` (kept)."""
+    if model_price_in_effect(price=price):
+        raise PriceLocked(price)
+    price.delete()

@@ -18,6 +18,7 @@ from django.template.response import TemplateResponse
 from django.utils.html import format_html
 
 from providers.admin_base import GatewayModelAdmin
+from providers.admin_health import ProviderHealthAdminMixin
 from providers.models import Provider, ProviderKeyCredential
 from providers.secrets import Undecryptable, tolerant_decryption
 from providers.services import (
@@ -44,13 +45,34 @@ class ProviderKeyCredentialForm(forms.ModelForm):
     api_key = forms.CharField(
         label="API key",
         required=False,
+        help_text=(
+            "A new key or a ${VAR} reference. Leave empty to keep the stored key; not needed "
+            "for Ollama and mock instances."
+        ),
         strip=True,
-        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
+        widget=forms.PasswordInput(
+            render_value=False, attrs={"autocomplete": "new-password", "size": 14}
+        ),
     )
 
     class Meta:
         model = ProviderKeyCredential
         fields = KEY_FIELDS
+        # A compact row per key (tabular inline): short boxes, help as the column's tooltip.
+        widgets = {
+            "key_name": forms.TextInput(attrs={"size": 12}),
+            "organization": forms.TextInput(attrs={"size": 10}),
+            "base_url": forms.TextInput(attrs={"size": 16}),
+        }
+        help_texts = {
+            "account_group": (
+                "0-32. Keys in one group share an upstream account's limits: on a 429 the "
+                "gateway moves to a key of another group."
+            ),
+            "is_primary": "Tried first. At most one primary key per instance.",
+            "base_url": "Overrides the instance's base URL for this key.",
+            "organization": "Sent as OpenAI-Organization.",
+        }
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -113,7 +135,7 @@ class ProviderKeyFormSet(BaseInlineFormSet):
                     form.add_error(name if name in form.fields else None, field_errors)
 
 
-class ProviderKeyCredentialInline(admin.StackedInline):
+class ProviderKeyCredentialInline(admin.TabularInline):
     model = ProviderKeyCredential
     form = ProviderKeyCredentialForm
     formset = ProviderKeyFormSet
@@ -121,19 +143,24 @@ class ProviderKeyCredentialInline(admin.StackedInline):
     readonly_fields = ("stored_key", "key_status")
     verbose_name = "key"
     verbose_name_plural = "keys"
+    classes = ("gw-keys",)
+    template = "admin/providers/provider/keys_inline.html"
 
     def get_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:
         if self.has_change_permission(request, obj):
-            return (*KEY_FIELDS, "key_status")
+            # A table row has no room for per-row help: the stored (masked) key is a column.
+            return ("key_name", "stored_key", *KEY_FIELDS[1:], "key_status")
         # View-only staff get read-only fields, and Django renders a read-only field's value
         # as is: show the masked key instead of the key.
         return (*("stored_key" if f == "api_key" else f for f in KEY_FIELDS), "key_status")
 
-    @admin.display(description="API key")
+    @admin.display(description="stored key")
     def stored_key(self, obj: ProviderKeyCredential) -> str:
         if isinstance(obj.api_key, Undecryptable):
             return "(cannot decrypt)"
-        return obj.masked_key if obj.pk else "—"
+        if not obj.pk:
+            return "—"
+        return format_html('<code style="white-space:nowrap">{}</code>', obj.masked_key)
 
     @admin.display(description="status")
     def key_status(self, obj: ProviderKeyCredential) -> str:
@@ -167,7 +194,7 @@ class ProviderForm(forms.ModelForm):
 
 
 @admin.register(Provider)
-class ProviderAdmin(GatewayModelAdmin):
+class ProviderAdmin(ProviderHealthAdminMixin, GatewayModelAdmin):
     form = ProviderForm
     inlines = [ProviderKeyCredentialInline]
     list_display = (
@@ -176,12 +203,18 @@ class ProviderAdmin(GatewayModelAdmin):
         "is_enabled",
         "base_url_display",
         "key_count",
-        "health",
+        "health_status",
+        "circuit_state",
+        "last_probe",
     )
     list_filter = ("provider_type", "is_enabled")
     search_fields = ("name",)
-    actions = ["enable_selected", "disable_selected"]
-    readonly_fields = ("created_at", "updated_at")
+    actions = ["probe_selected", "enable_selected", "disable_selected"]
+    readonly_fields = (
+        "created_at",
+        "updated_at",
+        *ProviderHealthAdminMixin.health_readonly_fields,
+    )
     fieldsets = (
         (
             "Connection",
@@ -205,6 +238,18 @@ class ProviderAdmin(GatewayModelAdmin):
         ),
         ("Metadata", {"classes": ("collapse",), "fields": ("created_at", "updated_at")}),
     )
+    health_fieldset = (
+        "Health now",
+        {
+            "fields": ProviderHealthAdminMixin.health_readonly_fields,
+            "description": "From the latest probe; “Check now” (top right) probes again.",
+        },
+    )
+
+    def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> Any:
+        if obj is None:
+            return self.fieldsets
+        return (self.fieldsets[0], self.health_fieldset, *self.fieldsets[1:])
 
     def changeform_view(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         # A key no configured Fernet key decrypts shows as "cannot decrypt" on its row instead
@@ -216,8 +261,10 @@ class ProviderAdmin(GatewayModelAdmin):
         return response
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Provider]:
-        # One query for the changelist, however many keys each instance has.
-        return super().get_queryset(request).annotate(_key_count=Count("keys"))
+        # One query for the changelist, however many keys each instance has: the key count
+        # and the latest health check are annotations of the same SELECT.
+        queryset = super().get_queryset(request).annotate(_key_count=Count("keys", distinct=True))
+        return self.annotate_health(queryset)
 
     # --- writes go through providers.services ---------------------------------------------
 
@@ -260,12 +307,3 @@ class ProviderAdmin(GatewayModelAdmin):
     @admin.display(description="keys", ordering="_key_count")
     def key_count(self, obj: Provider) -> int:
         return int(getattr(obj, "_key_count", 0))
-
-    @admin.display(description="health")
-    def health(self, obj: Provider) -> str:
-        """Health column: a placeholder until health-check records exist.
-
-        Replace this method to show the latest record's status; annotate that status in
-        ``get_queryset`` so the changelist stays one query.
-        """
-        return "—"

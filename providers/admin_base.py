@@ -99,16 +99,22 @@ class GatewayModelAdmin(admin.ModelAdmin):
             )
         return text
 
+    def delete_refusal(self, obj: models.Model) -> str | None:
+        """Why ``obj`` must not be deleted (shown instead of deleting), or None.
+
+        By default: rows with ``PROTECT`` references. Subclasses add their own rules.
+        """
+        referrers = protected_referrers(obj)
+        return self.refuse_delete_message(obj, referrers) if referrers else None
+
     def delete_view(
         self, request: HttpRequest, object_id: str, extra_context: dict[str, Any] | None = None
     ) -> HttpResponse:
         obj = self.get_object(request, unquote(object_id))
         if obj is not None:
-            referrers = protected_referrers(obj)
-            if referrers:
-                self.message_user(
-                    request, self.refuse_delete_message(obj, referrers), messages.ERROR
-                )
+            refusal = self.delete_refusal(obj)
+            if refusal:
+                self.message_user(request, refusal, messages.ERROR)
                 opts = self.model._meta
                 if self.has_view_or_change_permission(request, obj):
                     url = reverse(
@@ -129,11 +135,7 @@ class GatewayModelAdmin(admin.ModelAdmin):
         modeladmin: GatewayModelAdmin, request: HttpRequest, queryset: QuerySet[Any]
     ) -> HttpResponse | None:
         # Runs on the confirmation page and again on "Yes, I'm sure": both are refused.
-        refused = []
-        for obj in queryset:
-            referrers = protected_referrers(obj)
-            if referrers:
-                refused.append(modeladmin.refuse_delete_message(obj, referrers))
+        refused = [text for obj in queryset if (text := modeladmin.delete_refusal(obj))]
         if refused:
             for text in refused:
                 modeladmin.message_user(request, text, messages.ERROR)

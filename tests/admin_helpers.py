@@ -170,3 +170,52 @@ class AdminPagesTests:
         response = admin_client.get(admin_url(self.model, "change", obj.pk))
         assert response.status_code == 200
         assert response.context["original"] == obj
+
+
+# --- headless Chromium ------------------------------------------------------------------------
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMEDRIVER = "/usr/bin/chromedriver"
+
+
+def chromium(width: int = 1400, height: int = 1000) -> Any:
+    """A headless Chromium WebDriver (the caller quits it); skips/fails like other services.
+
+    An explicit driver path: Selenium Manager never runs (and never downloads anything).
+    """
+    import shutil
+    from pathlib import Path
+
+    from tests.conftest import missing_service
+
+    if not (Path(CHROMIUM).exists() or shutil.which("chromium")) or not Path(CHROMEDRIVER).exists():
+        missing_service(f"headless Chromium ({CHROMIUM} and {CHROMEDRIVER})")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for arg in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"):
+        options.add_argument(arg)
+    options.add_argument(f"--window-size={width},{height}")
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    # Headless Chromium keeps windows at least 500 px wide: the viewport is set explicitly, so
+    # a phone width is what the page sees (window.innerWidth).
+    driver.execute_cdp_cmd(
+        "Emulation.setDeviceMetricsOverride",
+        {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False},
+    )
+    driver.implicitly_wait(5)
+    return driver
+
+
+def browser_login(driver: Any, base_url: str, username: str, password: str) -> None:
+    """Log in through the admin's login page; returns once the logged-in page has loaded."""
+    from selenium.webdriver.common.by import By
+
+    driver.get(base_url + "/admin/login/")
+    driver.find_element(By.NAME, "username").send_keys(username)
+    driver.find_element(By.NAME, "password").send_keys(password)
+    driver.find_element(By.CSS_SELECTOR, "input[type=submit]").click()
+    # The next get() would otherwise race the form's submission (and its session cookie).
+    driver.find_element(By.ID, "user-tools")

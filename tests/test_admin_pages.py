@@ -6,6 +6,7 @@ import pytest
 from django.contrib import admin
 from django.db.models import Model
 from django.test import Client
+from django.utils import timezone
 
 from gateway.keys.models import RoutingSettings, VirtualKey
 from gateway.usage.models import UsageRecord
@@ -16,7 +17,7 @@ from mappings.models import (
     TierAlias,
     TierPattern,
 )
-from providers.models import Provider
+from providers.models import HealthCheck, Provider
 from tests.admin_helpers import AdminPagesTests
 from tests.factories import (
     make_key,
@@ -39,6 +40,16 @@ class TestProviderPages(AdminPagesTests):
         provider = make_provider_row()
         make_key(provider)
         return provider
+
+
+class TestHealthCheckPages(AdminPagesTests):
+    model = HealthCheck
+    can_add = False  # written by the health probes only
+
+    def make(self) -> Model:
+        return HealthCheck.objects.create(
+            provider=make_provider_row(), status="down", probe="models", checked_at=timezone.now()
+        )
 
 
 class TestMappingPages(AdminPagesTests):
@@ -123,3 +134,15 @@ def test_site_is_titled_llm_gateway(admin_client: Client) -> None:
     html = admin_client.get("/admin/").content.decode()
     assert "<title>Configuration | LLM Gateway</title>" in html
     assert ">LLM Gateway</a>" in html
+
+
+def test_index_lists_configuration_first_and_view_site_opens_the_cost_report(
+    admin_client: Client,
+) -> None:
+    response = admin_client.get("/admin/")
+    labels = [app["app_label"] for app in response.context["app_list"]]
+    assert labels[:4] == ["providers", "mappings", "gateway", "usage"]
+    assert labels.index("django_celery_beat") > 3
+    html = response.content.decode()
+    assert '<a href="/ops/costs/">View site</a>' in html
+    assert html.index("app-providers") < html.index("app-django_celery_beat")

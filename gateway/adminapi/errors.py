@@ -3,8 +3,9 @@
 ``{"error": {"type": ..., "message": ..., "fields": {...}}}`` with the DRF status code. A
 Django ``ValidationError`` raised by a model's ``clean()`` (the same checks admin and import
 run) becomes a 400 with the offending fields named; deleting a row that usage records protect
-becomes a 409. An invalid provider instance or key (``providers.services.ProviderInvalid``)
-names the instance's fields, and each key's fields under ``keys`` by key name.
+becomes a 409, and so does deleting a price in effect. An invalid provider instance or key
+(``providers.services.ProviderInvalid``) names the instance's fields, and each key's fields
+under ``keys`` by key name.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from rest_framework.serializers import as_serializer_error
 from rest_framework.settings import api_settings
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from mappings.services import PriceLocked
 from providers.services import ErrorDict, ProviderInvalid
 
 
@@ -73,6 +75,8 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
             f"cannot delete: {len(exc.protected_objects)} usage record(s) refer to it; "
             "disable it instead (is_enabled: false)"
         )
+    elif isinstance(exc, PriceLocked):
+        exc = Conflict(f"cannot delete: {exc}")
     elif isinstance(exc, ProviderInvalid):
         exc = exceptions.ValidationError(provider_invalid_detail(exc))
     elif isinstance(exc, DjangoValidationError):

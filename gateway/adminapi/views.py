@@ -20,10 +20,12 @@ from rest_framework.views import APIView
 
 from gateway.adminapi import serializers as s
 from gateway.adminapi.errors import provider_invalid_detail
+from gateway.adminapi.history import api_history, with_history
 from gateway.adminapi.services import config_object_save, provider_key_upsert, provider_upsert
 from gateway.keys.models import VirtualKey
 from gateway.keys.services import virtual_key_create, virtual_key_rotate
 from mappings.models import ModelPrice, ModelProviderMapping
+from mappings.services import model_price_delete
 from providers.models import Provider, ProviderKeyCredential
 from providers.services import ProviderInvalid, provider_delete, provider_key_delete
 
@@ -45,6 +47,7 @@ class CleanSaveMixin:
         self._save(serializer, serializer.instance)
 
 
+@with_history
 class ProviderViewSet(viewsets.ModelViewSet):
     """Provider instances with their keys nested (``api_key`` write-only)."""
 
@@ -70,6 +73,7 @@ class ProviderViewSet(viewsets.ModelViewSet):
         provider_delete(provider=instance)
 
 
+@with_history
 class ProviderKeyViewSet(viewsets.ModelViewSet):
     """Keys of provider instances (filter with ``?provider=ID``); ``api_key`` write-only."""
 
@@ -98,6 +102,7 @@ class ProviderKeyViewSet(viewsets.ModelViewSet):
         provider_key_delete(key=instance)
 
 
+@with_history
 class MappingViewSet(CleanSaveMixin, viewsets.ModelViewSet):
     """Model alias -> provider instance mappings."""
 
@@ -108,6 +113,7 @@ class MappingViewSet(CleanSaveMixin, viewsets.ModelViewSet):
     filterset_fields = ["model_alias", "provider", "is_enabled"]
 
 
+@with_history
 class PriceViewSet(CleanSaveMixin, viewsets.ModelViewSet):
     """Prices per million tokens (a price in effect cannot change history; add a new one)."""
 
@@ -115,7 +121,12 @@ class PriceViewSet(CleanSaveMixin, viewsets.ModelViewSet):
     serializer_class = s.PriceSerializer
     filterset_fields = ["mapping", "provider", "provider_model_id"]
 
+    def perform_destroy(self, instance: ModelPrice) -> None:
+        # A price in effect is history: refused (409), only a scheduled one is deleted.
+        model_price_delete(price=instance)
 
+
+@with_history
 class VirtualKeyViewSet(
     CleanSaveMixin,
     mixins.ListModelMixin,
@@ -135,6 +146,7 @@ class VirtualKeyViewSet(
         serializer = s.VirtualKeySerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         vkey, plaintext = virtual_key_create(**serializer.validated_data)
+        api_history(self, vkey, "added")
         out = s.VirtualKeyCreatedSerializer(vkey).data
         out["key"] = plaintext
         return Response(out, status=status.HTTP_201_CREATED)
@@ -144,6 +156,7 @@ class VirtualKeyViewSet(
     def rotate(self, request: Request, pk: str | None = None) -> Response:
         vkey = self.get_object()
         plaintext = virtual_key_rotate(vkey=vkey)
+        api_history(self, vkey, "changed", ["key (rotated)"])
         return Response({"id": vkey.pk, "key_prefix": vkey.key_prefix, "key": plaintext})
 
     @extend_schema(request=None, responses=s.VirtualKeySerializer)
@@ -151,6 +164,7 @@ class VirtualKeyViewSet(
     def disable(self, request: Request, pk: str | None = None) -> Response:
         vkey = self.get_object()
         config_object_save(obj=vkey, values={"is_enabled": False})
+        api_history(self, vkey, "changed", ["is_enabled"])
         return Response(s.VirtualKeySerializer(vkey).data)
 
 

@@ -47,9 +47,13 @@ def demo_setup(*, state_dir: Path) -> DemoSetup:
 
     Idempotent: a second run writes nothing and returns the same key and password.
     """
-    report = config_import(data=config_parse(text=DEMO_FILE.read_text(), filename=str(DEMO_FILE)))
-    key, key_created = _demo_key(state_dir / KEY_FILE)
+    # The admin first: the import's History entries name it.
     password, admin_created = _demo_admin(state_dir / PASSWORD_FILE)
+    report = config_import(
+        data=config_parse(text=DEMO_FILE.read_text(), filename=str(DEMO_FILE)),
+        actor=get_user_model().objects.get(username=DEMO_ADMIN),
+    )
+    key, key_created = _demo_key(state_dir / KEY_FILE)
     return DemoSetup(
         report=report,
         key=key,

@@ -13,7 +13,10 @@ from gateway.config_io.plan import plan_build
 from gateway.config_io.report import ImportReport
 from gateway.config_io.tiers_plan import write_tiers
 from gateway.keys.services import virtual_key_create
+from providers.history import history_import_user, history_log
 from providers.services import provider_save
+
+VIA = "configuration import"
 
 
 class _DryRunRollback(Exception):
@@ -21,7 +24,11 @@ class _DryRunRollback(Exception):
 
 
 def config_import(
-    *, data: dict[str, Any], dry_run: bool = False, environ: Mapping[str, str] | None = None
+    *,
+    data: dict[str, Any],
+    dry_run: bool = False,
+    environ: Mapping[str, str] | None = None,
+    actor: Any = None,
 ) -> ImportReport:
     """Import a parsed configuration file (upsert by name); return what was done.
 
@@ -30,7 +37,8 @@ def config_import(
     All writes share one transaction. Rows whose values already equal the file's are not
     saved at all, so a repeated import leaves ``updated_at`` and the config version alone.
     ``dry_run`` performs the same writes and rolls them back. ``environ`` (default
-    ``os.environ``) is where ``${VAR}`` references must be set.
+    ``os.environ``) is where ``${VAR}`` references must be set. Each row written gets an
+    admin History entry by ``actor`` (default: the ``config-import`` user).
     """
     env = os.environ if environ is None else environ
     report = ImportReport(dry_run=dry_run)
@@ -40,6 +48,8 @@ def config_import(
         with transaction.atomic():
             plan = plan_build(data=data, environ=env)
             _write(plan, report, env)
+            if not dry_run:
+                _history(plan, actor)
             if dry_run:
                 raise _DryRunRollback
     except _DryRunRollback:
@@ -56,6 +66,30 @@ def _save(item: Item[Any]) -> None:
         if _has_field(item.obj, "updated_at"):
             fields.append("updated_at")
         item.obj.save(update_fields=fields)
+
+
+def _history(plan: Plan, actor: Any) -> None:
+    """One History entry per row the import added or changed (unchanged rows: none)."""
+    items: list[Item[Any]] = []
+    for provider in plan.providers:
+        items += [provider, *provider.keys]
+    for mapping in plan.mappings:
+        items += [mapping] + ([mapping.price] if mapping.price is not None else [])
+    items += plan.virtual_keys
+    items += [plan.routing] if plan.routing is not None else []
+    items += plan.alias_policies
+    written = [i for i in items if i.is_new or i.changed]
+    if not written:
+        return
+    user = actor if actor is not None else history_import_user()
+    for item in written:
+        obj = item.obj
+        if obj.pk is None and hasattr(obj, "name"):  # a virtual key made by the service
+            obj = type(obj)._default_manager.filter(name=obj.name).first() or obj
+        if item.is_new:
+            history_log(user=user, obj=obj, action="added", via=VIA)
+        else:
+            history_log(user=user, obj=obj, action="changed", via=VIA, fields=item.changed)
 
 
 def _has_field(obj: models.Model, name: str) -> bool:

@@ -6,18 +6,113 @@ message on the next page, and only its SHA-256 and a short prefix are stored.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
+from urllib.parse import urlencode
 
+from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.widgets import FilteredSelectMultiple
 from django.db import transaction
-from django.db.models import QuerySet
+from django.db.models import Case, DecimalField, OuterRef, QuerySet, Subquery, Sum, Value, When
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.html import format_html
 
-from gateway.keys.models import RoutingSettings, VirtualKey, generate_key
+from gateway.keys.models import BudgetPeriod, RoutingSettings, VirtualKey, generate_key
 from gateway.keys.services import virtual_key_rotate
+from gateway.usage.budgets import budget_period_start
+from gateway.usage.models import UsageRecord
+from mappings.models import ModelProviderMapping
 from providers.admin_base import GatewayModelAdmin
+
+# The cost report's preset for each budget period (the key's spend this period, itemised).
+PERIOD_PRESETS: dict[str, str] = {
+    BudgetPeriod.DAILY: "today",
+    BudgetPeriod.MONTHLY: "this_month",
+}
+
+
+def known_aliases() -> list[str]:
+    """Every alias a mapping serves (enabled or not), sorted."""
+    return list(
+        ModelProviderMapping.objects.order_by("model_alias")
+        .values_list("model_alias", flat=True)
+        .distinct()
+    )
+
+
+class VirtualKeyForm(forms.ModelForm):
+    """``allowed_models`` picked from the existing aliases, stored as the same JSON list.
+
+    An alias no mapping serves is refused, with its name; one already stored on the key stays
+    selectable (marked), so a key whose alias was unmapped can still be edited.
+    """
+
+    allowed_models = forms.MultipleChoiceField(
+        required=False,
+        label="Allowed models",
+        widget=FilteredSelectMultiple("aliases", is_stacked=False),
+        help_text="Aliases this key may call. None selected: every alias.",
+    )
+
+    class Meta:
+        model = VirtualKey
+        fields = [
+            "name",
+            "is_enabled",
+            "expires_at",
+            "allowed_models",
+            "requests_per_minute",
+            "tokens_per_minute",
+            "budget_amount",
+            "budget_period",
+            "budget_alert_threshold",
+        ]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        aliases = known_aliases()
+        stored = [a for a in (self.instance.allowed_models or []) if a not in aliases]
+        field = self.fields["allowed_models"]
+        assert isinstance(field, forms.MultipleChoiceField)
+        field.choices = [(a, a) for a in aliases] + [(a, f"{a} (no mapping)") for a in stored]
+        field.error_messages["invalid_choice"] = (
+            "“%(value)s” is not an alias any mapping serves. Add the mapping first, or pick "
+            "one of the listed aliases."
+        )
+        self.initial["allowed_models"] = list(self.instance.allowed_models or [])
+
+    def clean_allowed_models(self) -> list[str]:
+        # The stored format: a JSON list of alias names, in the order they were chosen.
+        return [str(a) for a in self.cleaned_data.get("allowed_models") or []]
+
+
+def spend_this_period() -> Case:
+    """The key's spend since its budget period started, as one annotation (three subqueries,
+    one per period kind, chosen by the row's ``budget_period``: still a single SQL query)."""
+    now = timezone.now()
+
+    def since(start: datetime) -> Subquery:
+        rows = (
+            UsageRecord.objects.filter(virtual_key=OuterRef("pk"), created_at__gte=start)
+            .order_by()
+            .values("virtual_key")
+            .annotate(total=Sum("cost"))
+            .values("total")
+        )
+        return Subquery(rows, output_field=DecimalField(max_digits=20, decimal_places=10))
+
+    return Case(
+        *[
+            When(budget_period=period, then=since(budget_period_start(period=period, now=now)))
+            for period in BudgetPeriod.values
+        ],
+        default=Value(None),
+        output_field=DecimalField(max_digits=20, decimal_places=10),
+    )
 
 
 def show_key_once(request: HttpRequest, vkey: VirtualKey, plaintext: str, verb: str) -> None:
@@ -35,19 +130,29 @@ def show_key_once(request: HttpRequest, vkey: VirtualKey, plaintext: str, verb: 
 
 @admin.register(VirtualKey)
 class VirtualKeyAdmin(GatewayModelAdmin):
+    form = VirtualKeyForm
     list_display = (
         "name",
         "key_prefix_display",
         "is_enabled",
         "allowed_models_display",
         "budget_display",
-        "expires_at",
-        "created_at",
+        "spend_display",
+        "last_used",
+        "usage_links",
+        "expires_at_utc",
     )
     list_filter = ("is_enabled", "budget_period")
     search_fields = ("name", "key_prefix")
     actions = ["rotate_keys", "enable_selected", "disable_selected"]
-    readonly_fields = ("key_prefix_display", "created_at", "updated_at")
+    readonly_fields = (
+        "key_prefix_display",
+        "created_at",
+        "updated_at",
+        "spend_display",
+        "last_used",
+        "usage_links",
+    )
     fieldsets = (
         (None, {"fields": ("name", "key_prefix_display", "is_enabled", "expires_at")}),
         ("Access", {"fields": ("allowed_models",)}),
@@ -56,6 +161,7 @@ class VirtualKeyAdmin(GatewayModelAdmin):
             "Budget",
             {"fields": ("budget_amount", "budget_period", "budget_alert_threshold")},
         ),
+        ("Usage", {"fields": ("spend_display", "last_used", "usage_links")}),
         ("Metadata", {"classes": ("collapse",), "fields": ("created_at", "updated_at")}),
     )
 
@@ -73,6 +179,73 @@ class VirtualKeyAdmin(GatewayModelAdmin):
             ),
             *[fs for fs in self.fieldsets if fs[0] in ("Access", "Limits", "Budget")],
         ]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[VirtualKey]:
+        # Spend this period and last use are annotations of the list's one query.
+        last = UsageRecord.objects.filter(virtual_key=OuterRef("pk")).order_by("-created_at")
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                _spend=spend_this_period(),
+                _last_used=Subquery(last.values("created_at")[:1]),
+            )
+        )
+
+    @admin.display(description="spend this period", ordering="_spend")
+    def spend_display(self, obj: VirtualKey) -> str:
+        if not obj.pk:
+            return "—"
+        spend = getattr(obj, "_spend", None) or Decimal(0)
+        text = f"${spend:,.2f}"
+        if obj.budget_amount is None or obj.budget_amount <= 0:
+            return text
+        share = min(spend / obj.budget_amount, Decimal(1))
+        alert = obj.budget_amount * obj.budget_alert_threshold
+        return format_html(
+            '<span style="white-space:nowrap">{} of ${} ({}%)</span><br>'
+            '<meter class="gw-budget" min="0" max="{}" value="{}" low="{}" high="{}" '
+            'optimum="0" style="width:8em" aria-label="budget used">{}%</meter>',
+            text,
+            f"{obj.budget_amount:,.2f}",
+            f"{share * 100:.0f}",
+            f"{obj.budget_amount:.2f}",
+            f"{min(spend, obj.budget_amount):.2f}",
+            f"{alert:.2f}",
+            f"{alert:.2f}",
+            f"{share * 100:.0f}",
+        )
+
+    @admin.display(description="expires (UTC)", ordering="expires_at")
+    def expires_at_utc(self, obj: VirtualKey) -> str:
+        if obj.expires_at is None:
+            return "never"
+        return obj.expires_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+    @admin.display(description="last used (UTC)", ordering="_last_used")
+    def last_used(self, obj: VirtualKey) -> str:
+        value: datetime | None = getattr(obj, "_last_used", None)
+        if value is None:
+            return "never"
+        return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+    @admin.display(description="usage")
+    def usage_links(self, obj: VirtualKey) -> str:
+        if not obj.pk:
+            return "—"
+        costs = urlencode(
+            {
+                "virtual_key_id": obj.pk,
+                "preset": PERIOD_PRESETS.get(obj.budget_period, "30d"),
+                "group_by": "alias",
+            }
+        )
+        return format_html(
+            '<a href="{}?{}">costs</a> · <a href="/ops/requests/?{}">requests</a>',
+            reverse("ops-costs"),
+            costs,
+            urlencode({"key": obj.pk}),
+        )
 
     def save_model(self, request: HttpRequest, obj: VirtualKey, form: Any, change: bool) -> None:
         if change:

@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import re
+from datetime import timedelta
+from decimal import Decimal
 
 import pytest
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from gateway.keys.models import RoutingSettings, VirtualKey, hash_key
 from gateway.usage.models import UsageRecord
 from providers.config_version import config_version_db
 from tests.admin_helpers import admin_form_data, admin_url, form_data, page_errors
-from tests.factories import make_provider_row, make_usage, make_vkey
+from tests.factories import make_mapping_row, make_provider_row, make_usage, make_vkey
 
 pytestmark = pytest.mark.django_db
 
@@ -31,9 +36,10 @@ def test_add_form_has_no_key_field(admin_client: Client) -> None:
 
 
 def test_created_key_is_shown_once_and_only_its_hash_is_stored(admin_client: Client) -> None:
+    make_mapping_row(alias="gpt-4o")
     url = admin_url(VirtualKey, "add")
     data = admin_form_data(admin_client, url, VirtualKey)
-    data.update(name="marketing-app", allowed_models='["gpt-4o"]')
+    data.update(name="marketing-app", allowed_models=["gpt-4o"])
     response = admin_client.post(url, data, follow=True)
 
     assert response.status_code == 200, page_errors(response)
@@ -56,7 +62,8 @@ def test_emptied_allowed_models_means_all(admin_client: Client) -> None:
     vkey = make_vkey(models=["gpt-4o"]).row
     url = admin_url(VirtualKey, "change", vkey.pk)
     data = admin_form_data(admin_client, url, VirtualKey)
-    data["allowed_models"] = ""
+    assert data["allowed_models"] == "gpt-4o"  # stored, though no mapping serves it now
+    del data["allowed_models"]  # nothing selected: the browser sends no value
     response = admin_client.post(url, data)
     assert response.status_code == 302, page_errors(response)
     vkey.refresh_from_db()
@@ -173,3 +180,65 @@ def test_usage_records_are_read_only(admin_client: Client) -> None:
     assert admin_client.post(admin_url(UsageRecord, "delete", record.pk)).status_code == 403
     record.refresh_from_db()
     assert record.status_code == 200
+
+
+# --- allowed models, spend, last use, links ----------------------------------------------------
+
+
+def test_allowed_models_is_a_choice_of_existing_aliases(admin_client: Client) -> None:
+    make_mapping_row(alias="gpt-4o")
+    make_mapping_row(alias="claude")
+    url = admin_url(VirtualKey, "add")
+    data = admin_form_data(admin_client, url, VirtualKey)
+    data.update(name="typo-app", allowed_models=["gpt-4o", "gtp-4o"])
+    response = admin_client.post(url, data)
+    assert response.status_code == 200
+    [error] = page_errors(response)["allowed_models"]
+    assert error.startswith("“gtp-4o” is not an alias any mapping serves.")
+    assert not VirtualKey.objects.filter(name="typo-app").exists()
+
+    html = admin_client.get(url).content.decode()
+    assert '<option value="claude">claude</option>' in html
+    data["allowed_models"] = ["claude", "gpt-4o"]
+    assert admin_client.post(url, data).status_code == 302
+    assert VirtualKey.objects.get(name="typo-app").allowed_models == ["claude", "gpt-4o"]
+
+
+def test_changelist_shows_spend_budget_last_use_and_links_in_one_query(
+    admin_client: Client,
+) -> None:
+    provider = make_provider_row()
+    budgeted = make_vkey("budgeted", budget_amount=Decimal("10"), budget_period="daily").row
+    now = timezone.now()
+    make_usage(provider, virtual_key=budgeted, cost=Decimal("2.5"), created_at=now)
+    make_usage(provider, virtual_key=budgeted, cost=Decimal("1.25"), created_at=now)
+    # Before today: not this period's spend.
+    make_usage(
+        provider, virtual_key=budgeted, cost=Decimal("100"), created_at=now - timedelta(days=2)
+    )
+    idle = make_vkey("idle").row
+
+    url = admin_url(VirtualKey, "changelist")
+    response = admin_client.get(url)
+    rows = {r.name: r for r in response.context["cl"].result_list}
+    assert rows["budgeted"]._spend == Decimal("3.75")
+    assert rows["idle"]._spend is None and rows["idle"]._last_used is None
+    html = response.content.decode()
+    assert "$3.75 of $10.00 (38%)" in html
+    assert '<meter class="gw-budget" min="0" max="10.00" value="3.75"' in html
+    assert now.strftime("%Y-%m-%d %H:%M UTC") in html and ">never<" in html
+    assert (
+        f'href="/ops/costs/?virtual_key_id={budgeted.pk}&amp;preset=today&amp;group_by=alias"'
+        in html
+    )
+    assert f'href="/ops/requests/?key={idle.pk}"' in html
+
+    def queries() -> int:
+        with CaptureQueriesContext(connection) as ctx:
+            assert admin_client.get(url).status_code == 200
+        return len(ctx.captured_queries)
+
+    few = queries()
+    for i in range(5):
+        make_usage(provider, virtual_key=make_vkey(f"more-{i}").row)
+    assert queries() == few

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from decimal import Decimal
 
@@ -178,3 +179,65 @@ def test_mapping_disable_action_bumps_config_version_once(admin_client: Client) 
     )
     assert not ModelProviderMapping.objects.filter(is_enabled=True).exists()
     assert config_version_db() == version + 1
+
+
+# --- price status and deletion -------------------------------------------------------------
+
+
+def test_price_list_shows_a_short_status_and_the_form_the_full_text(admin_client: Client) -> None:
+    locked = make_price(effective_from=timezone.now() - timedelta(days=1))
+    make_price(effective_from=timezone.now() + timedelta(days=1))
+    html = admin_client.get(admin_url(ModelPrice, "changelist")).content.decode()
+    assert ">in effect (locked)</span>" in html and ">scheduled</span>" in html
+    assert "Effective from (UTC)" in html
+    cells = html.split('class="field-status_short">')[1:]
+    # The visible text is short (the full sentence is only the badge's tooltip).
+    assert [re.sub(r"<[^>]+>", "", c.split("</td>")[0]) for c in cells] == [
+        "scheduled",
+        "in effect (locked)",
+    ]
+    form = admin_client.get(admin_url(ModelPrice, "change", locked.pk)).content.decode()
+    assert "prices never change history" in form
+
+
+def test_price_in_effect_cannot_be_deleted_in_the_admin(admin_client: Client) -> None:
+    locked = make_price(effective_from=timezone.now() - timedelta(days=1))
+    scheduled = make_price(effective_from=timezone.now() + timedelta(days=1))
+
+    response = admin_client.post(
+        admin_url(ModelPrice, "delete", locked.pk), {"post": "yes"}, follow=True
+    )
+    texts = [str(m) for m in response.context["messages"]]
+    assert any("is in effect and cannot be deleted" in t for t in texts), texts
+    assert ModelPrice.objects.filter(pk=locked.pk).exists()
+
+    changelist = admin_url(ModelPrice, "changelist")
+    response = admin_client.post(
+        changelist,
+        {"action": "delete_selected", "_selected_action": [locked.pk, scheduled.pk], "post": "yes"},
+        follow=True,
+    )
+    texts = [str(m) for m in response.context["messages"]]
+    assert any("is in effect and cannot be deleted" in t for t in texts)
+    assert "Nothing was deleted." in texts
+    assert ModelPrice.objects.count() == 2
+
+    response = admin_client.post(
+        changelist,
+        {"action": "delete_selected", "_selected_action": [scheduled.pk], "post": "yes"},
+    )
+    assert response.status_code == 302
+    assert list(ModelPrice.objects.values_list("pk", flat=True)) == [locked.pk]
+
+
+def test_price_in_effect_cannot_be_deleted_from_the_mapping_page(admin_client: Client) -> None:
+    mapping = make_mapping_row()
+    price = make_price(mapping, effective_from=timezone.now() - timedelta(days=1))
+    url = admin_url(ModelProviderMapping, "change", mapping.pk)
+    data = admin_form_data(admin_client, url, ModelProviderMapping)
+    data["prices-0-DELETE"] = "on"
+    response = admin_client.post(url, data)
+    assert response.status_code == 200
+    errors = page_errors(response)["prices.__all__"]
+    assert any("is in effect and cannot be deleted" in e for e in errors)
+    assert ModelPrice.objects.filter(pk=price.pk).exists()

@@ -302,7 +302,7 @@ def test_changelist_shows_key_count_base_url_and_health(admin_client: Client) ->
     html = response.content.decode()
     assert "https://api.openai.com/v1" in html
     assert "http://ollama:11434/v1<" in html  # effective URL, trailing slash dropped
-    assert '<td class="field-health">—</td>' in html
+    assert '<td class="field-health_status">not probed yet</td>' in html
 
 
 def test_changelist_query_count_does_not_grow_with_providers(admin_client: Client) -> None:

@@ -4,10 +4,12 @@ import, config version bumps, write-only secrets, virtual key lifecycle, token a
 from __future__ import annotations
 
 import itertools
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from django.core.management import call_command
+from django.utils import timezone
 from rest_framework.test import APIClient
 
 from gateway.adminapi.models import ApiToken
@@ -85,8 +87,12 @@ class TestPrices(APIViewTests):
         mapping = ModelProviderMapping.objects.create(
             model_alias="a", provider=_provider(), provider_model_id="m"
         )
+        # Scheduled (not yet in effect): only such a price may be deleted.
         return ModelPrice.objects.create(
-            mapping=mapping, input_per_million="1", output_per_million="2"
+            mapping=mapping,
+            input_per_million="1",
+            output_per_million="2",
+            effective_from=timezone.now() + timedelta(days=1),
         )
 
     @staticmethod
@@ -96,6 +102,8 @@ class TestPrices(APIViewTests):
             "provider_model_id": "m",
             "input_per_million": "1.5",
             "output_per_million": "6",
+            # Scheduled, so that the generic test may delete it.
+            "effective_from": (timezone.now() + timedelta(days=1)).isoformat(),
         }
 
 
@@ -293,3 +301,14 @@ def test_deleting_an_instance_with_usage_is_a_conflict(api: APIClient) -> None:
     assert r.status_code == 409
     assert r.json()["error"]["type"] == "conflict" and "disable it" in r.json()["error"]["message"]
     assert Provider.objects.filter(pk=provider.pk).exists()
+
+
+def test_deleting_a_price_in_effect_is_a_conflict_and_keeps_it(api: APIClient) -> None:
+    price = TestPrices.make()
+    price.effective_from = timezone.now() - timedelta(minutes=1)
+    price.save(update_fields=["effective_from"])
+    response = api.delete(f"/api/prices/{price.pk}/")
+    assert response.status_code == 409
+    message = response.json()["error"]["message"]
+    assert message.startswith("cannot delete: the price") and "is in effect" in message
+    assert ModelPrice.objects.filter(pk=price.pk).exists()

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from gateway.config_io.errors import ConfigError
@@ -45,19 +46,35 @@ class Command(BaseCommand):
             help="import: FILE is another gateway's configuration; convert it to ours first "
             "(with --dry-run the converted file is printed).",
         )
+        parser.add_argument(
+            "--user",
+            help="import: the admin user the History entries name (default: config-import).",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         path: str | None = options["file"]
         if options["action"] == "import":
             if not path:
                 raise CommandError("import needs a FILE (or - for stdin)")
-            self._import(path, dry_run=options["dry_run"], from_format=options["from_format"])
+            actor = None
+            if options["user"]:
+                model = get_user_model()
+                actor = model._default_manager.filter(
+                    **{model.USERNAME_FIELD: options["user"]}
+                ).first()
+                if actor is None:
+                    raise CommandError(f"no user named {options['user']!r}")
+            self._import(
+                path, dry_run=options["dry_run"], from_format=options["from_format"], actor=actor
+            )
         else:
-            if options["dry_run"] or options["from_format"]:
-                raise CommandError("--dry-run and --from apply to import only")
+            if options["dry_run"] or options["from_format"] or options["user"]:
+                raise CommandError("--dry-run, --from and --user apply to import only")
             self._export(path)
 
-    def _import(self, path: str, *, dry_run: bool, from_format: str | None = None) -> None:
+    def _import(
+        self, path: str, *, dry_run: bool, from_format: str | None = None, actor: Any = None
+    ) -> None:
         if path == "-":
             text, name = sys.stdin.read(), ""
         else:
@@ -80,7 +97,7 @@ class Command(BaseCommand):
                 if dry_run:
                     self.stdout.write("# import plan:")
                 hint = " (paths are in the converted configuration; see --dry-run)"
-            report = config_import(data=data, dry_run=dry_run)
+            report = config_import(data=data, dry_run=dry_run, actor=actor)
         except ConfigError as exc:
             problems = "\n".join(f"  {e}" for e in exc.errors)
             raise CommandError(
