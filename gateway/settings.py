@@ -27,12 +27,17 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 # (Docker/Kubernetes secrets); FOO_FILE wins when both are set. A value "$BAR" reads BAR.
 env = environ.FileAwareEnv()
 
+# Every variable this module reads (and its _FILE twin), filled by the helpers below as they
+# read: ${VAR} references in provider configuration may never resolve one of these.
+GATEWAY_SETTINGS_ENV_NAMES: set[str] = set()
+
 _true_words = frozenset({"true", "on", "ok", "y", "yes"})
 _false_words = frozenset({"false", "off", "no", "n", ""})
 
 
 def _read(name: str) -> str | None:
     """The raw value of ``name`` (or of the file ``name_FILE`` points at); None when unset."""
+    GATEWAY_SETTINGS_ENV_NAMES.update((name, f"{name}_FILE"))
     try:
         return env.str(name)
     except ImproperlyConfigured:
@@ -234,6 +239,7 @@ EMAIL_BACKEND = envstr(
 DATABASES = {
     "default": env.db("DATABASE_URL", default=f"sqlite:///{STATE_DIR / 'db.sqlite3'}"),
 }
+GATEWAY_SETTINGS_ENV_NAMES.update(("DATABASE_URL", "DATABASE_URL_FILE"))
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # WAL lets the gateway's background refresh read while admin writes.
     DATABASES["default"].setdefault("OPTIONS", {})
@@ -319,7 +325,8 @@ REST_FRAMEWORK = {
         "gateway.reports.auth.ApiTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAdminUser"],
+    # Staff plus the model's view/add/change/delete permission, as in the admin.
+    "DEFAULT_PERMISSION_CLASSES": ["gateway.adminapi.permissions.GatewayModelPermissions"],
     # Schema, filtering, pagination and one error shape for every endpoint.
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
@@ -349,6 +356,9 @@ SPECTACULAR_SETTINGS = {
 GATEWAY_MAX_BODY_BYTES = envint("GATEWAY_MAX_BODY_BYTES", 20 * 1024 * 1024)
 # How often a process checks whether the configuration changed (seconds).
 GATEWAY_CONFIG_CHECK_INTERVAL = envfloat("GATEWAY_CONFIG_CHECK_INTERVAL", 1.0)
+# ${VAR} in provider configuration may resolve only these names (NAME or PREFIX_*); empty:
+# any name except the gateway's own settings and process internals (providers/envsubst.py).
+GATEWAY_ENV_ALLOW = envlist("GATEWAY_ENV_ALLOW", [])
 # Outbound connection pool of each process.
 GATEWAY_HTTP_MAX_CONNECTIONS = envint("GATEWAY_HTTP_MAX_CONNECTIONS", 512)
 GATEWAY_HTTP_MAX_KEEPALIVE = envint("GATEWAY_HTTP_MAX_KEEPALIVE", 128)

@@ -2,10 +2,14 @@
 
 API keys are write-only here: the form never renders a stored key (not as a value, not as an
 initial value), the page shows only ``masked_key``, and an empty box on edit keeps the key.
+Literal custom header values are shown masked; a masked value left as shown keeps the stored
+one. Validation is the shared one (``providers.services``), ``${VAR}`` references included, so
+the admin refuses what the REST API and import refuse, with the same messages.
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from django import forms
@@ -18,9 +22,11 @@ from django.utils.html import format_html
 
 from providers.admin_base import GatewayModelAdmin
 from providers.models import Provider, ProviderKeyCredential
+from providers.secrets import headers_masked, headers_unmasked
 from providers.services import (
     ProviderInvalid,
     provider_delete,
+    provider_reference_errors,
     provider_save,
     provider_validate,
 )
@@ -100,7 +106,6 @@ class ProviderKeyFormSet(BaseInlineFormSet):
                 provider=self.instance,
                 keys=[form.instance for form in forms],
                 delete_keys=deleted,
-                check_references=False,
             )
         except ProviderInvalid as exc:
             for index, errors in exc.key_errors.items():
@@ -133,6 +138,25 @@ class ProviderKeyCredentialInline(admin.StackedInline):
 
 
 class ProviderForm(forms.ModelForm):
+    """The instance's own fields; custom header values are masked and write-only."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.instance.pk:
+            self.initial["custom_headers"] = headers_masked(self.instance.custom_headers)
+
+    def clean_custom_headers(self) -> Any:
+        # A value left masked as shown keeps the stored value (self.instance is still stored).
+        stored = self.instance.custom_headers if self.instance.pk else None
+        return headers_unmasked(self.cleaned_data.get("custom_headers"), stored)
+
+    def _post_clean(self) -> None:
+        super()._post_clean()
+        # The instance's ${VAR} references (its keys' are checked by the key formset).
+        for name, errors in provider_reference_errors(provider=self.instance).items():
+            if name in self.fields and name not in self.errors:
+                self.add_error(name, errors)
+
     class Meta:
         model = Provider
         exclude: list[str] = []
@@ -188,6 +212,31 @@ class ProviderAdmin(GatewayModelAdmin):
         ("Metadata", {"classes": ("collapse",), "fields": ("created_at", "updated_at")}),
     )
 
+    def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> Any:
+        if obj is None or self.has_change_permission(request, obj):
+            return self.fieldsets
+        # View-only staff get read-only fields, rendered as stored: show the headers masked.
+        return [
+            (
+                title,
+                {
+                    **opts,
+                    "fields": tuple(
+                        "custom_headers_masked" if f == "custom_headers" else f
+                        for f in opts["fields"]
+                    ),
+                },
+            )
+            for title, opts in self.fieldsets
+        ]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        return (*super().get_readonly_fields(request, obj), "custom_headers_masked")
+
+    @admin.display(description="custom headers")
+    def custom_headers_masked(self, obj: Provider) -> str:
+        return json.dumps(headers_masked(obj.custom_headers), ensure_ascii=False)
+
     def get_queryset(self, request: HttpRequest) -> QuerySet[Provider]:
         # One query for the changelist, however many keys each instance has.
         return super().get_queryset(request).annotate(_key_count=Count("keys"))
@@ -213,11 +262,9 @@ class ProviderAdmin(GatewayModelAdmin):
             formset.save(commit=False)
             keys += formset.new_objects + [obj for obj, _ in formset.changed_objects]
             deleted += formset.deleted_objects
-        # ${VAR} references are resolved by the gateway processes, whose environment the
-        # admin's web process need not share: they are not checked here.
-        provider_save(
-            provider=form.instance, keys=keys, delete_keys=deleted, check_references=False
-        )
+        # ${VAR} references are checked as the REST API and import check them: the admin
+        # runs with the gateway's environment (same settings, same deployment).
+        provider_save(provider=form.instance, keys=keys, delete_keys=deleted)
 
     def delete_model(self, request: HttpRequest, obj: Provider) -> None:
         provider_delete(provider=obj)

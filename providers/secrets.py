@@ -15,7 +15,19 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.db import models
 
-__all__ = ["EncryptedTextField", "InvalidToken", "decrypt", "encrypt", "reset_cipher", "rotate"]
+from providers.envsubst import has_reference
+
+__all__ = [
+    "EncryptedHeadersField",
+    "EncryptedTextField",
+    "InvalidToken",
+    "decrypt",
+    "encrypt",
+    "headers_masked",
+    "headers_unmasked",
+    "reset_cipher",
+    "rotate",
+]
 
 
 @lru_cache(maxsize=1)
@@ -71,3 +83,79 @@ class EncryptedTextField(models.TextField):
         if value is None or value == "":
             return value
         return encrypt(str(value))
+
+
+# --- custom header values ----------------------------------------------------------------------
+
+# Marks an encrypted header value in the stored JSON; any other value is stored as written.
+HEADER_TOKEN_PREFIX = "fernet:"
+# What reads show instead of a literal header value (the admin form, /api/providers/).
+HEADER_MASK = "••••"
+
+
+def header_value_encrypt(value: Any) -> Any:
+    """A literal header value as stored: a prefixed Fernet token. ``${VAR}`` values (references,
+    not secrets) and non-strings are stored as they are."""
+    if not isinstance(value, str) or not value or has_reference(value):
+        return value
+    return HEADER_TOKEN_PREFIX + encrypt(value)
+
+
+def header_value_decrypt(value: Any) -> Any:
+    """The plaintext of a stored header value (values stored before encryption pass through)."""
+    if isinstance(value, str) and value.startswith(HEADER_TOKEN_PREFIX):
+        return decrypt(value[len(HEADER_TOKEN_PREFIX) :])
+    return value
+
+
+def header_value_masked(value: Any) -> Any:
+    """What a read may show of a header value: a ``${VAR}`` reference as is, else a mask with
+    the last four characters of a long value."""
+    if not isinstance(value, str) or not value or has_reference(value):
+        return value
+    return HEADER_MASK + value[-4:] if len(value) >= 12 else HEADER_MASK
+
+
+def headers_masked(headers: Any) -> Any:
+    """``headers`` with every literal value masked (:func:`header_value_masked`)."""
+    if not isinstance(headers, dict):
+        return headers
+    return {name: header_value_masked(value) for name, value in headers.items()}
+
+
+def headers_unmasked(given: Any, stored: Any) -> Any:
+    """``given`` with each value still equal to the mask of the stored value of that header
+    (case-insensitive name) replaced by the stored value: sending back what a read showed keeps
+    the secret. A masked value that matches nothing stored is left for validation to refuse."""
+    if not isinstance(given, dict) or not isinstance(stored, dict):
+        return given
+    by_name = {str(k).lower(): v for k, v in stored.items()}
+    out: dict[Any, Any] = {}
+    for name, value in given.items():
+        old = by_name.get(str(name).lower())
+        if isinstance(value, str) and value.startswith(HEADER_MASK) and old is not None:
+            out[name] = old if header_value_masked(old) == value else value
+        else:
+            out[name] = value
+    return out
+
+
+class EncryptedHeadersField(models.JSONField):
+    """A JSON object of header name -> value whose literal values are encrypted at rest.
+
+    Reads back as plaintext (like :class:`EncryptedTextField`); in the database each literal
+    value is ``fernet:<token>``, while ``${VAR}`` references stay readable.
+    """
+
+    description = "JSON header object with values encrypted at rest"
+
+    def from_db_value(self, value: Any, expression: Any, connection: Any) -> Any:
+        data = super().from_db_value(value, expression, connection)
+        if isinstance(data, dict):
+            return {name: header_value_decrypt(v) for name, v in data.items()}
+        return data
+
+    def get_prep_value(self, value: Any) -> Any:
+        if isinstance(value, dict):
+            value = {name: header_value_encrypt(v) for name, v in value.items()}
+        return super().get_prep_value(value)

@@ -11,7 +11,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from providers.envsubst import MissingEnvVar, substitute
+from providers.envsubst import EnvReferenceError, substitute
 from providers.models import Provider, ProviderKeyCredential
 from providers.types import DEFAULT_BASE_URLS
 
@@ -92,8 +92,9 @@ def provider_snapshot_build(
                     organization=key.organization,
                 )
             )
-    except MissingEnvVar as exc:
-        # The name of the variable is not a secret; its value never reaches this message.
+    except EnvReferenceError as exc:
+        # Unset, or refused by the policy (providers.envsubst.refusal): only this instance is
+        # unusable. The name of the variable is not a secret; its value never reaches this.
         error = str(exc)
         logger.warning("provider %s (id %s) unusable: %s", provider.name, provider.id, error)
     return ProviderSnapshot(

@@ -1,4 +1,5 @@
-"""Serializers of the admin REST API. Secrets are write-only: ``api_key`` is never returned."""
+"""Serializers of the admin REST API. Secrets are write-only: ``api_key`` is never returned and
+literal custom header values are masked."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from rest_framework import serializers
 from gateway.keys.models import VirtualKey
 from mappings.models import ModelPrice, ModelProviderMapping
 from providers.models import Provider, ProviderKeyCredential
+from providers.secrets import headers_masked, headers_unmasked
 
 
 class ProviderKeySerializer(serializers.ModelSerializer):
@@ -78,6 +80,17 @@ class ProviderSerializer(serializers.ModelSerializer):
             "updated_at",
         ]
         read_only_fields = ["created_at", "updated_at"]
+
+    def to_representation(self, instance: Any) -> Any:
+        data = super().to_representation(instance)
+        # Literal header values are often credentials: never returned, only masked.
+        data["custom_headers"] = headers_masked(data.get("custom_headers"))
+        return data
+
+    def validate_custom_headers(self, value: Any) -> Any:
+        # Sending back what a read showed (a masked value) keeps the stored value.
+        stored = self.instance.custom_headers if isinstance(self.instance, Provider) else None
+        return headers_unmasked(value, stored)
 
 
 class MappingSerializer(serializers.ModelSerializer):

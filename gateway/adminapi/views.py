@@ -1,4 +1,7 @@
-"""Admin REST API viewsets (staff only: session or ``Bearer gwat_...`` token).
+"""Admin REST API viewsets (staff with model permissions: session or ``Bearer gwat_...`` token).
+
+Permissions are Django's per-model view/add/change/delete, as in the admin
+(:mod:`gateway.adminapi.permissions`).
 
 Thin: serializers parse and render, services validate (model ``clean()`` + ``${VAR}`` checks,
 as admin and import do) and save; saves bump the configuration version. Provider instances and
@@ -128,6 +131,8 @@ class VirtualKeyViewSet(
     queryset = VirtualKey.objects.order_by("name")
     serializer_class = s.VirtualKeySerializer
     filterset_fields = ["name", "is_enabled"]
+    # POSTs that change a stored key: the "change" permission, not "add".
+    action_permissions = {"rotate": "change", "disable": "change"}
 
     @extend_schema(request=s.VirtualKeySerializer, responses={201: s.VirtualKeyCreatedSerializer})
     def create(self, request: Request) -> Response:

@@ -25,6 +25,29 @@ def generate_key() -> str:
     return VIRTUAL_KEY_PREFIX + secrets.token_urlsafe(32)
 
 
+# A key a file brings must be at least as hard to guess as 32 random characters.
+MIN_KEY_LENGTH = 32
+MIN_KEY_DISTINCT = 10
+
+
+def virtual_key_weakness(plaintext: str) -> str:
+    """Why ``plaintext`` is too weak for a virtual key ("" when it is fine); never quotes it.
+
+    Length at least 32, at least two character classes (lower, upper, digit, other) and 10
+    distinct characters: a generated key (``sk-gw-`` + 43 URL-safe characters) or 32 random
+    hex bytes pass; a word, a repeated character or a short secret do not.
+    """
+    if len(plaintext) < MIN_KEY_LENGTH:
+        return f"{len(plaintext)} characters, at least {MIN_KEY_LENGTH} random ones are needed"
+    classes = sum(
+        any(test(c) for c in plaintext)
+        for test in (str.islower, str.isupper, str.isdigit, lambda c: not c.isalnum())
+    )
+    if classes < 2 or len(set(plaintext)) < MIN_KEY_DISTINCT:
+        return "too little variety: use random characters, e.g. a generated key"
+    return ""
+
+
 class BudgetPeriod(models.TextChoices):
     DAILY = "daily", "Daily"
     MONTHLY = "monthly", "Monthly"
