@@ -150,12 +150,18 @@ class ProviderForm(forms.ModelForm):
         stored = self.instance.custom_headers if self.instance.pk else None
         return headers_unmasked(self.cleaned_data.get("custom_headers"), stored)
 
-    def _post_clean(self) -> None:
-        super()._post_clean()
-        # The instance's ${VAR} references (its keys' are checked by the key formset).
-        for name, errors in provider_reference_errors(provider=self.instance).items():
-            if name in self.fields and name not in self.errors:
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        # The instance's ${VAR} references (its keys' are checked by the key formset), with
+        # the shared check and message.
+        probe = Provider(
+            base_url=cleaned.get("base_url") or "",
+            custom_headers=cleaned.get("custom_headers") or {},
+        )
+        for name, errors in provider_reference_errors(provider=probe).items():
+            if name in cleaned:
                 self.add_error(name, errors)
+        return cleaned
 
     class Meta:
         model = Provider

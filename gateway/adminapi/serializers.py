@@ -8,6 +8,7 @@ from typing import Any
 from rest_framework import serializers
 
 from gateway.keys.models import VirtualKey
+from gateway.keys.services import MAX_ROTATION_GRACE
 from mappings.models import ModelPrice, ModelProviderMapping
 from providers.models import Provider, ProviderKeyCredential
 from providers.secrets import headers_masked, headers_unmasked
@@ -138,7 +139,20 @@ class VirtualKeyCreatedSerializer(VirtualKeySerializer):
         fields = [*VirtualKeySerializer.Meta.fields, "key"]
 
 
+class RotateKeySerializer(serializers.Serializer):
+    grace_seconds = serializers.IntegerField(
+        required=False,
+        default=0,
+        min_value=0,
+        max_value=int(MAX_ROTATION_GRACE.total_seconds()),
+        help_text="How long the old key keeps working (0: it stops at once).",
+    )
+
+
 class RotatedKeySerializer(serializers.Serializer):
     id = serializers.IntegerField()
     key_prefix = serializers.CharField()
     key = serializers.CharField(help_text="The new plaintext key: returned once.")
+    previous_key_expires_at = serializers.DateTimeField(
+        allow_null=True, help_text="Until when the old key works; null: it stopped."
+    )

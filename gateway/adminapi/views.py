@@ -10,6 +10,7 @@ keys are written, and deleted, through ``providers.services`` like everywhere el
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from django.db import models, transaction
@@ -143,12 +144,22 @@ class VirtualKeyViewSet(
         out["key"] = plaintext
         return Response(out, status=status.HTTP_201_CREATED)
 
-    @extend_schema(request=None, responses=s.RotatedKeySerializer)
+    @extend_schema(request=s.RotateKeySerializer, responses=s.RotatedKeySerializer)
     @action(detail=True, methods=["post"])
     def rotate(self, request: Request, pk: str | None = None) -> Response:
         vkey = self.get_object()
-        plaintext = virtual_key_rotate(vkey=vkey)
-        return Response({"id": vkey.pk, "key_prefix": vkey.key_prefix, "key": plaintext})
+        params = s.RotateKeySerializer(data=request.data)
+        params.is_valid(raise_exception=True)
+        grace = timedelta(seconds=params.validated_data["grace_seconds"])
+        plaintext = virtual_key_rotate(vkey=vkey, grace=grace)
+        return Response(
+            {
+                "id": vkey.pk,
+                "key_prefix": vkey.key_prefix,
+                "key": plaintext,
+                "previous_key_expires_at": vkey.previous_key_expires_at,
+            }
+        )
 
     @extend_schema(request=None, responses=s.VirtualKeySerializer)
     @action(detail=True, methods=["post"])
