@@ -16,6 +16,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import models
 
 from providers.envsubst import has_reference
+from providers.validators import HEADER_MASK
 
 __all__ = [
     "EncryptedHeadersField",
@@ -89,8 +90,6 @@ class EncryptedTextField(models.TextField):
 
 # Marks an encrypted header value in the stored JSON; any other value is stored as written.
 HEADER_TOKEN_PREFIX = "fernet:"
-# What reads show instead of a literal header value (the admin form, /api/providers/).
-HEADER_MASK = "••••"
 
 
 def header_value_encrypt(value: Any) -> Any:

@@ -102,6 +102,19 @@ def test_api_masks_values_and_a_masked_value_sent_back_keeps_the_secret(
     }
 
 
+def test_a_mask_that_matches_nothing_stored_is_refused_not_stored() -> None:
+    provider = Provider.objects.create(name="apim", provider_type="mock", custom_headers=HEADERS)
+    api = token_client(staff=True, perms=all_gateway_permissions())
+    # Renamed header: its masked value matches no stored value of that name.
+    r = api.patch(
+        f"/api/providers/{provider.pk}/",
+        {"custom_headers": {"Ocp-Apim-Key": "••••TAIL"}},
+        format="json",
+    )
+    assert r.status_code == 400 and "masked value" in r.content.decode()
+    assert Provider.objects.get(pk=provider.pk).custom_headers == HEADERS
+
+
 def test_admin_form_masks_values_and_unchanged_keeps_them(
     admin_client: Client, monkeypatch: pytest.MonkeyPatch
 ) -> None:
