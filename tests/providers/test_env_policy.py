@@ -259,3 +259,32 @@ def test_a_stored_refused_reference_makes_only_that_instance_unusable(
     assert "SECRET_KEY may not be referenced" in snaps[bad.pk].error
     assert all(k.api_key != "django-insecure-value" for k in snaps[bad.pk].keys)
     assert snaps[good.pk].error == "" and snaps[good.pk].keys[0].api_key == "sk-fine"
+
+
+@override_settings(GATEWAY_ENV_ALLOW=["OPENAI_*"])
+def test_allow_list_applies_to_api_and_import_alike(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AZURE_OPENAI_API_KEY", "azure-0123456789")
+    message = (
+        "environment variable AZURE_OPENAI_API_KEY may not be referenced: "
+        "it is not in GATEWAY_ENV_ALLOW"
+    )
+    errors = _import(
+        {
+            "name": "o",
+            "type": "openai",
+            "keys": [{"name": "k", "api_key": "${AZURE_OPENAI_API_KEY}"}],
+        }
+    )
+    assert any(e.endswith(f"keys[0].api_key: {message}") for e in errors), errors
+    api = token_client(staff=True, perms=all_gateway_permissions())
+    r = api.post(
+        "/api/providers/",
+        {
+            "name": "o",
+            "provider_type": "openai",
+            "keys": [{"key_name": "k", "api_key": "${AZURE_OPENAI_API_KEY}"}],
+        },
+        format="json",
+    )
+    assert r.status_code == 400 and message in r.content.decode()
+    assert not Provider.objects.exists()
