@@ -98,7 +98,9 @@ class ProviderKeyFormSet(BaseInlineFormSet):
             for form in self.forms
             if hasattr(form, "cleaned_data")
             and form not in self.deleted_forms
-            and (form.instance.pk or form.has_changed())  # else an untouched extra row
+            # Untouched rows (an extra row, or a stored key left as it is) count as stored,
+            # as in the REST API: a key nobody edits is not re-judged on every save.
+            and form.has_changed()
         ]
         deleted = [form.instance for form in self.deleted_forms if form.instance.pk]
         try:

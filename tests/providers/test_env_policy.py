@@ -288,3 +288,22 @@ def test_allow_list_applies_to_api_and_import_alike(monkeypatch: pytest.MonkeyPa
     )
     assert r.status_code == 400 and message in r.content.decode()
     assert not Provider.objects.exists()
+
+
+def test_admin_does_not_rejudge_a_stored_key_nobody_edits(
+    admin_client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("GW_STORED_ELSEWHERE", raising=False)
+    provider = Provider(name="stored", provider_type="openai")
+    provider_save(
+        provider=provider,
+        keys=[ProviderKeyCredential(key_name="k", api_key="${GW_STORED_ELSEWHERE}")],
+        check_references=False,
+    )
+    url = admin_url(Provider, "change", provider.pk)
+    data = admin_form_data(admin_client, url, Provider)
+    data["timeout"] = "33"
+    response = admin_client.post(url, data)
+    assert response.status_code == 302, page_errors(response)
+    provider.refresh_from_db()
+    assert provider.timeout == 33
