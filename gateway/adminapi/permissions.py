@@ -41,7 +41,8 @@ class GatewayModelPermissions(DjangoModelPermissions):
         if not (user and user.is_authenticated and user.is_active and user.is_staff):
             return False
         if getattr(view, "_ignore_model_permissions", False):
-            return True  # DRF's API root: a list of links, nothing else
+            # DRF's API root, a list of links: for staff who may use at least one of them.
+            return bool(user.is_superuser or user.get_all_permissions())
         required = getattr(view, "required_permissions", None)
         if required is not None:
             return bool(user.has_perms(required))

@@ -28,7 +28,13 @@ def _session(user: object) -> Client:
 def test_staff_session_without_model_permissions_gets_403_on_everything() -> None:
     provider = make_provider_row()
     client = _session(make_user(staff=True))
-    for url in [*ENDPOINTS, "/api/virtual-keys/", "/api/reports/costs/", "/api/reports/health/"]:
+    for url in [
+        "/api/",
+        *ENDPOINTS,
+        "/api/virtual-keys/",
+        "/api/reports/costs/",
+        "/api/reports/health/",
+    ]:
         assert client.get(url).status_code == 403, url
     assert client.post("/api/providers/", {"name": "x"}).status_code == 403
     r = client.patch(f"/api/providers/{provider.pk}/", {}, content_type="application/json")
@@ -58,7 +64,13 @@ def test_ops_group_reads_everything_and_writes_nothing() -> None:
     vkey = make_vkey().row
     api = APIClient()
     api.force_authenticate(user)
-    for url in [*ENDPOINTS, "/api/virtual-keys/", "/api/reports/costs/", "/api/reports/health/"]:
+    for url in [
+        "/api/",
+        *ENDPOINTS,
+        "/api/virtual-keys/",
+        "/api/reports/costs/",
+        "/api/reports/health/",
+    ]:
         assert api.get(url).status_code == 200, url
     assert api.post("/api/providers/", {"name": "x"}, format="json").status_code == 403
     assert api.delete(f"/api/providers/{provider.pk}/").status_code == 403
