@@ -8,7 +8,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 WORKERS ?= 1
 
-.PHONY: install clients demo test lint fmt serve worker beat bench clean
+.PHONY: install clients demo test lint fmt serve worker beat bench clean screenshots
 
 install: $(STAMP)
 
@@ -19,6 +19,9 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
+# The demo runs with DEBUG on (generated development secrets, plain-HTTP cookies); DEBUG is
+# off unless set.
+demo: export DEBUG ?= 1
 demo: install
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py demo_setup --host $(HOST) --port $(PORT)
@@ -37,6 +40,11 @@ $(CLIENTS_STAMP): package.json package-lock.json
 
 test: install $(if $(NPM),clients)
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The ops pages in headless Chromium (light, dark, phone) into docs/screenshots/, by the same
+# browser test CI runs (it also runs axe-core from node_modules over each page).
+screenshots: install $(if $(NPM),clients)
+	OPS_SCREENSHOTS_DIR=docs/screenshots $(PY) -m pytest tests/reports/test_ops_browser.py -q
 
 lint: install
 	$(VENV)/bin/ruff check .

@@ -1,8 +1,9 @@
 """Settings for the gateway, read from the environment only.
 
 Every value has a development default so a fresh checkout runs (SQLite, no Redis, secrets
-generated into the untracked ``var/`` directory). Production sets ``DEBUG=0`` and then must
-provide ``SECRET_KEY`` and ``FIELD_ENCRYPTION_KEYS`` (or their ``*_FILE`` variants).
+generated into the untracked ``var/`` directory) when ``DEBUG=1``, as ``make demo`` and the
+tests set it. ``DEBUG`` is off unless set, and then ``SECRET_KEY`` and ``FIELD_ENCRYPTION_KEYS``
+(or their ``*_FILE`` variants) are required.
 
 Sections: paths and environment helpers, core Django, database, cache/Redis, Celery, security,
 DRF/OpenAPI, gateway tunables, logging.
@@ -16,95 +17,22 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import environ
 from django.core.exceptions import ImproperlyConfigured
+
+from gateway.env import ENV_NAMES_READ, env, envbool, envfloat, envint, envlist, envstr
 
 # === Paths and environment helpers ===========================================================
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
-# Every variable FOO may instead be given as FOO_FILE, a path whose contents are the value
-# (Docker/Kubernetes secrets); FOO_FILE wins when both are set. A value "$BAR" reads BAR.
-env = environ.FileAwareEnv()
+# The readers (gateway/env.py) take every variable FOO as FOO_FILE too (a file's contents).
+# Every variable they read (the same set, filled as they read): ${VAR} in provider
+# configuration may never resolve one of them (providers/envsubst.py).
+GATEWAY_SETTINGS_ENV_NAMES = ENV_NAMES_READ
 
-# Every variable this module reads (and its _FILE twin), filled by the helpers below as they
-# read: ${VAR} references in provider configuration may never resolve one of these.
-GATEWAY_SETTINGS_ENV_NAMES: set[str] = set()
-
-_true_words = frozenset({"true", "on", "ok", "y", "yes"})
-_false_words = frozenset({"false", "off", "no", "n", ""})
-
-
-def _read(name: str) -> str | None:
-    """The raw value of ``name`` (or of the file ``name_FILE`` points at); None when unset."""
-    GATEWAY_SETTINGS_ENV_NAMES.update((name, f"{name}_FILE"))
-    try:
-        return env.str(name)
-    except ImproperlyConfigured:
-        return None
-
-
-def _invalid(name: str, raw: str, expected: str) -> ImproperlyConfigured:
-    return ImproperlyConfigured(f"{name}={raw!r} is not {expected}")
-
-
-def envstr(name: str, default: str) -> str:
-    """Read a string setting."""
-    raw = _read(name)
-    return default if raw is None else raw
-
-
-def envbool(name: str, default: bool) -> bool:
-    """Read a boolean: an integer (non-zero is true), true/yes/on/y/ok or false/no/off/n/empty.
-
-    Anything else stops the process with the variable's name rather than reading as false.
-    """
-    raw = _read(name)
-    if raw is None:
-        return default
-    value = raw.strip().lower()
-    try:
-        return int(value) != 0
-    except ValueError:
-        pass
-    if value in _true_words:
-        return True
-    if value in _false_words:
-        return False
-    raise _invalid(name, raw, "a boolean (1/0, true/false, yes/no, on/off)")
-
-
-def envint(name: str, default: int) -> int:
-    """Read an integer setting."""
-    raw = _read(name)
-    if raw is None:
-        return default
-    try:
-        return int(raw)
-    except ValueError:
-        raise _invalid(name, raw, "an integer") from None
-
-
-def envfloat(name: str, default: float) -> float:
-    """Read a float setting (a plain decimal number such as ``0.5`` or ``30``)."""
-    raw = _read(name)
-    if raw is None:
-        return default
-    try:
-        return float(raw)
-    except ValueError:
-        raise _invalid(name, raw, "a number") from None
-
-
-def envlist(name: str, default: list[str]) -> list[str]:
-    """Read a comma-separated list; blanks around items and empty items are dropped."""
-    raw = _read(name)
-    if raw is None:
-        return list(default)
-    return [item.strip() for item in raw.split(",") if item.strip()]
-
-
-DEBUG = envbool("DEBUG", True)
+# Off unless set: DEBUG shows tracebacks (with posted values) and loosens hosts, cookies and
+# secrets. `make demo` and the test suite set DEBUG=1.
+DEBUG = envbool("DEBUG", False)
 
 # Local state that must survive restarts but never be committed: the SQLite database, the
 # development secrets, the usage spool.
@@ -178,6 +106,7 @@ INSTALLED_APPS = [
     "django_filters",
     "gateway.reports",
     "django_celery_beat",
+    "axes",
 ]
 # The mappings admin shows each alias's route now with this function (alias -> explanation);
 # mappings may not import gateway, so it is named here and imported when a page renders.
@@ -192,6 +121,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: it turns a locked-out login into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "gateway.urls"
@@ -305,11 +236,54 @@ FIELD_ENCRYPTION_KEYS = [
 ALLOWED_HOSTS = envlist("ALLOWED_HOSTS", ["*"] if DEBUG else ["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = envlist("CSRF_TRUSTED_ORIGINS", [])
 
-if not DEBUG:
-    # Production sits behind a TLS-terminating proxy that sets X-Forwarded-Proto.
-    SESSION_COOKIE_SECURE = envbool("SESSION_COOKIE_SECURE", True)
-    CSRF_COOKIE_SECURE = envbool("CSRF_COOKIE_SECURE", True)
+# HTTPS: a TLS-terminating proxy in front sets X-Forwarded-Proto; trust it only when told to
+# (TRUST_X_FORWARDED_PROTO=1), since a client reaching the server directly could set it too.
+if envbool("TRUST_X_FORWARDED_PROTO", False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_SSL_REDIRECT = envbool("SECURE_SSL_REDIRECT", False)
+# /health and /metrics are probed over plain HTTP from inside the network.
+SECURE_REDIRECT_EXEMPT = envlist("SECURE_REDIRECT_EXEMPT", [r"^health", r"^metrics"])
+SECURE_HSTS_SECONDS = envint("SECURE_HSTS_SECONDS", 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = envbool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = envbool("SECURE_HSTS_PRELOAD", False)
+SESSION_COOKIE_SECURE = envbool("SESSION_COOKIE_SECURE", not DEBUG)
+CSRF_COOKIE_SECURE = envbool("CSRF_COOKIE_SECURE", not DEBUG)
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_AGE = envint("SESSION_COOKIE_AGE", 12 * 3600)
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+
+# Admin login throttling (django-axes): after AXES_FAILURE_LIMIT failed logins for one
+# username from one IP address, that pair is locked out (HTTP 429) for AXES_COOLOFF_MINUTES.
+# Failures are counted in the database (shared by every process, listed in the admin), or with
+# AXES_STORE=cache in the cache (Redis when REDIS_URL is set, else per process).
+AXES_ENABLED = envbool("AXES_ENABLED", True)
+AXES_FAILURE_LIMIT = envint("AXES_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = envfloat("AXES_COOLOFF_MINUTES", 15.0) / 60  # hours
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_HANDLER = {
+    "database": "axes.handlers.database.AxesDatabaseHandler",
+    "cache": "axes.handlers.cache.AxesCacheHandler",
+}.get(envstr("AXES_STORE", "database"), "")
+if not AXES_HANDLER:
+    raise ImproperlyConfigured("AXES_STORE must be 'database' or 'cache'")
+AXES_CACHE = "axes"
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    "axes": (
+        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
+        if REDIS_URL
+        else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "axes"}
+    ),
+}
+# The client's address is REMOTE_ADDR: `serve` (uvicorn) takes it from X-Forwarded-For only
+# when the peer is in FORWARDED_ALLOW_IPS (default 127.0.0.1), so clients cannot pick theirs.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -354,8 +328,21 @@ SPECTACULAR_SETTINGS = {
 
 # --- request path ----------------------------------------------------------------------------
 GATEWAY_MAX_BODY_BYTES = envint("GATEWAY_MAX_BODY_BYTES", 20 * 1024 * 1024)
-# How often a process checks whether the configuration changed (seconds).
-GATEWAY_CONFIG_CHECK_INTERVAL = envfloat("GATEWAY_CONFIG_CHECK_INTERVAL", 1.0)
+# When set, /metrics and the detailed /health need "Authorization: Bearer <this>" (or a staff
+# session); /health/live and /health/ready stay open.
+GATEWAY_METRICS_TOKEN = envstr("GATEWAY_METRICS_TOKEN", "")
+# A config change (key disabled, alias added) applies to every request starting this many
+# seconds after its commit; each process polls the config version several times per window.
+# (GATEWAY_CONFIG_CHECK_INTERVAL is its former name, still read.)
+GATEWAY_CONFIG_MAX_STALENESS = envfloat(
+    "GATEWAY_CONFIG_MAX_STALENESS", envfloat("GATEWAY_CONFIG_CHECK_INTERVAL", 1.0)
+)
+# Server limits of `manage.py serve` (its flags override them; 0 turns one off).
+GATEWAY_MAX_HEADER_BYTES = envint("GATEWAY_MAX_HEADER_BYTES", 64 * 1024)
+GATEWAY_HEADER_TIMEOUT = envfloat("GATEWAY_HEADER_TIMEOUT", 10.0)
+GATEWAY_BODY_TIMEOUT = envfloat("GATEWAY_BODY_TIMEOUT", 60.0)
+GATEWAY_KEEPALIVE_TIMEOUT = envint("GATEWAY_KEEPALIVE_TIMEOUT", 75)
+GATEWAY_LIMIT_CONCURRENCY = envint("GATEWAY_LIMIT_CONCURRENCY", 2048)
 # ${VAR} in provider configuration may resolve only these names (NAME or PREFIX_*); empty:
 # any name except the gateway's own settings and process internals (providers/envsubst.py).
 GATEWAY_ENV_ALLOW = envlist("GATEWAY_ENV_ALLOW", [])
@@ -382,6 +369,8 @@ GATEWAY_RATE_LIMIT_WINDOW = envfloat("GATEWAY_RATE_LIMIT_WINDOW", 60.0)
 # REDIS_URL is set, else the in-process database writer (gateway.usage.queues).
 GATEWAY_USAGE_QUEUE = envstr("GATEWAY_USAGE_QUEUE", "")
 GATEWAY_USAGE_STREAM = envstr("GATEWAY_USAGE_STREAM", "gw:usage")
+# Warn (system check, /health/ready) when the usage queue's Redis has no AOF; 0 silences it.
+GATEWAY_REDIS_AOF_WARNING = envbool("GATEWAY_REDIS_AOF_WARNING", True)
 GATEWAY_USAGE_GROUP = envstr("GATEWAY_USAGE_GROUP", "recorder")
 # Safety cap on the stream (approximate trim). Recorded entries are deleted, so the stream holds
 # only the backlog; the cap only bites if the recorder is down for a very long time.

@@ -17,12 +17,18 @@ from django.contrib import admin
 from django.db.models import Count, QuerySet
 from django.forms import BaseFormSet, ModelForm
 from django.forms.models import BaseInlineFormSet, BaseModelFormSet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
 from django.utils.html import format_html
 
 from providers.admin_base import GatewayModelAdmin
 from providers.models import Provider, ProviderKeyCredential
-from providers.secrets import headers_masked, headers_unmasked
+from providers.secrets import (
+    Undecryptable,
+    headers_masked,
+    headers_unmasked,
+    tolerant_decryption,
+)
 from providers.services import (
     ProviderInvalid,
     provider_delete,
@@ -123,20 +129,31 @@ class ProviderKeyCredentialInline(admin.StackedInline):
     form = ProviderKeyCredentialForm
     formset = ProviderKeyFormSet
     extra = 0
-    readonly_fields = ("stored_key",)
+    readonly_fields = ("stored_key", "key_status")
     verbose_name = "key"
     verbose_name_plural = "keys"
 
     def get_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:
         if self.has_change_permission(request, obj):
-            return tuple(KEY_FIELDS)
+            return (*KEY_FIELDS, "key_status")
         # View-only staff get read-only fields, and Django renders a read-only field's value
         # as is: show the masked key instead of the key.
-        return tuple("stored_key" if f == "api_key" else f for f in KEY_FIELDS)
+        return (*("stored_key" if f == "api_key" else f for f in KEY_FIELDS), "key_status")
 
     @admin.display(description="API key")
     def stored_key(self, obj: ProviderKeyCredential) -> str:
+        if isinstance(obj.api_key, Undecryptable):
+            return "(cannot decrypt)"
         return obj.masked_key if obj.pk else "—"
+
+    @admin.display(description="status")
+    def key_status(self, obj: ProviderKeyCredential) -> str:
+        if isinstance(obj.api_key, Undecryptable):
+            return (
+                "cannot decrypt: no FIELD_ENCRYPTION_KEYS entry opens it; it is left out of "
+                "routing until its key is configured again or a new API key is entered here"
+            )
+        return "ok" if obj.pk else "—"
 
 
 class ProviderForm(forms.ModelForm):
@@ -177,6 +194,11 @@ class ProviderForm(forms.ModelForm):
                 'A JSON list of client header names passed through, e.g. ["X-Request-Id"]. '
                 "Credentials (Authorization, x-api-key, Cookie) are never forwarded."
             ),
+            "anthropic_beta_allow": (
+                'anthropic-beta flags clients may send to this instance, e.g. ["context-1m"] '
+                '(a name admits every dated version), ["*"] for any, [] for none. Empty: the '
+                "format and tool betas Claude Code sends."
+            ),
         }
 
 
@@ -211,7 +233,7 @@ class ProviderAdmin(GatewayModelAdmin):
                 )
             },
         ),
-        ("Headers", {"fields": ("custom_headers", "forward_headers")}),
+        ("Headers", {"fields": ("custom_headers", "forward_headers", "anthropic_beta_allow")}),
         ("Limits", {"fields": (("requests_per_minute", "tokens_per_minute"),)}),
         (
             "Health check",
@@ -244,6 +266,15 @@ class ProviderAdmin(GatewayModelAdmin):
     @admin.display(description="custom headers")
     def custom_headers_masked(self, obj: Provider) -> str:
         return json.dumps(headers_masked(obj.custom_headers), ensure_ascii=False)
+
+    def changeform_view(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        # A key no configured Fernet key decrypts shows as "cannot decrypt" on its row instead
+        # of failing the whole page; saved unchanged, its stored token is written back as is.
+        with tolerant_decryption():
+            response = super().changeform_view(request, *args, **kwargs)
+            if isinstance(response, TemplateResponse):
+                response.render()  # the inline rows are read while rendering
+        return response
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Provider]:
         # One query for the changelist, however many keys each instance has.

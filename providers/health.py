@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -30,7 +29,7 @@ from django.conf import settings
 from django.db.models import Max, OuterRef, Q, Subquery
 from django.utils import timezone
 
-from providers import http
+from providers import http, redaction
 from providers.adapters import get_adapter
 from providers.adapters.base import UpstreamRequest
 from providers.circuit import CircuitState, circuit_record_probe_sync
@@ -48,7 +47,6 @@ from providers.types import KEYLESS_TYPES
 logger = logging.getLogger(__name__)
 
 MAX_MESSAGE = 500
-_URL_CREDENTIALS = re.compile(r"(?<=://)[^/@\s]+@")
 PROBE_BODY: dict[str, Any] = {
     "messages": [{"role": "user", "content": "ping"}],
     "max_tokens": 1,
@@ -86,12 +84,9 @@ class ProbeResult:
 
 
 def redact(text: str, provider: ProviderSnapshot) -> str:
-    """``text`` without the instance's key values or credentials embedded in URLs, truncated."""
-    for key in provider.keys:
-        if key.api_key and len(key.api_key) >= 4:
-            text = text.replace(key.api_key, "[redacted]")
-    text = _URL_CREDENTIALS.sub("[redacted]@", text)
-    return text[:MAX_MESSAGE]
+    """``text`` without the instance's secrets or credentials embedded in URLs, then cut to
+    what ``HealthCheck.error_message`` holds."""
+    return redaction.redact_for(provider, text, limit=MAX_MESSAGE)
 
 
 def probe_request(provider: ProviderSnapshot) -> tuple[str, UpstreamRequest]:

@@ -21,6 +21,7 @@ import httpx
 from django.conf import settings
 from httpx_aiohttp import AiohttpTransport
 
+from providers import betas
 from providers.adapters import get_adapter
 from providers.adapters.base import UpstreamRequest
 from providers.snapshot import ProviderSnapshot
@@ -129,17 +130,30 @@ def instance_headers(
 ) -> dict[str, str]:
     """The final header set of one upstream request to ``provider``.
 
-    Order matters: the adapter's headers (auth, content type), then the client headers the
-    instance allow-lists, then the instance's custom headers. Nothing else from the client
-    is forwarded; the client's own credentials never are (validators refuse to allow-list them).
+    The adapter's headers (auth, content type, ``anthropic-version``, the key's organization)
+    and the instance's custom headers are the gateway's: a forwarded client header never
+    replaces one of them, whatever its case. Only client headers the instance allow-lists
+    are forwarded (never the client's own credentials: validators refuse to allow-list
+    them), and of an ``anthropic-beta`` only the flags the instance admits (providers.betas).
+    Custom headers come last and win over the adapter's.
     """
     out = dict(headers)
+    custom = {name.lower() for name, _ in provider.custom_headers}
     if client_headers and provider.forward_headers:
+        taken = {name.lower() for name in out} | custom
         for name, value in client_headers.items():
-            if name in provider.forward_headers:
-                out[name] = value
-    for name, value in provider.custom_headers:
-        out[name] = value
+            lowered = name.lower()
+            if lowered not in provider.forward_headers or lowered in taken:
+                continue
+            if lowered == betas.HEADER:
+                value = betas.filter_betas(value, provider.anthropic_beta_allow)
+                if not value:
+                    continue
+            out[name] = value
+    if custom:
+        out = {name: value for name, value in out.items() if name.lower() not in custom}
+        for name, value in provider.custom_headers:
+            out[name] = value
     return out
 
 

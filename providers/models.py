@@ -9,6 +9,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 
+from providers.betas import validate_beta_allow
 from providers.envsubst import has_reference
 from providers.secrets import EncryptedHeadersField, EncryptedTextField
 from providers.types import DEFAULT_BASE_URLS, KEYLESS_TYPES, ProviderType
@@ -64,6 +65,16 @@ class Provider(models.Model):
         blank=True,
         help_text="Client request headers passed through to this instance (allow-list).",
     )
+    anthropic_beta_allow = models.JSONField(
+        null=True,
+        blank=True,
+        default=None,
+        help_text=(
+            "anthropic-beta flags a client may pass to this instance: a JSON list of names "
+            '(with or without their date), ["*"] for any, [] for none; empty: the built-in '
+            "list of format and tool betas Claude Code sends."
+        ),
+    )
     requests_per_minute = models.PositiveIntegerField(null=True, blank=True)
     tokens_per_minute = models.PositiveIntegerField(null=True, blank=True)
     health_check_interval = models.PositiveIntegerField(
@@ -111,6 +122,10 @@ class Provider(models.Model):
             validate_header_list(self.forward_headers)
         except ValidationError as exc:
             errors["forward_headers"] = exc.messages
+        try:
+            validate_beta_allow(self.anthropic_beta_allow)
+        except ValidationError as exc:
+            errors["anthropic_beta_allow"] = exc.messages
         if errors:
             raise ValidationError(errors)
 

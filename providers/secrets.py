@@ -7,6 +7,9 @@ Keys are encrypted with :class:`cryptography.fernet.MultiFernet` built from
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from functools import lru_cache
 from typing import Any
 
@@ -22,13 +25,41 @@ __all__ = [
     "EncryptedHeadersField",
     "EncryptedTextField",
     "InvalidToken",
+    "Undecryptable",
     "decrypt",
     "encrypt",
     "headers_masked",
     "headers_unmasked",
     "reset_cipher",
     "rotate",
+    "tolerant_decryption",
 ]
+
+_tolerant: ContextVar[bool] = ContextVar("tolerant_decryption", default=False)
+
+
+class Undecryptable(str):
+    """Read in place of a stored value that no configured key decrypts (only inside
+    :func:`tolerant_decryption`). It is the empty string, so nothing can use it as a secret,
+    and it keeps the stored token, so saving the row unchanged writes that token back."""
+
+    token: str
+
+    def __new__(cls, token: str) -> Undecryptable:
+        value = super().__new__(cls, "")
+        value.token = token
+        return value
+
+
+@contextmanager
+def tolerant_decryption() -> Iterator[None]:
+    """Within the block, an undecryptable value reads as :class:`Undecryptable` instead of
+    raising ``InvalidToken``: one bad row must not hide every other (route table, admin)."""
+    token = _tolerant.set(True)
+    try:
+        yield
+    finally:
+        _tolerant.reset(token)
 
 
 @lru_cache(maxsize=1)
@@ -77,9 +108,16 @@ class EncryptedTextField(models.TextField):
     def from_db_value(self, value: str | None, expression: Any, connection: Any) -> str | None:
         if value is None or value == "":
             return value
-        return decrypt(value)
+        try:
+            return decrypt(value)
+        except InvalidToken:
+            if _tolerant.get():
+                return Undecryptable(value)
+            raise
 
     def get_prep_value(self, value: Any) -> Any:
+        if isinstance(value, Undecryptable):
+            return value.token  # unchanged: still readable once its key is configured again
         value = super().get_prep_value(value)
         if value is None or value == "":
             return value
@@ -95,6 +133,8 @@ HEADER_TOKEN_PREFIX = "fernet:"
 def header_value_encrypt(value: Any) -> Any:
     """A literal header value as stored: a prefixed Fernet token. ``${VAR}`` values (references,
     not secrets) and non-strings are stored as they are."""
+    if isinstance(value, Undecryptable):
+        return value.token  # unchanged: still readable once its key is configured again
     if not isinstance(value, str) or not value or has_reference(value):
         return value
     return HEADER_TOKEN_PREFIX + encrypt(value)
@@ -103,13 +143,20 @@ def header_value_encrypt(value: Any) -> Any:
 def header_value_decrypt(value: Any) -> Any:
     """The plaintext of a stored header value (values stored before encryption pass through)."""
     if isinstance(value, str) and value.startswith(HEADER_TOKEN_PREFIX):
-        return decrypt(value[len(HEADER_TOKEN_PREFIX) :])
+        try:
+            return decrypt(value[len(HEADER_TOKEN_PREFIX) :])
+        except InvalidToken:
+            if _tolerant.get():
+                return Undecryptable(value)
+            raise
     return value
 
 
 def header_value_masked(value: Any) -> Any:
     """What a read may show of a header value: a ``${VAR}`` reference as is, else a mask with
     the last four characters of a long value."""
+    if isinstance(value, Undecryptable):
+        return HEADER_MASK + " (cannot decrypt)"  # sent back as is, the stored token stays
     if not isinstance(value, str) or not value or has_reference(value):
         return value
     return HEADER_MASK + value[-4:] if len(value) >= 12 else HEADER_MASK

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from providers.models import ProviderKeyCredential
+from providers.secrets import Undecryptable, tolerant_decryption
 
 
 def provider_keys_by_name(
@@ -22,3 +23,14 @@ def provider_keys_by_name(
     for key in keys:
         grouped.setdefault(key.provider_id, {})[key.key_name] = key
     return grouped
+
+
+def provider_keys_undecryptable() -> dict[int, list[str]]:
+    """Names of stored keys no ``FIELD_ENCRYPTION_KEYS`` entry decrypts, by instance ID (for
+    the ops pages: each such key is left out of routing, the rest keep serving)."""
+    found: dict[int, list[str]] = {}
+    with tolerant_decryption():
+        for key in ProviderKeyCredential.objects.order_by("key_name"):
+            if isinstance(key.api_key, Undecryptable):
+                found.setdefault(key.provider_id, []).append(key.key_name)
+    return found

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from providers.envsubst import EnvReferenceError, substitute
 from providers.models import Provider, ProviderKeyCredential
+from providers.secrets import Undecryptable, tolerant_decryption
 from providers.types import DEFAULT_BASE_URLS
 
 logger = logging.getLogger(__name__)
@@ -57,6 +58,10 @@ class ProviderSnapshot:
     health_check_interval: int = 300
     is_enabled: bool = True
     error: str = ""
+    #: Names of enabled keys left out because no ``FIELD_ENCRYPTION_KEYS`` entry decrypts them.
+    undecryptable_keys: tuple[str, ...] = ()
+    #: ``anthropic-beta`` flags clients may pass (providers.betas); None: the default list.
+    anthropic_beta_allow: tuple[str, ...] | None = None
 
 
 def _resolve(value: str, env: Mapping[str, str]) -> str:
@@ -75,12 +80,32 @@ def provider_snapshot_build(
     base = (provider.base_url or DEFAULT_BASE_URLS.get(provider.provider_type, "")).rstrip("/")
     headers: list[tuple[str, str]] = []
     key_snaps: list[KeySnapshot] = []
+    undecryptable: list[str] = []
     try:
         base = _resolve(base, environ).rstrip("/")
         for name, value in (provider.custom_headers or {}).items():
+            if isinstance(value, Undecryptable):
+                # Sending the instance without it could bill or route the wrong account.
+                error = f"custom header {name} cannot be decrypted with FIELD_ENCRYPTION_KEYS"
+                logger.warning(
+                    "provider %s (id %s) unusable: %s", provider.name, provider.id, error
+                )
+                continue
             headers.append((name, _resolve(str(value), environ)))
         ordered = sorted((k for k in keys if k.is_enabled), key=lambda k: (not k.is_primary, k.id))
         for key in ordered:
+            if isinstance(key.api_key, Undecryptable):
+                # Only this key is unusable: the instance fails over to its other keys.
+                undecryptable.append(key.key_name)
+                logger.warning(
+                    "provider %s (id %s): key %s (id %s) cannot be decrypted with "
+                    "FIELD_ENCRYPTION_KEYS; left out",
+                    provider.name,
+                    provider.id,
+                    key.key_name,
+                    key.id,
+                )
+                continue
             key_snaps.append(
                 KeySnapshot(
                     id=key.id,
@@ -95,8 +120,8 @@ def provider_snapshot_build(
     except EnvReferenceError as exc:
         # Unset, or refused by the policy (providers.envsubst.refusal): only this instance is
         # unusable. The name of the variable is not a secret; its value never reaches this.
-        error = str(exc)
-        logger.warning("provider %s (id %s) unusable: %s", provider.name, provider.id, error)
+        logger.warning("provider %s (id %s) unusable: %s", provider.name, provider.id, exc)
+        error = f"{error}; {exc}" if error else str(exc)
     return ProviderSnapshot(
         id=provider.id,
         name=provider.name,
@@ -116,13 +141,22 @@ def provider_snapshot_build(
         health_check_interval=provider.health_check_interval,
         is_enabled=provider.is_enabled,
         error=error,
+        undecryptable_keys=tuple(undecryptable),
+        anthropic_beta_allow=(
+            tuple(provider.anthropic_beta_allow)
+            if isinstance(provider.anthropic_beta_allow, list)
+            else None
+        ),
     )
 
 
 def provider_snapshots_all() -> dict[int, ProviderSnapshot]:
     """Every instance (enabled or not), keyed by ID: two queries whatever the count."""
-    providers = list(Provider.objects.all())
+    # One undecryptable key or custom header value must not fail the whole table.
+    with tolerant_decryption():
+        providers = list(Provider.objects.all())
     by_provider: dict[int, list[ProviderKeyCredential]] = {p.id: [] for p in providers}
-    for key in ProviderKeyCredential.objects.all():
-        by_provider.setdefault(key.provider_id, []).append(key)
+    with tolerant_decryption():
+        for key in ProviderKeyCredential.objects.all():
+            by_provider.setdefault(key.provider_id, []).append(key)
     return {p.id: provider_snapshot_build(p, by_provider[p.id]) for p in providers}

@@ -71,6 +71,7 @@ class ProviderSerializer(serializers.ModelSerializer):
             "max_retries",
             "custom_headers",
             "forward_headers",
+            "anthropic_beta_allow",
             "requests_per_minute",
             "tokens_per_minute",
             "health_check_interval",

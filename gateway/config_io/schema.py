@@ -20,6 +20,8 @@ from typing import Any
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from providers import redaction
+
 # Written by `export` in place of a secret; on import it means "keep the stored secret".
 REDACTED = "***"
 
@@ -130,6 +132,10 @@ def _str_list(value: Any) -> list[str]:
     return list(value)
 
 
+def _str_list_opt(value: Any) -> list[str] | None:
+    return None if value is None else _str_list(value)
+
+
 @dataclass(frozen=True)
 class Field:
     """One leaf of an entry: file path, model attribute, converter."""
@@ -151,6 +157,8 @@ PROVIDER_FIELDS = (
     Field("max_retries", "max_retries", _int),
     Field("custom_headers", "custom_headers", _str_dict),
     Field("forward_headers", "forward_headers", _str_list),
+    # Absent or null: the built-in default list (providers.betas); ["*"]: any; []: none.
+    Field("anthropic_beta_allow", "anthropic_beta_allow", _str_list_opt),
     Field("rate_limit.requests_per_minute", "requests_per_minute", _int_opt),
     Field("rate_limit.tokens_per_minute", "tokens_per_minute", _int_opt),
     Field("health_check.interval", "health_check_interval", _int),
@@ -326,12 +334,7 @@ def nest(flat: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-# Custom header names that usually carry credentials. Their literal values are redacted on
-# export (a ${VAR} reference is not a secret and is exported as written).
-_SENSITIVE_HEADER_PARTS = ("auth", "key", "token", "secret", "password", "cookie", "signature")
-
-
-def is_sensitive_header(name: str) -> bool:
-    """True for header names like ``Authorization``, ``X-Api-Key`` or ``X-Auth-Token``."""
-    lowered = name.lower()
-    return any(part in lowered for part in _SENSITIVE_HEADER_PARTS)
+# Custom header names that usually carry credentials: their literal values are redacted on
+# export (a ${VAR} reference is not a secret and is exported as written). The same test
+# decides what is redacted from upstream error text.
+is_sensitive_header = redaction.is_sensitive_header

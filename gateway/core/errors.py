@@ -115,6 +115,13 @@ class NoProviderAvailable(GatewayError):
     default_code = "no_available_provider"
 
 
+class ServiceUnavailable(GatewayError):
+    """The gateway itself cannot serve yet (its configuration could not be read); the client
+    should retry after ``retry_after`` seconds."""
+
+    default_code = "service_unavailable"
+
+
 class DeadlineExceeded(GatewayError):
     """The request's deadline passed before an instance answered."""
 

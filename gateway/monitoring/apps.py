@@ -9,3 +9,10 @@ class MonitoringConfig(AppConfig):
     name = "gateway.monitoring"
     label = "monitoring"
     verbose_name = "Monitoring"
+
+    def ready(self) -> None:
+        from django.core import checks
+
+        from gateway.monitoring.persistence import check_redis_aof
+
+        checks.register(check_redis_aof, "redis")

@@ -1,23 +1,69 @@
 """``/health``, ``/health/live``, ``/health/ready`` and ``/metrics``: plain Django views.
 
 None needs a virtual key; none shows anything secret (no keys, headers or URLs). They are not
-on the hot path, so they may read the database.
+on the hot path, so they may read the database. ``/health`` (instance names, circuit state)
+and ``/metrics`` (also per-instance cost and every alias) answer only a caller presenting
+``GATEWAY_METRICS_TOKEN`` as a bearer token (or a staff session) when that setting is set;
+``/health/live`` and ``/health/ready`` stay open and name no instance.
 """
 
 from __future__ import annotations
 
+import hmac
+import logging
+from collections.abc import Callable
 from datetime import UTC, datetime
+from functools import wraps
 from typing import Any
 
+from django.conf import settings
 from django.db import connections
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.http import require_GET
 
 from gateway.monitoring.metrics import CONTENT_TYPE_LATEST, metrics_render
+from gateway.monitoring.persistence import redis_aof_warning
 from providers.circuit import CircuitState, circuit_info_all_sync
 from providers.health import health_checks_last_outcomes, health_checks_latest
 from providers.models import HealthStatus, Provider
 from providers.redis_conn import sync_redis
+
+logger = logging.getLogger(__name__)
+
+#: Seconds a client should wait after a 503 of ``/health`` (database unreachable).
+RETRY_AFTER = "5"
+
+
+def _authorised(request: HttpRequest) -> bool:
+    token = settings.GATEWAY_METRICS_TOKEN
+    if not token:
+        return True
+    auth = request.headers.get("authorization", "")
+    if auth[:7].lower() == "bearer " and hmac.compare_digest(
+        auth[7:].strip().encode(), token.encode()
+    ):
+        return True
+    try:  # the ops pages link here: a staff session may read it too
+        user = getattr(request, "user", None)
+        return bool(user is not None and user.is_active and user.is_staff)
+    except Exception:  # the session store (database) is down: the token is the way in
+        return False
+
+
+def protected(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """401 unless the caller may see instance names and costs (see the module docstring)."""
+
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if not _authorised(request):
+            response = JsonResponse(
+                {"error": "send Authorization: Bearer <GATEWAY_METRICS_TOKEN>"}, status=401
+            )
+            response["WWW-Authenticate"] = 'Bearer realm="gateway-monitoring"'
+            return response
+        return view(request, *args, **kwargs)
+
+    return wrapper
 
 
 def _iso(epoch: float | None) -> str | None:
@@ -84,9 +130,21 @@ def health_report() -> dict[str, Any]:
 
 
 @require_GET
+@protected
 def health(request: HttpRequest) -> JsonResponse:
-    """Overall and per-instance health (200 whatever the status: readiness is /health/ready)."""
-    return JsonResponse(health_report())
+    """Overall and per-instance health (200 whatever the status: readiness is /health/ready);
+    503 JSON with ``Retry-After`` when the database cannot be read."""
+    try:
+        report = health_report()
+    except Exception as exc:
+        logger.warning("/health: cannot read instance state: %s", type(exc).__name__)
+        response = JsonResponse(
+            {"status": "unavailable", "error": f"cannot read state: {type(exc).__name__}"},
+            status=503,
+        )
+        response["Retry-After"] = RETRY_AFTER
+        return response
+    return JsonResponse(report)
 
 
 @require_GET
@@ -118,12 +176,15 @@ def readiness() -> tuple[bool, dict[str, str]]:
 def ready(request: HttpRequest) -> JsonResponse:
     """Database and (when configured) Redis reachable: 200, else 503."""
     ok, checks = readiness()
-    return JsonResponse(
-        {"status": "ready" if ok else "unavailable", "checks": checks}, status=200 if ok else 503
-    )
+    body: dict[str, Any] = {"status": "ready" if ok else "unavailable", "checks": checks}
+    warning = redis_aof_warning() if ok else None
+    if warning:
+        body["warnings"] = [warning]  # worth knowing, not a reason to take traffic away
+    return JsonResponse(body, status=200 if ok else 503)
 
 
 @require_GET
+@protected
 def metrics(request: HttpRequest) -> HttpResponse:
     """Prometheus exposition."""
     return HttpResponse(metrics_render(), content_type=CONTENT_TYPE_LATEST)

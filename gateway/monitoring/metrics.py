@@ -20,7 +20,7 @@ import contextlib
 import logging
 import os
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from prometheus_client import (
@@ -34,7 +34,10 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from gateway.usage.events import UsageEvent
+from gateway.usage.events import UNKNOWN_MODEL, UsageEvent
+
+if TYPE_CHECKING:
+    from gateway.routing.table import RouteTable
 
 logger = logging.getLogger(__name__)
 
@@ -91,13 +94,44 @@ CIRCUIT_STATES = ("closed", "half_open", "open")
 HEALTH_STATES = ("healthy", "degraded", "down", "unknown")
 
 
-def _estimated_cost(event: UsageEvent) -> float | None:
+#: Longest label value: names come from the route table (admin-made), capped all the same.
+LABEL_MAX = 100
+
+
+def _current_table() -> RouteTable | None:
+    from gateway.routing.holder import route_tables
+
+    return route_tables.table
+
+
+def _cap(value: str) -> str:
+    return value[:LABEL_MAX]
+
+
+class _Labels:
+    """Label values from the route table only: a request's own strings (its ``model``) never
+    become a series, so a client cannot grow ``/metrics`` or the process's memory."""
+
+    def __init__(self, table: RouteTable | None) -> None:
+        self.table = table
+
+    def alias(self, alias: str) -> str:
+        if not alias:
+            return ""
+        known = self.table is not None and alias in self.table.aliases
+        return _cap(alias) if known else UNKNOWN_MODEL
+
+    def instance(self, provider_id: int | None) -> tuple[str, str]:
+        if provider_id is None:
+            return "", ""
+        snap = self.table.providers.get(provider_id) if self.table is not None else None
+        return str(provider_id), _cap(snap.name) if snap is not None else UNKNOWN_MODEL
+
+
+def _estimated_cost(event: UsageEvent, table: RouteTable | None) -> float | None:
     """Cost from the in-memory route table's price of the event's mapping (no SQL)."""
     if event.mapping_id is None or not (event.prompt_tokens or event.completion_tokens):
         return None
-    from gateway.routing.holder import route_tables
-
-    table = route_tables.table
     if table is None:
         return None
     for candidate in table.candidates(event.model_alias):
@@ -123,20 +157,23 @@ def _estimated_cost(event: UsageEvent) -> float | None:
 def usage_event_observe(event: UsageEvent) -> None:
     """Count one request's event. Cheap and never raises (it runs on the request path)."""
     try:
-        pid = str(event.provider_id) if event.provider_id is not None else ""
-        name = event.provider_name
-        REQUESTS.labels(pid, name, event.model_alias, str(event.status_code)).inc()
+        table = _current_table()
+        labels = _Labels(table)
+        pid, name = labels.instance(event.provider_id)
+        REQUESTS.labels(pid, name, labels.alias(event.model_alias), str(event.status_code)).inc()
         upstream_ms = 0.0
         for attempt in event.attempts:
             upstream_ms += attempt.duration_ms
-            UPSTREAM_LATENCY.labels(str(attempt.provider_id), attempt.provider_name).observe(
+            UPSTREAM_LATENCY.labels(*labels.instance(attempt.provider_id)).observe(
                 attempt.duration_ms / 1000
             )
         if event.stream:
             if event.ttft_ms is not None and pid:
                 TTFT.labels(pid, name).observe(event.ttft_ms / 1000)
         else:
-            OVERHEAD.labels(event.endpoint).observe(max(0.0, event.latency_ms - upstream_ms) / 1000)
+            OVERHEAD.labels(_cap(event.endpoint)).observe(
+                max(0.0, event.latency_ms - upstream_ms) / 1000
+            )
         if pid:
             for kind, n in (
                 ("prompt", event.prompt_tokens),
@@ -145,7 +182,7 @@ def usage_event_observe(event: UsageEvent) -> None:
             ):
                 if n:
                     TOKENS.labels(pid, name, kind).inc(n)
-            cost = _estimated_cost(event)
+            cost = _estimated_cost(event, table)
             if cost:
                 COST.labels(pid, name).inc(cost)
     except Exception:  # metrics must never break a request
@@ -214,7 +251,7 @@ class StateCollector(Collector):
             logger.exception("metrics: could not read instance state")
             return
         for pid, name, is_enabled in providers:
-            labels = [str(pid), name]
+            labels = [str(pid), _cap(name)]
             enabled.add_metric(labels, 1 if is_enabled else 0)
             state = str(circuits[pid].state)
             for candidate in CIRCUIT_STATES:

@@ -230,15 +230,12 @@ class GatewayApp:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
-                try:
-                    await route_tables.refresh(force=True)
-                except Exception:
-                    # Serve anyway: the first request retries the build (e.g. DB not migrated yet).
-                    logger.exception("could not build the route table at startup")
+                await route_tables.startup()
                 await usage_lifespan.usage_startup()
                 freeze_startup_heap()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
+                await route_tables.stop_refresher()
                 await background_settled(timeout=5.0)  # releases still on their way
                 await usage_lifespan.usage_shutdown()
                 await http.close_client()

@@ -39,7 +39,7 @@ from gateway.routing.selection import KeyCursor
 from gateway.routing.state import Lease
 from gateway.routing.table import Candidate
 from gateway.usage.events import Attempt
-from providers import http
+from providers import http, redaction
 from providers.adapters import UnsupportedOperation, get_adapter
 from providers.adapters.base import Adapter
 from providers.snapshot import KeySnapshot
@@ -118,25 +118,28 @@ def retry_after_seconds(value: str | None, *, now: float | None = None) -> float
     return max(0.0, when.timestamp() - (time.time() if now is None else now))
 
 
+#: Longest upstream error message relayed to a client (cut after redaction).
+MAX_ERROR_MESSAGE = 2000
+
+
 def redact(text: str, candidate: Candidate) -> str:
-    """``text`` from an upstream without the instance's API keys: some upstreams echo the key
-    they were given in auth errors, and upstream messages are relayed to the client."""
-    for key in candidate.provider.keys:
-        if key.api_key and key.api_key in text:
-            text = text.replace(key.api_key, "[redacted]")
-    return text
+    """``text`` from an upstream without the instance's secrets (keys, credential headers,
+    pieces of them), then cut: upstreams echo what they were sent, and their messages are
+    relayed to the client."""
+    return redaction.redact_for(candidate.provider, text, limit=MAX_ERROR_MESSAGE)
 
 
 def upstream_error(
     adapter: Adapter, candidate: Candidate, status: int, payload: bytes
 ) -> UpstreamError:
-    """The client-facing error for an upstream's error answer (its message, redacted)."""
+    """The client-facing error for an upstream's error answer (message, type and code are the
+    upstream's words: all three redacted)."""
     message, etype, code = adapter.error_details(status, payload)
     return UpstreamError(
         status,
         redact(message, candidate),
-        type=etype,
-        code=code,
+        type=redact(etype, candidate)[:100],
+        code=None if code is None else redact(code, candidate)[:100],
         provider_id=candidate.provider.id,
     )
 

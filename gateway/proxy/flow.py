@@ -16,8 +16,6 @@ from typing import Any
 from gateway.core.errors import (
     AuthenticationFailed,
     GatewayError,
-    NotFound,
-    PermissionDenied,
     Unsupported,
 )
 from gateway.keys.models import hash_key
@@ -60,20 +58,25 @@ def authenticate(table: RouteTable, presented: str | None) -> VirtualKeySnapshot
 
 
 def resolve(
-    table: RouteTable, vkey: VirtualKeySnapshot, alias: str, *, need: str, stream: bool = False
+    table: RouteTable,
+    vkey: VirtualKeySnapshot,
+    alias: str,
+    *,
+    need: str,
+    stream: bool = False,
+    requested: str = "",
+    fmt: str = render.OPENAI,
 ) -> list[Candidate]:
     """Candidates for ``alias`` usable for ``need`` ("chat" | "embeddings"), in table order.
 
+    An alias the key may not use answers exactly like an unknown one (404 naming only what
+    the client asked for, ``requested``), so no key learns which aliases other tenants have.
     Only a capability a mapping declares False keeps it out; an undeclared one (None) is not
     checked, the upstream decides.
     """
-    if not vkey.allows(alias):
-        raise PermissionDenied(
-            f"This API key is not allowed to use model '{alias}'.", param="model"
-        )
     candidates = table.candidates(alias)
-    if not candidates:
-        raise NotFound(f"The model '{alias}' does not exist.", param="model")
+    if not candidates or not vkey.allows(alias):
+        raise render.model_not_found(requested or alias, fmt)
     usable = [
         c
         for c in candidates
@@ -112,14 +115,23 @@ async def serve(
     spec: EndpointSpec, table: RouteTable, ctx: RequestContext, body: dict[str, Any]
 ) -> ProxyResult:
     """One proxied request for an authenticated caller, whole or streamed."""
-    ctx.alias = str(body.get("model") or "")
+    # The usage event names only aliases the table knows (see UNKNOWN_MODEL).
+    ctx.alias = table.known_alias(str(body.get("model") or ""))
     try:
         call = spec.prepare(table, body)
         call.client_headers = ctx.client_headers
-        ctx.alias, ctx.stream = call.alias, call.stream
+        ctx.alias, ctx.stream = table.known_alias(call.alias), call.stream
         if spec.load is not None:
             await spec.load(call, ctx)
-        candidates = resolve(table, ctx.vkey, call.alias, need=spec.need, stream=call.stream)
+        candidates = resolve(
+            table,
+            ctx.vkey,
+            call.alias,
+            need=spec.need,
+            stream=call.stream,
+            requested=call.requested,
+            fmt=spec.error_format,
+        )
         ordered = await plan(table, ctx, call, candidates)
         served = await AttemptLoop(ctx, spec, call, prefetch if call.stream else read_whole).run(
             ordered
@@ -159,12 +171,14 @@ async def serve(
 def answer_headers(
     ctx: RequestContext, candidate: Candidate, key: KeySnapshot | None
 ) -> dict[str, str]:
-    """The gateway's headers on a served answer: which instance, key and attempts."""
+    """The gateway's headers on a served answer: which instance and how many attempts.
+
+    Never which provider key: key names (and which of them fail) are for ops, in the usage
+    record and the logs, not for tenants."""
     return {
         "x-request-id": ctx.request_id,
         "x-gateway-provider-id": str(candidate.provider.id),
         "x-gateway-provider-name": candidate.provider.name,
-        "x-gateway-key-name": key.name if key else "",
         "x-gateway-attempts": str(len(ctx.attempts)),
         "x-gateway-attempt-trail": ctx.attempt_trail(),
         "x-gateway-overhead-ms": f"{ctx.overhead_ms():.2f}",

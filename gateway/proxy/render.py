@@ -35,6 +35,7 @@ _STATUS: dict[type[errors.GatewayError], int] = {
     errors.UpstreamUnreachable: 502,
     errors.BadUpstreamResponse: 502,
     errors.NoProviderAvailable: 503,
+    errors.ServiceUnavailable: 503,
     errors.DeadlineExceeded: 504,
     errors.UpstreamTimeout: 504,
 }
@@ -65,6 +66,20 @@ _ANTHROPIC_TYPES = {
     504: "api_error",
     529: "overloaded_error",
 }
+
+
+#: Longest part of a client's model name echoed back in an error.
+_ECHO_MAX = 200
+
+
+def model_not_found(requested: str, fmt: str) -> errors.NotFound:
+    """The one answer for a model a key cannot use, whether it does not exist or belongs to
+    another tenant: the same status, code and message, in the caller's format, so an answer
+    never tells that an alias exists."""
+    name = requested[:_ECHO_MAX]
+    if fmt == ANTHROPIC:
+        return errors.NotFound(f"model: {name}", param="model")
+    return errors.NotFound(f"The model '{name}' does not exist.", param="model")
 
 
 def status_of(error: errors.GatewayError) -> int:

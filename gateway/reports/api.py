@@ -118,6 +118,11 @@ class ProviderHealthSerializer(serializers.Serializer):
     last_checked = serializers.DateTimeField(allow_null=True)
     checks_24h = serializers.IntegerField()
     uptime_24h = serializers.FloatField(allow_null=True)
+    interval_s = serializers.IntegerField()
+    stale = serializers.BooleanField(help_text="last probe older than twice the interval")
+    stale_reason = serializers.CharField()
+    last_error = serializers.CharField(help_text="last probe error in the window, redacted")
+    last_error_at = serializers.DateTimeField(allow_null=True)
 
 
 class HealthReportView(APIView):

@@ -60,6 +60,9 @@ class StackedChart:
     plot_right: int = WIDTH - PAD_RIGHT
     baseline: float = HEIGHT - PAD_BOTTOM
     empty: bool = True
+    # (day, total cost) of every day with cost: the chart's text alternative, and what a
+    # phone shows instead of bars too narrow to read.
+    day_totals: list[tuple[date, Decimal]] = field(default_factory=list)
 
 
 def _nice_step(value: float) -> float:
@@ -141,6 +144,11 @@ def stacked_cost_chart(report: CostReport) -> StackedChart:
                 )
             )
     chart.empty = not chart.segments
+    chart.day_totals = [
+        (day, sum((c for _, _, c in stacks[i]), Decimal(0)).quantize(Decimal("0.0001")))
+        for i, day in enumerate(report.days)
+        if stacks[i]
+    ]
     chart.legend = [LegendItem(r.label, colors[r.key], r.cost_rounded) for r in top]
     if rest and report.group_by != "day":
         chart.legend.append(

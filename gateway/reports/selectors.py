@@ -25,6 +25,7 @@ from django.utils import timezone
 
 from gateway.keys.models import VirtualKey
 from gateway.reports.models import DailyUsageRollup, RollupDay
+from gateway.usage.events import UNKNOWN_MODEL
 from gateway.usage.models import UsageRecord
 from mappings.models import ModelProviderMapping
 from providers.models import Provider, ProviderKeyCredential
@@ -278,6 +279,11 @@ def usage_buckets(
     return out, until
 
 
+#: Aliases that are not a configured alias: requests naming no model, or one the route table
+#: did not know (recorded as UNKNOWN_MODEL, never as the client's string).
+ALIAS_LABELS = {"": "(none)", UNKNOWN_MODEL: "(unknown model)"}
+
+
 def _labels(group_by: str, keys: Iterable[Any]) -> dict[Any, tuple[str, str]]:
     """Group key -> (stable key, readable label)."""
     keys = list(keys)
@@ -319,6 +325,8 @@ def _labels(group_by: str, keys: Iterable[Any]) -> dict[Any, tuple[str, str]]:
         return {k: (str(k), f"Group {k}") if k is not None else ("", "(none)") for k in keys}
     if group_by == "day":
         return {k: (k.isoformat(), k.strftime("%a %d %b %Y")) for k in keys}
+    if group_by == "alias":
+        return {k: (k or "", ALIAS_LABELS.get(k or "", k)) for k in keys}
     return {k: (k or "", k or "(none)") for k in keys}
 
 

@@ -18,10 +18,12 @@ from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
+from gateway.core.csvsafe import neutralise_cell
 from gateway.keys.models import VirtualKey
 from gateway.reports.charts import stacked_cost_chart
-from gateway.reports.health import health_rows
+from gateway.reports.health import WINDOWS, health_rows
 from gateway.reports.params import ReportQuerySerializer, clean_params
+from gateway.reports.request_log import log_query_for_report_row
 from gateway.reports.selectors import (
     GROUPINGS,
     PRESETS,
@@ -97,6 +99,11 @@ def costs(request: HttpRequest) -> HttpResponse:
             budgets=budget_lines(virtual_key_id=report.filters.virtual_key_id),
             active_preset=params.get("preset") if not params.get("start") else None,
         )
+        log_base = reverse("ops-requests")
+        for row in report.rows:
+            log_query = log_query_for_report_row(query, report.group_by, row.key)
+            # The requests behind the row, for the template (a plain attribute on the row).
+            row.log_url = log_base + "?" + urlencode(log_query) if log_query else ""  # type: ignore[attr-defined]
     return render(request, "ops/costs.html", context, status=400 if errors else 200)
 
 
@@ -116,22 +123,31 @@ def costs_csv(request: HttpRequest) -> HttpResponse:
     writer.writerow(CSV_COLUMNS)
     for row in [*report.rows, report.total]:
         values = row.as_dict()
-        writer.writerow(["" if values[c] is None else values[c] for c in CSV_COLUMNS])
+        # Labels can be client-supplied text (a model name, a key name): never a formula.
+        writer.writerow(
+            ["" if values[c] is None else neutralise_cell(values[c]) for c in CSV_COLUMNS]
+        )
     return response
 
 
 @staff_member_required
 @require_GET
 def health(request: HttpRequest) -> HttpResponse:
-    rows = health_rows()
+    window = request.GET.get("window", "24h")
+    if window not in WINDOWS:
+        messages.warning(request, f"Unknown window {window[:20]!r}; showing the last 24 h.")
+        window = "24h"
+    rows = health_rows(days=WINDOWS[window])
     summary = {
         "total": len(rows),
         "healthy": sum(1 for r in rows if r.status == "healthy" and r.enabled),
         "degraded": sum(1 for r in rows if r.status == "degraded" and r.enabled),
         "down": sum(1 for r in rows if r.status == "down" and r.enabled),
         "open": sum(1 for r in rows if r.circuit_state == "open"),
+        "stale": sum(1 for r in rows if r.stale),
     }
-    return render(request, "ops/health.html", {"rows": rows, "summary": summary})
+    context = {"rows": rows, "summary": summary, "window": window, "windows": list(WINDOWS)}
+    return render(request, "ops/health.html", context)
 
 
 def _broker_configured() -> bool:

@@ -242,6 +242,32 @@ def explain(table: RouteTable, plan: RoutePlan, alias: str) -> dict[str, Any]:
     }
 
 
+#: Per-candidate fields of :func:`explain` that describe the whole instance (every tenant's
+#: traffic) or name a provider key: staff see them (admin), a virtual key does not.
+_INSTANCE_WIDE = ("key_name", "in_flight", "latency_ms", "cooling_account_groups")
+_INSTANCE_WIDE_LIMITS = ("requests_used", "requests_headroom", "tokens_used", "tokens_headroom")
+
+
+def explain_for_client(explained: dict[str, Any]) -> dict[str, Any]:
+    """``explain`` as a virtual key sees it (``GET /v1/route``): the order, the reasons, the
+    configured limits and prices, but no other tenant's usage, no instance-wide counts and
+    no provider key names."""
+
+    def own(entry: dict[str, Any]) -> dict[str, Any]:
+        kept = {k: v for k, v in entry.items() if k not in _INSTANCE_WIDE}
+        kept["circuit"] = {k: v for k, v in entry["circuit"].items() if k != "failure_count"}
+        kept["limits"] = {
+            k: v for k, v in entry["limits"].items() if k not in _INSTANCE_WIDE_LIMITS
+        }
+        return kept
+
+    return {
+        **explained,
+        "candidates": [own(e) for e in explained["candidates"]],
+        "skipped": [own(e) for e in explained["skipped"]],
+    }
+
+
 def explain_alias_sync(alias: str) -> dict[str, Any]:
     """The route explanation for ``alias`` from sync code (the admin): a fresh table from the
     database and the shared state as a request would see it, counting nothing."""

@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from gateway.keys.models import RoutingSettings, VirtualKey
 from gateway.routing.tiers import TierRules, tier_rules_build
+from gateway.usage.events import UNKNOWN_MODEL
 from mappings.models import AliasRoutingPolicy, ModelPrice, ModelProviderMapping
 from providers.config_version import config_version_current_sync
 from providers.snapshot import ProviderSnapshot, provider_snapshots_all
@@ -97,6 +98,10 @@ class RouteTable:
 
     def candidates(self, alias: str) -> tuple[Candidate, ...]:
         return self.aliases.get(alias, ())
+
+    def known_alias(self, alias: str) -> str:
+        """``alias`` when the table routes it (or it is empty), else :data:`UNKNOWN_MODEL`."""
+        return alias if not alias or alias in self.aliases else UNKNOWN_MODEL
 
     def strategy_for(self, alias: str) -> str:
         """The alias's own strategy (AliasRoutingPolicy), else the global one."""

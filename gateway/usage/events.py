@@ -15,6 +15,10 @@ from typing import Any, Protocol
 from django.conf import settings
 from django.utils.module_loading import import_string
 
+#: What usage records and metrics say for a model the route table does not know: a client's
+#: ``model`` string is never stored or used as a label as is (unbounded, and may be a formula).
+UNKNOWN_MODEL = "_unknown"
+
 
 @dataclass(slots=True)
 class Attempt:
@@ -29,8 +33,9 @@ class Attempt:
     duration_ms: float
 
     def header(self) -> str:
+        """The attempt as the client's ``x-gateway-attempt-trail`` shows it: no key name."""
         status = self.status if self.status is not None else self.error or "error"
-        return f"{self.provider_id}:{self.key_name or '-'}:{status}:{self.duration_ms:.0f}ms"
+        return f"{self.provider_id}:{status}:{self.duration_ms:.0f}ms"
 
 
 @dataclass(slots=True)

@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 
 import orjson
 
+from providers import redaction
 from providers.snapshot import KeySnapshot, ProviderSnapshot
 
 
@@ -179,7 +180,8 @@ class Adapter:
         try:
             data = orjson.loads(payload)
         except orjson.JSONDecodeError:
-            text = payload[:200].decode("utf-8", "replace").strip()
+            # Not cut short here: callers redact first, then truncate (providers.redaction).
+            text = payload[: redaction.MAX_SCAN].decode("utf-8", "replace").strip()
             return (text or f"upstream returned HTTP {status}", "upstream_error", None)
         err = data.get("error") if isinstance(data, dict) else None
         if isinstance(err, dict):

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
+from django.http import HttpRequest
 from django.test import Client
 
 from gateway.keys.models import VirtualKey, hash_key
@@ -94,7 +95,7 @@ def test_demo_key_authenticates_and_admin_can_log_in(state_dir: Path, client: Cl
 
     vkey = VirtualKey.objects.get(key_hash=hash_key(key))
     assert vkey.name == "demo" and vkey.is_enabled and vkey.allowed_models == []
-    assert client.login(username="admin", password=password)
+    assert client.login(request=HttpRequest(), username="admin", password=password)
     assert client.get("/admin/").status_code == 200
 
     for name in ("demo_key", "demo_admin_password"):
@@ -131,4 +132,4 @@ def test_existing_admin_password_is_not_overwritten(state_dir: Path, client: Cli
     output = _run()
 
     assert "unchanged: this user existed before demo_setup" in output
-    assert client.login(username="admin", password="mine-1234")
+    assert client.login(request=HttpRequest(), username="admin", password="mine-1234")

@@ -112,7 +112,7 @@ def start_gateway(log_path: Path, **env_overrides: str) -> GatewayServer:
         {
             "DATABASE_URL": subprocess_database_url(),
             "REDIS_URL": "",
-            "GATEWAY_CONFIG_CHECK_INTERVAL": "0.2",
+            "GATEWAY_CONFIG_MAX_STALENESS": "0.5",
             "SECRET_KEY": settings.SECRET_KEY,
             "FIELD_ENCRYPTION_KEYS": ",".join(settings.FIELD_ENCRYPTION_KEYS),
             "LOG_LEVEL": "DEBUG",

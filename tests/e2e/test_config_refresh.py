@@ -1,6 +1,6 @@
 """A configuration change reaches a running gateway process without a restart.
 
-The process checks the config version about every ``GATEWAY_CONFIG_CHECK_INTERVAL`` (0.2 s
+The process applies a change within ``GATEWAY_CONFIG_MAX_STALENESS`` (0.5 s
 here) and rebuilds its route table; these tests change rows the way admin does (model saves,
 which bump the version) and poll, bounded, until requests see the change.
 """

@@ -87,15 +87,17 @@ def test_x_api_key_header_authenticates(world: World) -> None:
     assert "x-api-key" not in world.fake.requests()[0].headers  # not forwarded upstream
 
 
-def test_alias_not_allowed_is_403(world: World) -> None:
+def test_alias_not_allowed_answers_like_an_unknown_one(world: World) -> None:
+    """404 model_not_found, as for an alias that does not exist: a key never learns which
+    aliases other tenants have."""
     key = world.vkey(["allowed"])
     world.publish()
-    with pytest.raises(openai.PermissionDeniedError) as info:
+    with pytest.raises(openai.NotFoundError) as info:
         world.openai(key).chat.completions.create(model="forbidden", messages=MESSAGES)
-    assert info.value.status_code == 403
-    error = error_of(post(world, key, json={"model": "forbidden", "messages": MESSAGES}), 403)
-    assert error["code"] == "model_not_allowed" and error["param"] == "model"
-    assert error["type"] == "permission_error"
+    assert info.value.status_code == 404
+    error = error_of(post(world, key, json={"model": "forbidden", "messages": MESSAGES}), 404)
+    assert error["code"] == "model_not_found" and error["param"] == "model"
+    assert error["message"] == "The model 'forbidden' does not exist."
     assert world.fake.requests() == []
 
 

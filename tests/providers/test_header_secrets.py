@@ -148,7 +148,7 @@ def test_data_migration_encrypts_stored_plaintext_and_reverses() -> None:
     _raw_write(provider.pk, HEADERS)  # as a row written before values were encrypted
     assert _raw_headers(provider.pk) == HEADERS
     migration = importlib.import_module(
-        "providers.migrations.0003_provider_custom_headers_encrypted"
+        "providers.migrations.0004_provider_custom_headers_encrypted"
     )
 
     migration.encrypt_values(django_apps, None)
@@ -182,3 +182,22 @@ def test_export_still_redacts_literal_values() -> None:
     Provider.objects.create(name="apim", provider_type="mock", custom_headers=HEADERS)
     exported = json.dumps(config_export())
     assert SUBSCRIPTION not in exported and "${COST_CENTER}" in exported
+
+
+def test_an_undecryptable_header_value_makes_only_its_instance_unusable(settings: Any) -> None:
+    old, new = Fernet.generate_key().decode(), Fernet.generate_key().decode()
+    _use_keys(settings, old)
+    bad = Provider.objects.create(name="apim", provider_type="mock", custom_headers=HEADERS)
+    _use_keys(settings, new)  # the key that encrypted it is gone
+    good = Provider.objects.create(name="fine", provider_type="mock", custom_headers={"X-A": "b"})
+    snaps = provider_snapshots_all()
+    assert "Ocp-Apim-Subscription-Key cannot be decrypted" in snaps[bad.pk].error
+    assert snaps[good.pk].error == "" and dict(snaps[good.pk].custom_headers) == {"X-A": "b"}
+    # Saved unchanged through the masks, the stored token is written back untouched.
+    token = _raw_headers(bad.pk)["Ocp-Apim-Subscription-Key"]
+    with secrets.tolerant_decryption():
+        stored = Provider.objects.get(pk=bad.pk)
+        shown = secrets.headers_masked(stored.custom_headers)
+        stored.custom_headers = secrets.headers_unmasked(shown, stored.custom_headers)
+        stored.save()
+    assert _raw_headers(bad.pk)["Ocp-Apim-Subscription-Key"] == token

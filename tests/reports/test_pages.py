@@ -198,3 +198,59 @@ def test_check_now_queues_to_celery_when_a_broker_is_configured(
     assert queued == [{"provider_id": provider.pk}]
     assert not HealthCheck.objects.exists()  # the worker records it, not the web process
     assert "queued" in r.content.decode()
+
+
+@pytest.mark.parametrize("group_by", ["alias", "virtual_key"])
+def test_csv_cells_never_start_a_formula(staff_client: Client, group_by: str) -> None:
+    """Client-supplied text (a model name, a key name) is exported as text, not a formula."""
+    from django.utils import timezone
+
+    from gateway.keys.services import virtual_key_create
+    from gateway.usage.models import UsageRecord
+
+    evil = ['=HYPERLINK("http://x.example","y")', "@SUM(1+1)", "+1", "-2", "\tx", "\rx"]
+    vkey = virtual_key_create(name="=cmd|' /C calc'!A0")[0]
+    UsageRecord.objects.bulk_create(
+        UsageRecord(
+            request_id=f"evil-{n}",
+            created_at=timezone.now(),
+            endpoint="chat",
+            virtual_key=vkey,
+            model_alias=name,
+            status_code=404,
+            error_type="not_found",
+        )
+        for n, name in enumerate(evil)
+    )
+    exported = staff_client.get(reverse("ops-costs-csv"), _query(group_by=group_by))
+    assert exported.status_code == 200
+    lines = list(csv.reader(io.StringIO(exported.content.decode(), newline="")))
+    cells = [cell for line in lines[1:] for cell in line]
+    assert not [c for c in cells if c[:1] in ("=", "+", "-", "@", "\t", "\r")]
+    labels = {line[1] for line in lines[1:]}
+    if group_by == "alias":
+        assert {"'" + name for name in evil} <= labels
+    else:
+        assert "'=cmd|' /C calc'!A0" in labels
+
+
+def test_unknown_models_are_one_row_labelled_unknown(staff_client: Client) -> None:
+    from django.utils import timezone
+
+    from gateway.usage.events import UNKNOWN_MODEL
+    from gateway.usage.models import UsageRecord
+
+    UsageRecord.objects.bulk_create(
+        UsageRecord(
+            request_id=f"unknown-{n}",
+            created_at=timezone.now(),
+            endpoint="chat",
+            model_alias=UNKNOWN_MODEL,
+            status_code=404,
+            error_type="model_not_found",
+        )
+        for n in range(3)
+    )
+    data = staff_client.get(reverse("api-report-costs"), _query(group_by="alias")).json()
+    [row] = [r for r in data["rows"] if r["key"] == UNKNOWN_MODEL]
+    assert row["label"] == "(unknown model)" and row["requests"] == 3

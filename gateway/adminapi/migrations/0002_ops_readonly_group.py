@@ -42,7 +42,7 @@ class Migration(migrations.Migration):
         ("adminapi", "0001_initial"),
         ("auth", "0012_alter_user_first_name_max_length"),
         ("contenttypes", "0002_remove_content_type_name"),
-        ("providers", "0003_provider_custom_headers_encrypted"),
+        ("providers", "0004_provider_custom_headers_encrypted"),
         ("mappings", "0004_capabilities_undeclared"),
         ("gateway", "0003_move_usage_to_usage_app"),
         ("usage", "0001_initial"),

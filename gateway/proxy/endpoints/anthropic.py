@@ -16,9 +16,9 @@ from typing import Any
 
 import orjson
 
-from gateway.core.errors import InvalidRequest, NotFound
+from gateway.core.errors import InvalidRequest
 from gateway.proxy.endpoints.base import Call, EndpointSpec, LocalAnswer
-from gateway.proxy.render import ANTHROPIC
+from gateway.proxy.render import ANTHROPIC, model_not_found
 from gateway.proxy.token_count import count_anthropic_request
 from gateway.routing.table import Candidate, RouteTable
 from providers.adapters import UnsupportedOperation
@@ -87,7 +87,7 @@ def resolve_alias(table: RouteTable, requested: str) -> str:
     """The alias serving ``requested`` (exact alias, else tier rules), or 404."""
     alias = table.tiers.alias_for(requested, table.aliases)
     if alias is None:
-        raise NotFound(f"model: {requested}", param="model")
+        raise model_not_found(requested, ANTHROPIC)
     return alias
 
 

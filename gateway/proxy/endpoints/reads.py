@@ -11,6 +11,7 @@ from gateway.routing.plan import (
     estimate_completion_tokens,
     estimate_prompt_tokens,
     explain,
+    explain_for_client,
     route_plan,
 )
 from gateway.routing.table import RouteTable, VirtualKeySnapshot
@@ -62,4 +63,4 @@ async def route_explain(
         completion_tokens=estimate_completion_tokens(body),
         consume=False,
     )
-    return explain(table, route, alias)
+    return explain_for_client(explain(table, route, alias))

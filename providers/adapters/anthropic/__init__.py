@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 
 import orjson
 
+from providers import betas
 from providers.adapters.anthropic.passthrough import FORWARDED_HEADERS
 from providers.adapters.base import Adapter, StreamTranslator, UpstreamRequest, Usage
 from providers.snapshot import KeySnapshot, ProviderSnapshot
@@ -86,12 +87,16 @@ class AnthropicAdapter(Adapter):
         path: str = "messages",
     ) -> UpstreamRequest:
         """A native Messages API request (``body`` already in Anthropic's format, model set):
-        the client's ``anthropic-version`` and ``anthropic-beta`` go along."""
+        the client's ``anthropic-version`` goes along, and of its ``anthropic-beta`` the flags
+        the instance admits (providers.betas)."""
         headers = self._headers(key)
         headers["content-type"] = _JSON
         for name in FORWARDED_HEADERS:
-            if client_headers.get(name):
-                headers[name] = client_headers[name]
+            value = client_headers.get(name)
+            if value and name == betas.HEADER:
+                value = betas.filter_betas(value, provider.anthropic_beta_allow)
+            if value:
+                headers[name] = value
         if stream:
             headers["accept"] = "text/event-stream"
         return UpstreamRequest(

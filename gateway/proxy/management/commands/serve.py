@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
 
 class Command(BaseCommand):
@@ -23,10 +23,54 @@ class Command(BaseCommand):
             action="store_true",
             help="Log every request (off by default: it costs on the hot path).",
         )
+        # Server limits (README "Security"): on by default, 0 turns one off.
+        parser.add_argument(
+            "--max-header-bytes",
+            type=int,
+            default=settings.GATEWAY_MAX_HEADER_BYTES,
+            help="Largest request head (request line and headers) in bytes; over it: 431.",
+        )
+        parser.add_argument(
+            "--header-timeout",
+            type=float,
+            default=settings.GATEWAY_HEADER_TIMEOUT,
+            help="Seconds a client may take to send a request's headers (slow loris).",
+        )
+        parser.add_argument(
+            "--body-timeout",
+            type=float,
+            default=settings.GATEWAY_BODY_TIMEOUT,
+            help="Seconds a client may take to send a request's body once its headers are in.",
+        )
+        parser.add_argument(
+            "--keep-alive-timeout",
+            type=int,
+            default=settings.GATEWAY_KEEPALIVE_TIMEOUT,
+            help="Seconds an idle connection stays open between requests.",
+        )
+        parser.add_argument(
+            "--limit-concurrency",
+            type=int,
+            default=settings.GATEWAY_LIMIT_CONCURRENCY,
+            help="Connections plus requests in flight per worker before new requests get 503.",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         import uvicorn
 
+        from gateway.proxy.server import ServerLimits, configure
+
+        for name in ("max_header_bytes", "header_timeout", "body_timeout", "keep_alive_timeout"):
+            if options[name] < 0:
+                raise CommandError(f"--{name.replace('_', '-')} must be 0 or more")
+        # Workers are separate processes: configure() also passes the limits to them.
+        configure(
+            ServerLimits(
+                max_header_bytes=options["max_header_bytes"],
+                header_timeout=options["header_timeout"],
+                body_timeout=options["body_timeout"],
+            )
+        )
         workers: int = options["workers"]
         if workers > 1:
             self._prometheus_multiprocess()
@@ -40,12 +84,15 @@ class Command(BaseCommand):
             port=options["port"],
             workers=workers if workers > 1 else None,
             loop="uvloop",
-            http="httptools",
+            http="gateway.proxy.server:LimitedHttpToolsProtocol",
+            # Only used if the h11 protocol is chosen; it answers 400 past this size.
+            h11_max_incomplete_event_size=options["max_header_bytes"] or None,
             lifespan="on",
             access_log=options["access_log"],
             log_level=settings.LOG_LEVEL.lower(),
             # Seconds a connection may idle between requests: longer than most clients' pools.
-            timeout_keep_alive=75,
+            timeout_keep_alive=options["keep_alive_timeout"],
+            limit_concurrency=options["limit_concurrency"] or None,
             timeout_graceful_shutdown=30,
             proxy_headers=True,
         )

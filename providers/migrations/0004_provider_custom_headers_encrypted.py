@@ -41,7 +41,7 @@ def decrypt_values(apps: Any, schema_editor: Any) -> None:
 
 
 class Migration(migrations.Migration):
-    dependencies = [("providers", "0002_healthcheck")]
+    dependencies = [("providers", "0003_provider_anthropic_beta_allow")]
 
     operations = [
         migrations.AlterField(

@@ -1,0 +1,136 @@
+"""Revocation across processes: ``serve --workers 2`` on PostgreSQL + Redis.
+
+A key disabled while the gateway is idle is refused by every request starting
+``GATEWAY_CONFIG_MAX_STALENESS`` (plus a small margin) later, on both workers, with no request
+in between to trigger a refresh; an alias added the same way is routed by the next request.
+Which worker answered is read from prometheus-client's per-process files (one per pid).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from django.conf import settings
+from prometheus_client.mmap_dict import MmapedDict
+
+from gateway.keys.models import VirtualKey, hash_key
+from tests.e2e.conftest import free_port, subprocess_database_url
+from tests.factories import make_mapping, make_provider, make_vkey
+from tests.fakes.upstream import FakeUpstream
+
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+
+STALENESS = 0.5
+MARGIN = 0.3
+N = 10
+
+
+@pytest.fixture
+def two_workers(
+    require_postgres: None, with_redis: str, tmp_path: Path
+) -> Iterator[tuple[str, Path]]:
+    multiproc = tmp_path / "prom"
+    port = free_port()
+    env = dict(os.environ)
+    env.update(
+        {
+            "DATABASE_URL": subprocess_database_url(),
+            "REDIS_URL": with_redis,
+            "SECRET_KEY": settings.SECRET_KEY,
+            "FIELD_ENCRYPTION_KEYS": ",".join(settings.FIELD_ENCRYPTION_KEYS),
+            "GATEWAY_STATE_DIR": str(tmp_path / "state"),
+            "PROMETHEUS_MULTIPROC_DIR": str(multiproc),
+            "GATEWAY_CONFIG_MAX_STALENESS": str(STALENESS),
+            "GATEWAY_USAGE_QUEUE": "gateway.usage.queues.DatabaseUsageQueue",
+        }
+    )
+    log = tmp_path / "serve.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "manage.py", "serve", "--port", str(port), "--workers", "2"],
+            cwd=settings.BASE_DIR,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(url + "/health/live", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert process.poll() is None and time.monotonic() < deadline, log.read_text()
+            time.sleep(0.1)
+        yield url, multiproc
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=5)
+
+
+def served_by(multiproc: Path, alias: str) -> dict[str, float]:
+    """Requests for ``alias`` counted per worker pid (each worker writes its own file)."""
+    counts: dict[str, float] = {}
+    for path in multiproc.glob("counter_*.db"):
+        pid = path.stem.split("_")[-1]
+        for key, value, *_ in MmapedDict.read_all_values_from_file(str(path)):
+            name, _metric, labels, *_rest = json.loads(key)
+            if name == "gateway_requests" and labels.get("alias") == alias:
+                counts[pid] = counts.get(pid, 0) + value
+    return counts
+
+
+def chat(url: str, key: str, model: str) -> httpx.Response:
+    # A new connection each: the kernel spreads them over the workers.
+    return httpx.post(
+        url + "/v1/chat/completions",
+        json={"model": model, "messages": [{"role": "user", "content": "hi"}]},
+        headers={"authorization": f"Bearer {key}"},
+        timeout=10,
+    )
+
+
+def test_disable_and_add_apply_on_every_worker_within_the_window(
+    two_workers: tuple[str, Path], fake_upstream: FakeUpstream
+) -> None:
+    url, multiproc = two_workers
+    inst = make_provider("rv-inst", "openai", upstream_url=fake_upstream.url)
+    make_mapping("rv-chat", inst, "fake-gpt")
+    key = make_vkey("rv-app").plaintext
+    time.sleep(STALENESS + MARGIN)  # the workers pick up the new configuration
+    # Warm both workers with the key (bounded: the kernel hands connections to both).
+    for _ in range(60):
+        response = chat(url, key, "rv-chat")
+        assert response.status_code == 200, response.text
+        if len(served_by(multiproc, "rv-chat")) == 2:
+            break
+    assert len(served_by(multiproc, "rv-chat")) == 2, "requests never reached both workers"
+
+    row = VirtualKey.objects.get(key_hash=hash_key(key))
+    row.is_enabled = False
+    row.save()
+    time.sleep(STALENESS + MARGIN)  # no traffic
+    answers = [chat(url, key, "rv-chat") for _ in range(N)]
+    assert [a.status_code for a in answers] == [401] * N, [a.text for a in answers]
+    assert {a.json()["error"]["code"] for a in answers} == {"api_key_disabled"}
+
+    other = make_vkey("rv-other").plaintext
+    make_mapping("rv-late", inst, "fake-gpt")
+    time.sleep(STALENESS + MARGIN)  # no traffic
+    late = [chat(url, other, "rv-late") for _ in range(N)]
+    assert [a.status_code for a in late] == [200] * N, [a.text for a in late]
+    assert len(served_by(multiproc, "rv-late")) == 2  # both workers routed the new alias
