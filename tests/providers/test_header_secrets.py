@@ -184,7 +184,10 @@ def test_export_still_redacts_literal_values() -> None:
     assert SUBSCRIPTION not in exported and "${COST_CENTER}" in exported
 
 
-def test_an_undecryptable_header_value_makes_only_its_instance_unusable(settings: Any) -> None:
+def test_an_undecryptable_header_value_makes_only_its_instance_unusable(
+    settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COST_CENTER", "cc-7")
     old, new = Fernet.generate_key().decode(), Fernet.generate_key().decode()
     _use_keys(settings, old)
     bad = Provider.objects.create(name="apim", provider_type="mock", custom_headers=HEADERS)
