@@ -8,7 +8,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 WORKERS ?= 1
 
-.PHONY: install clients demo test lint fmt serve worker beat bench clean screenshots
+.PHONY: install clients demo test lint fmt serve worker beat bench bench-profile clean screenshots
 
 install: $(STAMP)
 
@@ -73,15 +73,26 @@ beat: install
 	$(PY) manage.py setup_schedules
 	$(VENV)/bin/celery -A gateway beat --loglevel=INFO --scheduler django_celery_beat.schedulers:DatabaseScheduler
 
-# Load benchmark (not part of the tests): wrk and nginx from Debian, installed here when
-# missing and apt-get can (root); else it says what to install. Without nginx the upstream is
-# bench/upstream.py. Uses DATABASE_URL / REDIS_URL when set, else SQLite and no Redis.
-# BENCH_ARGS=--help for options.
-bench: install
+# Load benchmark (not part of the tests): direct vs the Python floor (bench/floor.py) vs the
+# gateway, production mode (needs DATABASE_URL=postgres://... and REDIS_URL on an empty Redis
+# database) then embedded. wrk and nginx from Debian, installed here when missing and apt-get
+# can (root); else it says what to install. BENCH_ARGS=--quick for the short run (~5 min
+# instead of ~15), BENCH_ARGS=--help for options.
+define BENCH_TOOLS
 	@if ! command -v wrk >/dev/null && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 		echo "installing wrk and nginx-light (apt-get)"; \
 		apt-get install -y -q wrk nginx-light >/dev/null 2>&1 || \
 		{ apt-get update -q >/dev/null 2>&1 && apt-get install -y -q wrk nginx-light >/dev/null 2>&1; }; \
 	fi
 	@command -v wrk >/dev/null || { echo "wrk is missing: apt-get install wrk (nginx optional)"; exit 1; }
+endef
+
+bench: install
+	$(BENCH_TOOLS)
 	$(PY) bench/run.py $(BENCH_ARGS)
+
+# A py-spy flame graph of one gateway worker under c=16, beside the README's figures.
+bench-profile: install
+	$(BENCH_TOOLS)
+	@test -x $(VENV)/bin/py-spy || $(PY) -m pip install --quiet py-spy
+	$(PY) bench/run.py --profile bench/profile.svg $(BENCH_ARGS)

@@ -1,32 +1,39 @@
-"""End-to-end load benchmark of the gateway: ``make bench`` (or ``python bench/run.py``).
+"""End-to-end load benchmark of the gateway against the Python floor: ``make bench``.
 
 It starts a fixed-response upstream (nginx when installed, else bench/upstream.py), a paced
-streaming upstream (bench/upstream.py), migrates a throwaway database, imports a benchmark
-configuration, starts ``manage.py serve --workers N`` and loads it with ``wrk``. It prints one
-table (direct vs gateway, overhead, RPS, streaming TTFT, RSS, usage drain) and writes the same
-figures as JSON under bench/results/ with a description of the machine.
+streaming upstream (bench/upstream.py), the floor (bench/floor.py: a raw ASGI app forwarding
+with aiohttp on the uvicorn settings and worker count of ``manage.py serve``) and, for each
+mode, a throwaway database, the benchmark configuration and ``manage.py serve --workers N``.
+Every load level runs direct, floor and gateway back to back, so each gateway figure is read as
+a ratio to the floor's from the same minute: absolute times move 5x between machines and from
+one minute to the next on a shared one. It prints one markdown table per mode (measure, direct,
+floor, gateway, ratio, target) and writes the figures as JSON under bench/results/.
 
-Ratios to the direct path measured in the same run are the headline: absolute times vary
-between machines.
+Modes (``--modes``, both by default, production first):
 
-What it runs against, and what it leaves behind:
+- ``production``: PostgreSQL + Redis + a Celery worker (with beat) draining the usage stream,
+  the README's production shape. Needs ``DATABASE_URL=postgres://...`` and ``REDIS_URL``;
+  skipped with a note when either is missing.
+- ``embedded``: SQLite in a temporary directory, no Redis (usage written in process).
 
-- no ``DATABASE_URL``: SQLite in a temporary directory, and no Redis (the embedded default);
-- ``DATABASE_URL=postgres://...``: the named database is never touched; a throwaway database
-  ``<name>_bench_<hex>`` is created beside it on the same server and dropped at the end;
-- ``REDIS_URL``: that Redis database must be empty (the bench refuses to share one with a
-  gateway: its usage events would be drained into that gateway's records); it is emptied
-  again at the end.
+What it leaves behind: with ``DATABASE_URL`` the named database is never touched (a throwaway
+``<name>_bench_<hex>`` is created beside it and dropped at the end); ``REDIS_URL``'s database
+must be empty (the bench refuses to share one with a gateway, whose worker would drain the
+bench's usage into its own records) and is emptied again at the end.
+
+``--quick`` (3 s per load level, a 20,000-request soak, 50 TTFT samples) took 5.4 minutes for
+both modes on a loaded 2-core machine; the full run (10 s, 200,000, 200) about 15 minutes on a
+quiet one, most of it the soaks (200,000 requests at the gateway's c=16 rate, per mode).
+``--profile FILE.svg`` records a py-spy flame graph of one gateway worker under c=16 instead
+(``make bench-profile``).
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import platform
-import re
 import shutil
 import signal
 import socket
@@ -34,6 +41,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager, suppress
@@ -44,9 +52,10 @@ from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
-VKEY = "sk-gw-bench-" + "0" * 32
+sys.path.insert(0, str(Path(__file__).parent))
 
-CHAT = json.dumps({"model": "bench-chat", "messages": [{"role": "user", "content": "Hi"}]})
+from measure import VKEY, long_stream, rss_mb, ttft, worker_pids, write_lua, wrk, wrk_rounds  # noqa: E402
+from report import table  # noqa: E402
 
 
 def free_port() -> int:
@@ -99,6 +108,7 @@ http {{
   uwsgi_temp_path {tmp};
   scgi_temp_path {tmp};
   keepalive_requests 1000000;
+  client_max_body_size 16m;
   server {{
     listen 127.0.0.1:{port};
     location / {{
@@ -116,7 +126,6 @@ def start_fixed_upstream(tmp: Path) -> tuple[subprocess.Popen[bytes], int, str]:
         "/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None
     )
     if nginx:
-        sys.path.insert(0, str(Path(__file__).parent))
         from upstream import BODY  # type: ignore[import-not-found]
 
         conf = tmp / "nginx.conf"
@@ -139,10 +148,15 @@ def start_stream_upstream() -> tuple[subprocess.Popen[bytes], int]:
 # --- gateway -----------------------------------------------------------------------------
 
 
-def gateway_env(tmp: Path) -> dict[str, str]:
+def gateway_env(tmp: Path, mode: str) -> dict[str, str]:
     from cryptography.fernet import Fernet
 
     env = dict(os.environ)
+    if mode == "embedded":
+        env.pop("DATABASE_URL", None)
+        env.pop("REDIS_URL", None)
+    tmp = tmp / mode
+    tmp.mkdir(exist_ok=True)
     env.update(
         {
             "DEBUG": "0",
@@ -225,6 +239,12 @@ def bench_config(fixed_port: int, stream_port: int, extra_aliases: int) -> str:
         f"    base_url: http://127.0.0.1:{stream_port}/v1",
         "    keys:",
         "      - {name: k1, api_key: sk-upstream-bench-1234567890, primary: true}",
+        # Chat completions only: the Responses API is translated to chat for it.
+        "  - name: bench-chat-only",
+        "    type: openai_compatible",
+        f"    base_url: http://127.0.0.1:{fixed_port}/v1",
+        "    keys:",
+        "      - {name: k1, api_key: sk-upstream-bench-1234567890, primary: true}",
     ]
     for i in range(extra_aliases and 1000):
         lines += [
@@ -240,6 +260,7 @@ def bench_config(fixed_port: int, stream_port: int, extra_aliases: int) -> str:
         "  - {alias: bench-chat, provider: bench-fixed, model: gpt-4o-mini, priority: 1,"
         " price: {input_per_million: 0.15, output_per_million: 0.6}}",
         "  - {alias: bench-stream, provider: bench-stream, model: gpt-4o-mini, priority: 1}",
+        "  - {alias: bench-chat-only, provider: bench-chat-only, model: gpt-4o-mini, priority: 1}",
     ]
     for i in range(extra_aliases):
         lines.append(f"  - {{alias: filler-alias-{i}, provider: filler-{i % 1000}, model: m{i}}}")
@@ -280,224 +301,261 @@ def start_gateway(env: dict[str, str], workers: int) -> tuple[subprocess.Popen[b
     return proc, port
 
 
-def worker_pids(root_pid: int) -> list[int]:
-    """The serve process's children (uvicorn workers), or itself with one worker."""
-    children: list[int] = []
-    for status in Path("/proc").glob("[0-9]*/status"):
-        with suppress(OSError):
-            text = status.read_text()
-            ppid = int(re.search(r"PPid:\s+(\d+)", text).group(1))  # type: ignore[union-attr]
-            name = re.search(r"Name:\s+(\S+)", text).group(1)  # type: ignore[union-attr]
-            cmdline = (status.parent / "cmdline").read_bytes()
-            # Not multiprocessing's resource tracker, which is a child too.
-            if ppid == root_pid and name.startswith("python") and b"spawn_main" in cmdline:
-                children.append(int(status.parent.name))
-    return children or [root_pid]
-
-
-def rss_mb(pid: int) -> float:
-    text = Path(f"/proc/{pid}/status").read_text()
-    return int(re.search(r"VmRSS:\s+(\d+)", text).group(1)) / 1024  # type: ignore[union-attr]
-
-
-# --- load --------------------------------------------------------------------------------
-
-WRK_LUA = """
-wrk.method = "POST"
-wrk.body   = '{body}'
-wrk.headers["Content-Type"] = "application/json"
-wrk.headers["Authorization"] = "Bearer {key}"
-"""
-
-
-def _ms(value: str, unit: str) -> float:
-    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
-
-
-def wrk(url: str, lua: Path, connections: int, duration: float) -> dict[str, float]:
-    threads = min(2, connections)
-    out = subprocess.run(
+def start_floor(
+    workers: int, fixed_port: int, stream_port: int
+) -> tuple[subprocess.Popen[bytes], int]:
+    port = free_port()
+    env = dict(os.environ)
+    env["FLOOR_UPSTREAM"] = f"http://127.0.0.1:{fixed_port}/v1"
+    env["FLOOR_STREAM_UPSTREAM"] = f"http://127.0.0.1:{stream_port}/v1"
+    proc = subprocess.Popen(
         [
-            "wrk",
-            f"-t{threads}",
-            f"-c{connections}",
-            f"-d{max(1, round(duration))}s",
-            "--latency",
-            "-s",
-            str(lua),
-            url,
+            PY,
+            str(Path(__file__).parent / "floor.py"),
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
         ],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    result: dict[str, float] = {}
-    for pct in ("50", "99"):
-        m = re.search(rf"^\s+{pct}%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
-        result[f"p{pct}_ms"] = _ms(m.group(1), m.group(2)) if m else float("nan")
-    m = re.search(r"Requests/sec:\s+([\d.]+)", out)
-    result["rps"] = float(m.group(1)) if m else 0.0
-    m = re.search(r"(\d+) requests in", out)
-    result["requests"] = float(m.group(1)) if m else 0.0
-    m = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    errors = int(m.group(1)) if m else 0
-    m = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
-    if m:
-        errors += sum(int(x) for x in m.groups())
-    result["errors"] = errors
-    return result
+        env=env,
+        start_new_session=True,
+    )
+    wait_port(port)
+    return proc, port
 
 
-async def _first_byte(port: int, path: str, body: bytes, headers: str) -> tuple[float, list[float]]:
-    """Seconds to the first SSE data line, and every chunk's arrival time from the start."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    request = (
-        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-        f"{headers}Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
-    ).encode() + body
-    t0 = time.perf_counter()
-    writer.write(request)
-    await writer.drain()
-    arrivals: list[float] = []
-    first = None
-    buf = b""
-    while True:
-        data = await reader.read(65536)
-        if not data:
+def start_celery(env: dict[str, str]) -> subprocess.Popen[bytes]:
+    """A Celery worker with beat (the usage drain every 2 s), as the README runs them."""
+    manage(env, "setup_schedules")
+    return subprocess.Popen(
+        [
+            str(Path(PY).parent / "celery"),
+            "-A",
+            "gateway",
+            "worker",
+            "-B",
+            "--concurrency",
+            "1",
+            "--loglevel",
+            "WARNING",
+            "--scheduler",
+            "django_celery_beat.schedulers:DatabaseScheduler",
+            "--schedule",
+            str(Path(env["GATEWAY_STATE_DIR"]) / "beat"),
+        ],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=open(Path(env["GATEWAY_STATE_DIR"]) / "celery.log", "wb"),
+        start_new_session=True,
+    )
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    """Stop a process started here; one started in its own session with all its children."""
+
+    def kill(sig: int) -> None:
+        with suppress(ProcessLookupError):
+            if os.getpgid(proc.pid) == proc.pid:
+                os.killpg(proc.pid, sig)  # uvicorn or celery and their workers
+            else:
+                os.kill(proc.pid, sig)
+
+    kill(signal.SIGTERM)
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        kill(signal.SIGKILL)
+        proc.wait()
+
+
+def usage_backlog(env: dict[str, str], wait: float) -> dict[str, float]:
+    """Events in the usage stream at the end of the load, and how long the Celery worker took
+    to bring the stream (entries not yet acknowledged included) back to zero."""
+    import redis
+
+    client = redis.Redis.from_url(env["REDIS_URL"])
+    stream = env.get("GATEWAY_USAGE_STREAM", "gw:usage")
+
+    def left() -> int:
+        if not client.exists(stream):
+            return 0
+        return sum(g["pending"] for g in client.xinfo_groups(stream)) + _unread(client, stream)
+
+    t0 = time.monotonic()
+    backlog = left()
+    while (n := left()) and time.monotonic() - t0 < wait:
+        time.sleep(0.5)
+    client.close()
+    return {"backlog": backlog, "left": n, "drained": n == 0, "seconds": time.monotonic() - t0}
+
+
+def _unread(client: Any, stream: str) -> int:
+    """Entries no consumer group has read yet (lag), or the whole stream without a group."""
+    groups = client.xinfo_groups(stream)
+    if not groups:
+        return int(client.xlen(stream))
+    lags = [g.get("lag") for g in groups]
+    return int(max(lag or 0 for lag in lags))
+
+
+def run_mode(
+    mode: str, args: argparse.Namespace, tmp: Path, upstream: dict[str, Any]
+) -> dict[str, Any]:
+    """Start this mode's gateway and measure direct, floor and gateway back to back."""
+    out: dict[str, Any] = {}
+    env = gateway_env(tmp, mode)
+    with ExitStack() as stack:
+        stack.enter_context(dedicated_redis(env))
+        stack.enter_context(throwaway_database(env))
+        manage(env, "migrate", "--noinput")
+        cfg = tmp / mode / "bench.yaml"
+        cfg.write_text(bench_config(upstream["fixed_port"], upstream["stream_port"], args.aliases))
+        manage(env, "gateway_config", "import", str(cfg))
+        if mode == "production":
+            stack.callback(stop, start_celery(env))
+        gw, gw_port = start_gateway(env, args.workers)
+        stack.callback(stop, gw)
+        out["describe"] = (
+            f"database {env['DATABASE_URL'].split(':', 1)[0]}, "
+            f"Redis {'yes' if env.get('REDIS_URL') else 'no'}"
+            f"{', Celery worker draining usage' if mode == 'production' else ''}, "
+            f"serve --workers {args.workers}"
+        )
+        measure_all(out, args, upstream, gw_port, gw.pid)
+        if mode == "production":
+            print("usage drain ...", file=sys.stderr)
+            out["usage"] = usage_backlog(env, 120)
+    return out
+
+
+def measure_all(
+    out: dict[str, Any], args: argparse.Namespace, up: dict[str, Any], gw_port: int, gw_pid: int
+) -> None:
+    lua, floor_port, floor_pid = up["lua"], up["floor_port"], up["floor_pid"]
+    urls = {
+        "direct": f"http://127.0.0.1:{up['fixed_port']}",
+        "floor": f"http://127.0.0.1:{floor_port}",
+        "gateway": f"http://127.0.0.1:{gw_port}",
+    }
+    chat = "/v1/chat/completions"
+    for name in ("floor", "gateway"):  # warm up: route table, connection pools
+        wrk(urls[name] + chat, lua["chat"], 4, 2)
+    wrk(urls["gateway"] + "/v1/messages", lua["messages"], 2, 1)
+    wrk(urls["gateway"] + "/v1/responses", lua["responses"], 2, 1)
+    pids = {"direct": [], "floor": worker_pids(floor_pid), "gateway": worker_pids(gw_pid)}
+    warm = max(rss_mb(p) for p in pids["gateway"])
+    for name in ("direct", "floor", "gateway"):
+        out[name] = {}
+    rounds = args.rounds
+    chat_runs = {name: (urls[name] + chat, lua["chat"]) for name in urls}
+    for c in (1, 16, 256):
+        print(f"load c={c} ...", file=sys.stderr)
+        level = wrk_rounds(chat_runs, c, args.duration, rounds, pids)
+        for name in urls:
+            out[name][str(c)] = level[name]
+    print("translated paths ...", file=sys.stderr)
+    g = urls["gateway"]
+    translated = {
+        "chat": (g + chat, lua["chat"]),
+        "messages": (g + "/v1/messages", lua["messages"]),
+        "responses": (g + "/v1/responses", lua["responses"]),
+    }
+    out["translated"] = {
+        name: r["p50_ms"] for name, r in wrk_rounds(translated, 1, args.duration, rounds).items()
+    }
+    print("streaming ...", file=sys.stderr)
+    samples = ttft(
+        {"direct": up["stream_port"], "floor": floor_port, "gateway": gw_port}, args.ttft_runs
+    )
+    out["ttft"] = {name: statistics.median(v) for name, v in samples.items()}
+    out["long_stream"] = long_stream(gw_port)
+    out["long_stream_floor"] = long_stream(floor_port)
+    # Memory: the soak starts after every load level has run (pools, buffers and caches at
+    # their working size), so growth over it is what keeps growing.
+    before = max(rss_mb(p) for p in pids["gateway"])
+    rps = max(out["gateway"]["16"]["rps"], 1.0)
+    print(f"soak {args.soak:,} requests (~{args.soak / rps:.0f} s) ...", file=sys.stderr)
+    soaked = {"requests": 0.0, "errors": 0.0}
+    while soaked["requests"] < args.soak:  # wrk runs for a time, not a count
+        more = wrk(
+            urls["gateway"] + chat, lua["chat"], 16, (args.soak - soaked["requests"]) / rps + 1
+        )
+        soaked["requests"] += more["requests"]
+        soaked["errors"] += more["errors"]
+        if not more["requests"]:
             break
-        now = time.perf_counter() - t0
-        buf += data
-        n = buf.count(b"data: ")
-        if n and first is None:
-            first = now
-        arrivals.extend([now] * (n - len(arrivals)))
-    writer.close()
-    return (first if first is not None else float("nan")), arrivals
-
-
-def ttft(port: int, direct: bool, runs: int) -> list[float]:
-    body = {
-        "model": "bench-stream",
-        "stream": True,
-        "bench_chunks": 5,
-        "messages": [{"role": "user", "content": "Hi"}],
+    after = max(rss_mb(p) for p in pids["gateway"])
+    out["rss"] = {
+        "warm_mb": warm,
+        "before_mb": before,
+        "after_mb": after,
+        "growth_pct": (after - before) / before * 100,
+        "requests": soaked["requests"],
+        "soak_errors": soaked["errors"],
+        "workers": len(pids["gateway"]),
+        "floor_mb": max(rss_mb(p) for p in pids["floor"]),
     }
-    path = "/v1/chat/completions"
-    headers = "" if direct else f"Authorization: Bearer {VKEY}\r\n"
-
-    async def go() -> list[float]:
-        out = []
-        for _ in range(runs):
-            first, _ = await _first_byte(port, path, json.dumps(body).encode(), headers)
-            out.append(first * 1000)
-        return out
-
-    return asyncio.run(go())
+    # Last: a megabyte body grows the workers' buffers, which would blur the soak's figure.
+    print("request bodies ...", file=sys.stderr)
+    body: dict[str, float] = {}
+    for size in ("1k", "1m"):
+        sized = {name: (urls[name] + chat, lua[f"chat_{size}"]) for name in urls}
+        for name, r in wrk_rounds(sized, 1, args.duration, rounds).items():
+            body[f"{name}_{size}"] = r["p50_ms"]
+            body[f"{name}_{size}_errors"] = r["errors"]
+    out["body"] = body
 
 
-def long_stream(port: int) -> dict[str, float]:
-    """A 500-chunk stream paced 2 ms apart: relayed chunk by chunk, not buffered whole."""
-    body = {
-        "model": "bench-stream",
-        "stream": True,
-        "bench_chunks": 500,
-        "bench_delay": 0.002,
-        "messages": [{"role": "user", "content": "Hi"}],
-    }
-    first, arrivals = asyncio.run(
-        _first_byte(
-            port,
-            "/v1/chat/completions",
-            json.dumps(body).encode(),
-            f"Authorization: Bearer {VKEY}\r\n",
+def profile(args: argparse.Namespace, up: dict[str, Any], tmp: Path) -> None:
+    """A py-spy flame graph of one gateway worker under c=16 (production mode when
+    ``DATABASE_URL`` and ``REDIS_URL`` are set, else embedded)."""
+    spy = shutil.which("py-spy") or str(Path(PY).parent / "py-spy")
+    mode = "production" if _production_ready() else "embedded"
+    env = gateway_env(tmp, mode)
+    with ExitStack() as stack:
+        stack.enter_context(dedicated_redis(env))
+        stack.enter_context(throwaway_database(env))
+        manage(env, "migrate", "--noinput")
+        cfg = tmp / mode / "bench.yaml"
+        cfg.write_text(bench_config(up["fixed_port"], up["stream_port"], args.aliases))
+        manage(env, "gateway_config", "import", str(cfg))
+        if mode == "production":
+            stack.callback(stop, start_celery(env))
+        gw, gw_port = start_gateway(env, args.workers)
+        stack.callback(stop, gw)
+        url = f"http://127.0.0.1:{gw_port}/v1/chat/completions"
+        wrk(url, up["lua"]["chat"], 4, 2)
+        seconds = max(5, round(args.duration))
+        load = threading.Thread(target=wrk, args=(url, up["lua"]["chat"], 16, seconds + 2))
+        load.start()
+        time.sleep(1)
+        worker = worker_pids(gw.pid)[0]
+        subprocess.run(
+            [
+                spy,
+                "record",
+                "-p",
+                str(worker),
+                "-d",
+                str(seconds),
+                "-r",
+                "250",
+                "-o",
+                args.profile,
+                "-f",
+                "flamegraph" if args.profile.endswith(".svg") else "raw",
+                "--nonblocking",
+            ],
+            check=True,
         )
-    )
-    distinct = len(set(round(a, 4) for a in arrivals))
-    return {
-        "chunks": len(arrivals),
-        "first_chunk_ms": first * 1000,
-        "last_chunk_ms": (arrivals[-1] if arrivals else float("nan")) * 1000,
-        "distinct_arrival_times": distinct,
-    }
+        load.join()
+    print(f"flame graph of one worker ({mode} mode, c=16, {seconds} s): {args.profile}")
 
 
-def usage_drain(env: dict[str, str]) -> dict[str, float] | None:
-    """Drain the usage stream the load produced into the database; records per second."""
-    if not env.get("REDIS_URL"):
-        return None
-    code = (
-        "import time\n"
-        "from gateway.usage.recorder import usage_drain\n"
-        "t=time.perf_counter(); total=0\n"
-        "while True:\n"
-        "    r=usage_drain(); n=r.as_dict().get('recorded',0)\n"
-        "    total+=n\n"
-        "    if not n: break\n"
-        "el=time.perf_counter()-t\n"
-        "from django.conf import settings\n"
-        "from providers.redis_conn import sync_redis\n"
-        "r=sync_redis(); s=settings.GATEWAY_USAGE_STREAM\n"
-        "pending=sum(g['pending'] for g in r.xinfo_groups(s))\n"
-        "print(total, el, r.xlen(s), pending)\n"
-    )
-    out = manage(env, "shell", "-c", code).strip().splitlines()[-1].split()
-    records, seconds = int(out[0]), float(out[1])
-    return {
-        "records": records,
-        "seconds": seconds,
-        "records_per_s": records / seconds if seconds else 0,
-        # The queue after the drain: both must be 0 (nothing left, nothing unacknowledged).
-        "stream_length_after": int(out[2]),
-        "pending_after": int(out[3]),
-    }
-
-
-# --- report ------------------------------------------------------------------------------
-
-
-def table(results: dict[str, Any]) -> str:
-    rows = ["| measure | direct | gateway | overhead / ratio |", "|---|---|---|---|"]
-    d, g = results["direct"], results["gateway"]
-    for c in ("1", "16", "64"):
-        if c not in g:
-            continue
-        rows.append(
-            f"| c={c} latency p50 | {d[c]['p50_ms']:.3f} ms | {g[c]['p50_ms']:.3f} ms | "
-            f"+{g[c]['p50_ms'] - d[c]['p50_ms']:.3f} ms |"
-        )
-        rows.append(
-            f"| c={c} latency p99 | {d[c]['p99_ms']:.3f} ms | {g[c]['p99_ms']:.3f} ms | "
-            f"+{g[c]['p99_ms'] - d[c]['p99_ms']:.3f} ms |"
-        )
-        rows.append(
-            f"| c={c} requests/s | {d[c]['rps']:,.0f} | {g[c]['rps']:,.0f} "
-            f"({int(g[c]['errors'])} errors) | {g[c]['rps'] / d[c]['rps'] * 100:.1f}% of direct |"
-        )
-    t = results["ttft"]
-    rows.append(
-        f"| stream TTFT p50 | {t['direct_p50_ms']:.3f} ms | {t['gateway_p50_ms']:.3f} ms | "
-        f"+{t['gateway_p50_ms'] - t['direct_p50_ms']:.3f} ms |"
-    )
-    s = results["long_stream"]
-    rows.append(
-        f"| 500-chunk stream | - | first {s['first_chunk_ms']:.1f} ms, "
-        f"last {s['last_chunk_ms']:.1f} ms"
-        f" | {int(s['distinct_arrival_times'])} distinct arrivals of {int(s['chunks'])} chunks |"
-    )
-    r = results["rss"]
-    rows.append(
-        f"| RSS per worker (max) | - | {r['warm_mb']:.0f} MB warm, {r['before_mb']:.0f} MB "
-        f"-> {r['after_mb']:.0f} MB over a {int(r['requests']):,}-request soak at c=16 | "
-        f"{r['growth_pct']:+.1f}% over the soak ({r['total_growth_pct']:+.1f}% since warm) |"
-    )
-    u = results.get("usage_drain")
-    if u:
-        rows.append(
-            f"| usage drain (1 process) | - | {int(u['records']):,} records in "
-            f"{u['seconds']:.1f} s; then {u['stream_length_after']} queued, "
-            f"{u['pending_after']} unacknowledged | {u['records_per_s']:,.0f} records/s |"
-        )
-    return "\n".join(rows)
+def _production_ready() -> bool:
+    url = os.environ.get("DATABASE_URL", "")
+    return url.startswith(("postgres://", "postgresql://")) and bool(os.environ.get("REDIS_URL"))
 
 
 def main() -> None:
@@ -505,101 +563,73 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--duration", type=float, default=10.0, help="seconds per wrk run")
-    parser.add_argument("--soak", type=int, default=200_000, help="requests for the RSS check")
+    parser.add_argument("--quick", action="store_true", help="3 s levels, 20k soak, 50 TTFT")
+    parser.add_argument("--duration", type=float, help="seconds per wrk run (default 10)")
+    parser.add_argument("--soak", type=int, help="requests for the RSS check (default 200,000)")
+    parser.add_argument("--ttft-runs", type=int, help="stream samples per server (default 200)")
+    parser.add_argument("--rounds", type=int, default=3, help="slices per load level, in turn")
     parser.add_argument("--aliases", type=int, default=0, help="extra aliases (route table size)")
-    parser.add_argument("--ttft-runs", type=int, default=200)
+    parser.add_argument("--modes", default="production,embedded", help="comma-separated")
+    parser.add_argument(
+        "--profile", metavar="FILE", help="a flame graph (.svg) or raw stacks (else) instead"
+    )
     args = parser.parse_args()
+    quick = {"duration": 3.0, "soak": 20_000, "ttft_runs": 50}
+    full = {"duration": 10.0, "soak": 200_000, "ttft_runs": 200}
+    for key, value in (quick if args.quick else full).items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
 
     if not shutil.which("wrk"):
         sys.exit("wrk is not installed: apt-get install wrk (Debian) or build it from source")
+    modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     results: dict[str, Any] = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": machine(),
         "args": vars(args),
+        "modes": {},
     }
-    procs: list[subprocess.Popen[bytes]] = []
-    # Exited after the processes are stopped (the ``finally`` below): database and Redis last.
-    with tempfile.TemporaryDirectory(prefix="gw-bench-") as tmpdir, ExitStack() as resources:
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="gw-bench-") as tmpdir, ExitStack() as procs:
         tmp = Path(tmpdir)
-        try:
-            fixed, fixed_port, kind = start_fixed_upstream(tmp)
-            procs.append(fixed)
-            stream, stream_port = start_stream_upstream()
-            procs.append(stream)
-            env = gateway_env(tmp)
-            results["upstream"] = kind
-            results["database"] = env["DATABASE_URL"].split(":", 1)[0]
-            results["redis"] = bool(env.get("REDIS_URL"))
-            resources.enter_context(dedicated_redis(env))
-            resources.enter_context(throwaway_database(env))
-            manage(env, "migrate", "--noinput")
-            cfg = tmp / "bench.yaml"
-            cfg.write_text(bench_config(fixed_port, stream_port, args.aliases))
-            manage(env, "gateway_config", "import", str(cfg))
-            gw, gw_port = start_gateway(env, args.workers)
-            procs.append(gw)
-            lua = tmp / "chat.lua"
-            lua.write_text(WRK_LUA.format(body=CHAT, key=VKEY))
-            direct_url = f"http://127.0.0.1:{fixed_port}/v1/chat/completions"
-            gw_url = f"http://127.0.0.1:{gw_port}/v1/chat/completions"
-            wrk(gw_url, lua, 4, 2)  # warm up: route table, connection pools
-            pids = worker_pids(gw.pid)
-            warm = max(rss_mb(p) for p in pids)
-            results["direct"], results["gateway"] = {}, {}
-            for c in (1, 16, 64):
-                print(f"load c={c} ...", file=sys.stderr)
-                results["direct"][str(c)] = wrk(direct_url, lua, c, args.duration)
-                results["gateway"][str(c)] = wrk(gw_url, lua, c, args.duration)
-            print("streaming ...", file=sys.stderr)
-            d = ttft(stream_port, True, args.ttft_runs)
-            g = ttft(gw_port, False, args.ttft_runs)
-            results["ttft"] = {
-                "direct_p50_ms": statistics.median(d),
-                "gateway_p50_ms": statistics.median(g),
-            }
-            results["long_stream"] = long_stream(gw_port)
-            # Memory: the soak starts after every load level has run (pools, buffers and
-            # caches at their working size), so growth over it is what keeps growing.
-            before = max(rss_mb(p) for p in pids)
-            rps = max(results["gateway"]["16"]["rps"], 1.0)
-            seconds = args.soak / rps
-            print(f"soak {args.soak:,} requests (~{seconds:.0f} s) ...", file=sys.stderr)
-            soaked = wrk(gw_url, lua, 16, seconds)
-            while soaked["requests"] < args.soak:  # wrk runs for a time, not a count
-                more = wrk(gw_url, lua, 16, (args.soak - soaked["requests"]) / rps + 1)
-                soaked["requests"] += more["requests"]
-                soaked["errors"] += more["errors"]
-            after = max(rss_mb(p) for p in pids)
-            results["rss"] = {
-                "warm_mb": warm,
-                "before_mb": before,
-                "after_mb": after,
-                "growth_pct": (after - before) / before * 100,
-                "total_growth_pct": (after - warm) / warm * 100,
-                "requests": soaked["requests"],
-                "soak_errors": soaked["errors"],
-                "workers": len(pids),
-            }
-            print("usage drain ...", file=sys.stderr)
-            results["usage_drain"] = usage_drain(env)
-        finally:
-            for proc in reversed(procs):
-                with suppress(ProcessLookupError):
-                    if proc.args[2:3] == ["serve"]:  # type: ignore[index]
-                        os.killpg(proc.pid, signal.SIGTERM)  # uvicorn and its workers
-                    else:
-                        proc.terminate()
-                with suppress(subprocess.TimeoutExpired):
-                    proc.wait(timeout=20)
+        fixed, fixed_port, kind = start_fixed_upstream(tmp)
+        procs.callback(stop, fixed)
+        stream, stream_port = start_stream_upstream()
+        procs.callback(stop, stream)
+        floor, floor_port = start_floor(args.workers, fixed_port, stream_port)
+        procs.callback(stop, floor)
+        up = {
+            "fixed_port": fixed_port,
+            "stream_port": stream_port,
+            "floor_port": floor_port,
+            "floor_pid": floor.pid,
+            "lua": write_lua(tmp),
+        }
+        results["upstream"] = kind
+        if args.profile:
+            profile(args, up, tmp)
+            return
+        for mode in modes:
+            if mode == "production" and not _production_ready():
+                print(
+                    "production mode skipped: it needs DATABASE_URL=postgres://... and REDIS_URL",
+                    file=sys.stderr,
+                )
+                continue
+            print(f"== {mode} ==", file=sys.stderr)
+            results["modes"][mode] = run_mode(mode, args, tmp, up)
+            print(table({"modes": {mode: results["modes"][mode]}}), file=sys.stderr)
+    results["seconds"] = time.monotonic() - started
     out_dir = Path(__file__).parent / "results"
     out_dir.mkdir(exist_ok=True)
     out = out_dir / f"bench-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}.json"
     out.write_text(json.dumps(results, indent=2))
+    m = results["machine"]
     print(
-        f"\n{results['date']}, {results['machine']['cores']} cores ({results['machine']['cpu']}), "
-        f"upstream {results['upstream']}, database {results['database']}, "
-        f"redis {'yes' if results['redis'] else 'no'}, serve --workers {args.workers}\n"
+        f"\n{results['date'][:16].replace('T', ' ')} UTC, {m['cores']} cores ({m['cpu']}), "
+        f"upstream {kind}, {'quick' if args.quick else 'full'} run "
+        f"({args.duration:g} s per level, {args.soak:,}-request soak), "
+        f"{results['seconds'] / 60:.1f} min"
     )
     print(table(results))
     print(f"\nJSON: {out.relative_to(ROOT)}")

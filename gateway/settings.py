@@ -303,8 +303,8 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["gateway.adminapi.permissions.GatewayModelPermissions"],
     # Schema, filtering, pagination and one error shape for every endpoint.
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    "DEFAULT_FILTER_BACKENDS": ["gateway.adminapi.strict.StrictFilterBackend"],
+    "DEFAULT_PAGINATION_CLASS": "gateway.adminapi.pagination.CheckedLimitOffsetPagination",
     "PAGE_SIZE": 50,
     "EXCEPTION_HANDLER": "gateway.adminapi.errors.exception_handler",
 }
@@ -322,6 +322,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # Every operation also documents its error answers (one shape, gateway.adminapi.errors).
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "gateway.adminapi.schema.error_responses",
+    ],
 }
 
 # === Gateway tunables ========================================================================

@@ -7,6 +7,7 @@ from typing import Any
 
 from rest_framework import serializers
 
+from gateway.adminapi.strict import StrictModelSerializer
 from gateway.keys.models import VirtualKey
 from gateway.keys.services import MAX_ROTATION_GRACE
 from mappings.models import ModelPrice, ModelProviderMapping
@@ -14,7 +15,7 @@ from providers.models import Provider, ProviderKeyCredential
 from providers.secrets import headers_masked, headers_unmasked
 
 
-class ProviderKeySerializer(serializers.ModelSerializer):
+class ProviderKeySerializer(StrictModelSerializer):
     api_key = serializers.CharField(
         write_only=True,
         required=False,
@@ -50,7 +51,7 @@ class NestedKeySerializer(ProviderKeySerializer):
         fields = [f for f in ProviderKeySerializer.Meta.fields if f != "provider"]
 
 
-class ProviderSerializer(serializers.ModelSerializer):
+class ProviderSerializer(StrictModelSerializer):
     keys = NestedKeySerializer(
         many=True,
         required=False,
@@ -89,13 +90,22 @@ class ProviderSerializer(serializers.ModelSerializer):
         data["custom_headers"] = headers_masked(data.get("custom_headers"))
         return data
 
+    # ``null`` (JSON, or the string a form sends) would reach a NOT NULL column: these are
+    # an object and a list, empty when unused.
     def validate_custom_headers(self, value: Any) -> Any:
+        if not isinstance(value, dict):
+            raise serializers.ValidationError("must be a JSON object of header name: value")
         # Sending back what a read showed (a masked value) keeps the stored value.
         stored = self.instance.custom_headers if isinstance(self.instance, Provider) else None
         return headers_unmasked(value, stored)
 
+    def validate_forward_headers(self, value: Any) -> Any:
+        if not isinstance(value, list):
+            raise serializers.ValidationError("must be a JSON array of header names")
+        return value
 
-class MappingSerializer(serializers.ModelSerializer):
+
+class MappingSerializer(StrictModelSerializer):
     class Meta:
         model = ModelProviderMapping
         fields = "__all__"
@@ -103,14 +113,14 @@ class MappingSerializer(serializers.ModelSerializer):
         validators: list[Any] = []
 
 
-class PriceSerializer(serializers.ModelSerializer):
+class PriceSerializer(StrictModelSerializer):
     class Meta:
         model = ModelPrice
         fields = "__all__"
         read_only_fields = ["created_at"]
 
 
-class VirtualKeySerializer(serializers.ModelSerializer):
+class VirtualKeySerializer(StrictModelSerializer):
     class Meta:
         model = VirtualKey
         fields = [

@@ -20,6 +20,7 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.serializers import BaseSerializer
+from rest_framework.views import APIView
 
 from gateway.adminapi import serializers as s
 from gateway.adminapi.errors import provider_invalid_detail
@@ -167,3 +168,15 @@ class VirtualKeyViewSet(
         vkey = self.get_object()
         config_object_save(obj=vkey, values={"is_enabled": False})
         return Response(s.VirtualKeySerializer(vkey).data)
+
+
+class UnknownPath(APIView):
+    """Anything under ``/api/`` no route matches (an id with a dot, a typo): the API's JSON
+    404 after authentication, instead of Django's HTML page."""
+
+    schema = None  # not an operation
+
+    def _missing(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        raise exceptions.NotFound(f"no such API path: {request.path}")
+
+    get = post = put = patch = delete = _missing

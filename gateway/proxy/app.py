@@ -39,6 +39,7 @@ from gateway.proxy.endpoints.responses import (
     delete_response,
     get_response,
 )
+from gateway.proxy.validation import check_depth
 from gateway.routing.holder import route_tables
 from gateway.usage import lifespan as usage_lifespan
 from gateway.usage.budget_state import budget_state
@@ -115,11 +116,13 @@ def parse_json(raw: bytes) -> Any:
     if not raw:
         raise InvalidRequest("The request body is empty; expected JSON.", code="invalid_json")
     try:
-        return orjson.loads(raw)
+        body = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise InvalidRequest(
             f"We could not parse the JSON body of your request: {exc}", code="invalid_json"
         ) from None
+    check_depth(body)
+    return body
 
 
 async def send_json(

@@ -10,6 +10,28 @@ from typing import Any
 
 from gateway.core.errors import InvalidRequest
 
+#: Deepest nesting of a request body. Bodies are re-encoded (orjson stops at 255 levels) and
+#: translations wrap them a few levels deeper; no real request comes near this.
+MAX_DEPTH = 200
+
+
+def check_depth(value: Any, limit: int = MAX_DEPTH) -> None:
+    """400 when ``value`` nests objects/arrays deeper than ``limit`` (iterative: no recursion
+    limit of our own to hit). Walks containers only, so long strings cost nothing."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > limit:
+            raise _bad(
+                f"The request body nests objects or arrays more than {limit} levels deep.",
+                None,
+                "nesting_too_deep",
+            )
+        if isinstance(node, dict):
+            stack.extend((v, depth + 1) for v in node.values() if isinstance(v, dict | list))
+        elif isinstance(node, list):
+            stack.extend((v, depth + 1) for v in node if isinstance(v, dict | list))
+
 
 def _bad(message: str, param: str | None, code: str = "invalid_value") -> InvalidRequest:
     return InvalidRequest(message, code=code, param=param)

@@ -3,6 +3,7 @@ so all three answer the same filters with the same numbers."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from rest_framework import serializers
@@ -11,6 +12,18 @@ from gateway.reports.selectors import GROUPINGS, PRESETS, ReportFilters, preset_
 from providers.types import ProviderType
 
 MAX_DAYS = 366
+#: Largest row id (a 64-bit primary key): a larger number is a 400, not a database overflow.
+MAX_ID = 2**63 - 1
+
+
+class IsoDateField(serializers.DateField):
+    """A day as ``YYYY-MM-DD`` only (what the schema says), not the looser forms Django's
+    parser also takes (``2026-1-1``)."""
+
+    def to_internal_value(self, value: Any) -> Any:
+        if not (isinstance(value, str) and re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", value)):
+            self.fail("invalid", format="YYYY-MM-DD")
+        return super().to_internal_value(value)
 
 
 class ReportQuerySerializer(serializers.Serializer):
@@ -18,17 +31,17 @@ class ReportQuerySerializer(serializers.Serializer):
     ``preset``; without either the last 30 days are shown."""
 
     preset = serializers.ChoiceField(choices=list(PRESETS.items()), required=False)
-    start = serializers.DateField(required=False)
-    end = serializers.DateField(required=False)
+    start = IsoDateField(required=False)
+    end = IsoDateField(required=False)
     group_by = serializers.ChoiceField(
         choices=[(k, v[0]) for k, v in GROUPINGS.items()], default="provider"
     )
-    provider_id = serializers.IntegerField(required=False, min_value=1)
+    provider_id = serializers.IntegerField(required=False, min_value=1, max_value=MAX_ID)
     provider_type = serializers.ChoiceField(choices=ProviderType.choices, required=False)
-    virtual_key_id = serializers.IntegerField(required=False, min_value=1)
+    virtual_key_id = serializers.IntegerField(required=False, min_value=1, max_value=MAX_ID)
     model_alias = serializers.CharField(required=False, max_length=200)
     account_group = serializers.IntegerField(required=False, min_value=0, max_value=32)
-    provider_key_id = serializers.IntegerField(required=False, min_value=1)
+    provider_key_id = serializers.IntegerField(required=False, min_value=1, max_value=MAX_ID)
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         start, end = preset_range(attrs.get("preset") or "30d")

@@ -195,5 +195,10 @@ class Adapter:
         return f"upstream returned HTTP {status}", "upstream_error", None
 
 
+#: What reading a client body's field of an unexpected kind raises: iterating a number,
+#: ``.get`` on a string, ``int("s")``. Caught where a body is read as its API defines it.
+SHAPE_ERRORS = (TypeError, AttributeError, KeyError, ValueError, IndexError, OverflowError)
+
+
 class UnsupportedOperation(Exception):
     """The adapter cannot do what was asked (e.g. embeddings on Anthropic)."""

@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 import httpx
 import orjson
 
-from providers.adapters.base import UpstreamRequest
+from providers.adapters.base import SHAPE_ERRORS, UpstreamRequest
 from providers.adapters.openai import OpenAIAdapter
 from providers.snapshot import KeySnapshot, ProviderSnapshot
 from providers.types import ProviderType
@@ -100,7 +100,18 @@ class MockAdapter(OpenAIAdapter):
             return _json(
                 400, {"error": {"message": "invalid JSON", "type": "invalid_request_error"}}
             )
+        try:
+            return self._answer(path, body, request)
+        except SHAPE_ERRORS as exc:
+            # OpenAI validates a body before reading it: a field of the wrong kind is a 400.
+            message = f"Invalid request body: {exc}"
+            return _json(400, {"error": {"message": message, "type": "invalid_request_error"}})
+
+    def _answer(self, path: str, body: Any, request: UpstreamRequest) -> httpx.Response:
         if path == "embeddings":
+            problem = _embeddings_problem(body)
+            if problem:
+                return _json(400, {"error": {"message": problem, "type": "invalid_request_error"}})
             return _json(200, _embeddings(body))
         reply = _reply(body)
         model = str(body.get("model", "mock"))
@@ -138,6 +149,22 @@ def _json(status: int, payload: Any) -> httpx.Response:
     return httpx.Response(
         status, headers={"content-type": "application/json"}, content=orjson.dumps(payload)
     )
+
+
+#: The largest ``dimensions`` OpenAI's embedding models produce.
+MAX_DIMENSIONS = 3072
+
+
+def _embeddings_problem(body: Any) -> str | None:
+    """What OpenAI would refuse with a 400 (a mock answers like the API it stands in for)."""
+    if not isinstance(body, dict):
+        return "body must be a JSON object"
+    dims = body.get("dimensions")
+    if dims is not None and (
+        not isinstance(dims, int) or isinstance(dims, bool) or not 1 <= dims <= MAX_DIMENSIONS
+    ):
+        return f"dimensions: must be an integer from 1 to {MAX_DIMENSIONS}"
+    return None
 
 
 def _embeddings(body: dict[str, Any]) -> dict[str, Any]:

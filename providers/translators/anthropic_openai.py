@@ -24,6 +24,7 @@ from typing import Any
 import orjson
 
 from providers.adapters.base import UnsupportedOperation, Usage
+from providers.translators.guard import client_shaped
 from providers.translators.openai_anthropic_request import parse_arguments
 from providers.translators.reasoning import requested_effort
 
@@ -117,6 +118,7 @@ def anthropic_request_to_openai(body: Mapping[str, Any]) -> dict[str, Any]:
     return translate_request(body).body
 
 
+@client_shaped
 def translate_request(body: Mapping[str, Any]) -> Translation:
     """A Messages API request body in OpenAI's terms (see :class:`Translation`).
 

@@ -17,6 +17,7 @@ from urllib.parse import unquote_to_bytes
 import orjson
 
 from providers.adapters.base import UnsupportedOperation
+from providers.translators.guard import client_shaped
 
 #: Anthropic requires ``max_tokens``; OpenAI does not. Used when the client sent neither
 #: ``max_completion_tokens`` nor ``max_tokens``.
@@ -34,6 +35,7 @@ _JSON_OBJECT_INSTRUCTION = (
 )
 
 
+@client_shaped
 def openai_request_to_anthropic(
     body: Mapping[str, Any], *, model: str, stream: bool
 ) -> dict[str, Any]:

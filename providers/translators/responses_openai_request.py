@@ -19,6 +19,7 @@ from typing import Any
 import orjson
 
 from providers.adapters.base import UnsupportedOperation
+from providers.translators.guard import client_shaped
 
 #: Roles a chat upstream understands; ``developer`` is OpenAI's newer name for ``system``.
 _ROLES = {"user": "user", "assistant": "assistant", "system": "system", "developer": "system"}
@@ -37,6 +38,7 @@ class UnsupportedTool(UnsupportedOperation):
         self.tool = tool
 
 
+@client_shaped
 def input_items(body: Mapping[str, Any]) -> list[dict[str, Any]]:
     """The request's ``input`` as a list of items (a string is one user message)."""
     raw = body.get("input")
@@ -49,6 +51,7 @@ def input_items(body: Mapping[str, Any]) -> list[dict[str, Any]]:
     return [dict(item) for item in raw if isinstance(item, Mapping)]
 
 
+@client_shaped
 def responses_request_to_chat(
     body: Mapping[str, Any], *, history: Sequence[Mapping[str, Any]] = ()
 ) -> dict[str, Any]:

@@ -104,6 +104,10 @@ def response_object(
     text = text if isinstance(text, Mapping) else {}
     reasoning = request.get("reasoning")
     reasoning = reasoning if isinstance(reasoning, Mapping) else {}
+    # Echoed from the client's request, which only a native upstream validates: a value of
+    # the wrong kind is echoed as its empty form rather than crashing the echo.
+    metadata = request.get("metadata")
+    tools = request.get("tools")
     return {
         "id": response_id,
         "object": "response",
@@ -126,12 +130,12 @@ def response_object(
         "temperature": request.get("temperature", 1.0),
         "text": {"format": {"type": "text"}, **text},
         "tool_choice": request.get("tool_choice") or "auto",
-        "tools": list(request.get("tools") or []),
+        "tools": list(tools) if isinstance(tools, list) else [],
         "top_p": request.get("top_p", 1.0),
         "truncation": request.get("truncation") or "disabled",
         "usage": usage,
         "user": request.get("user"),
-        "metadata": dict(request.get("metadata") or {}),
+        "metadata": dict(metadata) if isinstance(metadata, Mapping) else {},
     }
 
 

@@ -43,6 +43,26 @@ def openai_request_problem(body: dict[str, Any], model: str) -> str | None:
     return None
 
 
+#: The largest ``dimensions`` OpenAI's embedding models produce (text-embedding-3-large).
+OPENAI_MAX_DIMENSIONS = 3072
+
+
+def openai_embeddings_problem(body: dict[str, Any]) -> str | None:
+    """What OpenAI's embeddings endpoint refuses: ``input`` neither a string nor a non-empty
+    array (of strings or token arrays), ``dimensions`` not an integer in range."""
+    value = body.get("input")
+    if not isinstance(value, str) and not (isinstance(value, list) and value):
+        return "'input' : input must be a string or an array of strings or tokens"
+    dims = body.get("dimensions")
+    if dims is not None and (
+        not isinstance(dims, int)
+        or isinstance(dims, bool)
+        or not 1 <= dims <= OPENAI_MAX_DIMENSIONS
+    ):
+        return f"Invalid 'dimensions': must be an integer from 1 to {OPENAI_MAX_DIMENSIONS}."
+    return None
+
+
 #: The beta under which the Messages API takes ``role: "system"`` inside ``messages``.
 MID_CONVERSATION_SYSTEM_BETA = "mid-conversation-system-2026-04-07"
 

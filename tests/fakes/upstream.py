@@ -336,7 +336,18 @@ class FakeUpstream:
             if behaviour.gate is not None:
                 behaviour.gate.arrived.set()
                 await asyncio.to_thread(behaviour.gate.released.wait, MAX_DELAY)
-            response = await self._respond(request, entry, behaviour, rid_n)
+            try:
+                response = await self._respond(request, entry, behaviour, rid_n)
+            except (TypeError, AttributeError, KeyError, ValueError, IndexError) as exc:
+                # The real APIs validate a body against their schema before reading it: a
+                # field of the wrong kind is their 400, never their 500.
+                problem = f"Invalid request body: {exc}"
+                error = (
+                    wire.anthropic_error(400, problem)
+                    if entry.route.startswith("anthropic")
+                    else wire.openai_error(400, problem)
+                )
+                response = self._json(entry, 400, error)
             return response
         except asyncio.CancelledError:
             entry.disconnected = True
@@ -387,6 +398,9 @@ class FakeUpstream:
         if entry.route.endswith("_embeddings"):
             azure = entry.route == "azure_embeddings"
             model = _deployment(entry.path) if azure else str(body.get("model") or "")
+            problem = api_rules.openai_embeddings_problem(body)
+            if problem:
+                return self._json(entry, 400, wire.openai_error(400, problem))
             payload, tokens = wire.embeddings(body, model)
             entry.usage = {"prompt_tokens": tokens, "completion_tokens": 0}
             return self._json(entry, 200, payload)

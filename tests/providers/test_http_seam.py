@@ -196,3 +196,56 @@ def test_close_after_tail_keeps_the_connection_only_if_the_body_ends(
     assert first.done.wait(5) and first.completed is reused
     assert (first.peer == second.peer) is reused
     assert waited < 0.9  # bounded by TAIL_SECONDS (0.3 s), not the upstream's 1 s
+
+
+def test_stream_is_relayed_chunk_by_chunk(run, fake_upstream: FakeUpstream) -> None:
+    # Each chunk reaches the reader on its own, as the upstream sends it, not the whole body
+    # at its end: the first line is read while the upstream still has chunks to pace out.
+    fake_upstream.behave(Behaviour(chunk_delay=0.2, times=1))
+    base = fake_upstream.url + "/v1"
+
+    async def go() -> tuple[bool, int]:
+        response = await http.send(snapshot(base), stream_request(base), stream=True)
+        lines = response.aiter_lines()
+        first = await anext(lines)
+        done_early = fake_upstream.requests()[0].completed
+        rest = [line async for line in lines if line.startswith("data: ")]
+        await response.aclose()
+        return first.startswith("data: ") and not done_early, len(rest)
+
+    early, rest = run(go())
+    assert early and rest >= 2
+
+
+def test_closing_a_stream_mid_body_closes_its_connection(run, fake_upstream: FakeUpstream) -> None:
+    # A client that goes away mid-stream: the relay closes the response, which must take the
+    # upstream connection down (the upstream stops generating) rather than pool it half-read.
+    fake_upstream.behave(Behaviour(chunk_delay=0.2, times=1))
+    base = fake_upstream.url + "/v1"
+    provider = snapshot(base)
+
+    async def go() -> None:
+        response = await http.send(provider, stream_request(base), stream=True)
+        await anext(response.aiter_lines())
+        await response.aclose()
+        again = await http.send(provider, chat_request(base))
+        assert again.status_code == 200
+        await again.aclose()
+
+    run(go())
+    first, second = fake_upstream.requests()
+    assert first.done.wait(5) and not first.completed
+    assert first.peer != second.peer
+
+
+def test_upstream_sees_httpx_default_headers(run, fake_upstream: FakeUpstream) -> None:
+    base = fake_upstream.url + "/v1"
+
+    async def go() -> None:
+        response = await http.send(snapshot(base), chat_request(base))
+        await response.aclose()
+
+    run(go())
+    (seen,) = fake_upstream.requests()
+    assert seen.headers["user-agent"].startswith("python-httpx/")
+    assert seen.headers["accept"] == "*/*" and "gzip" in seen.headers["accept-encoding"]

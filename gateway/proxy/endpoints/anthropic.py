@@ -118,7 +118,10 @@ def dropped_header(call: Call, candidate: Candidate) -> dict[str, str]:
     if candidate.provider.provider_type == ProviderType.ANTHROPIC or call.translation is None:
         return {}
     _, dropped = _for_candidate(call, candidate)
-    return {DROPPED_HEADER: ", ".join(dropped)} if dropped else {}
+    # Names come from the client's body: escaped to printable ASCII, a header cannot carry
+    # more (and a CR/LF in a field name must not end the header).
+    names = (name.encode("unicode_escape").decode("ascii") for name in dropped)
+    return {DROPPED_HEADER: ", ".join(names)} if dropped else {}
 
 
 # --- messages ---------------------------------------------------------------------------

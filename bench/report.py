@@ -1,0 +1,202 @@
+"""The bench's markdown table: every gateway figure beside the floor's (the same run), the
+ratio, the target and whether it is met."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def _f(value: float, unit: str = "ms") -> str:
+    if value != value:  # NaN
+        return "-"
+    if unit == "ms":
+        return f"{value:.2f} ms"
+    if unit == "rps":
+        return f"{value:,.0f}/s"
+    if unit == "MB":
+        return f"{value:.0f} MB"
+    return f"{value:.3g}"
+
+
+def _ratio(a: float, b: float) -> float:
+    return a / b if b else float("nan")
+
+
+def rows(mode: dict[str, Any]) -> list[tuple[str, str, str, str, str, str]]:
+    """(measure, direct, floor, gateway, ratio, target + met) for one mode's results."""
+    d, f, g = mode["direct"], mode["floor"], mode["gateway"]
+    out = []
+
+    def add(measure: str, direct: str, floor: str, gw: str, ratio: float, target: str, ok: bool):
+        shown = "-" if ratio != ratio else f"{ratio:.2f}x"
+        out.append((measure, direct, floor, gw, shown, f"{target} {'**met**' if ok else 'MISSED'}"))
+
+    fo = f["1"]["p50_ms"] - d["1"]["p50_ms"]
+    go = g["1"]["p50_ms"] - d["1"]["p50_ms"]
+    r = _ratio(go, fo)
+    add(
+        "c=1 p50 (overhead over direct)",
+        _f(d["1"]["p50_ms"]),
+        f"{_f(f['1']['p50_ms'])} (+{fo:.2f})",
+        f"{_f(g['1']['p50_ms'])} (+{go:.2f})",
+        r,
+        "<= 2x",
+        r <= 2,
+    )
+    fo = f["1"]["p99_ms"] - d["1"]["p99_ms"]
+    go = g["1"]["p99_ms"] - d["1"]["p99_ms"]
+    r = _ratio(go, fo)
+    add(
+        "c=1 p99 (overhead over direct)",
+        _f(d["1"]["p99_ms"]),
+        f"{_f(f['1']['p99_ms'])} (+{fo:.2f})",
+        f"{_f(g['1']['p99_ms'])} (+{go:.2f})",
+        r,
+        "<= 3x",
+        r <= 3,
+    )
+    r = _ratio(g["16"]["rps"], f["16"]["rps"])
+    add(
+        "c=16 throughput",
+        _f(d["16"]["rps"], "rps"),
+        _f(f["16"]["rps"], "rps"),
+        _f(g["16"]["rps"], "rps"),
+        r,
+        ">= 0.5x",
+        r >= 0.5,
+    )
+    r = _ratio(g["16"]["p99_ms"], f["16"]["p99_ms"])
+    add(
+        "c=16 p99",
+        _f(d["16"]["p99_ms"]),
+        _f(f["16"]["p99_ms"]),
+        _f(g["16"]["p99_ms"]),
+        r,
+        "<= 3x",
+        r <= 3,
+    )
+    add(
+        "c=16 errors",
+        str(int(d["16"]["errors"])),
+        str(int(f["16"]["errors"])),
+        str(int(g["16"]["errors"])),
+        float("nan"),
+        "0",
+        g["16"]["errors"] == 0,
+    )
+    r = _ratio(g["256"]["rps"], g["16"]["rps"])
+    add(
+        "c=256 throughput (ratio: to the gateway's c=16)",
+        _f(d["256"]["rps"], "rps"),
+        _f(f["256"]["rps"], "rps"),
+        f"{_f(g['256']['rps'], 'rps')}, {int(g['256']['errors'])} errors",
+        r,
+        ">= 0.9x, 0 errors",
+        r >= 0.9 and g["256"]["errors"] == 0,
+    )
+    add(
+        "c=256 p99 (stated)",
+        _f(d["256"]["p99_ms"]),
+        _f(f["256"]["p99_ms"]),
+        _f(g["256"]["p99_ms"]),
+        _ratio(g["256"]["p99_ms"], f["256"]["p99_ms"]),
+        "stated",
+        True,
+    )
+    t = mode["ttft"]
+    fo, go = t["floor"] - t["direct"], t["gateway"] - t["direct"]
+    r = _ratio(go, fo)
+    add(
+        "stream TTFT p50 (overhead)",
+        _f(t["direct"]),
+        f"{_f(t['floor'])} (+{fo:.2f})",
+        f"{_f(t['gateway'])} (+{go:.2f})",
+        r,
+        "<= 2x",
+        r <= 2,
+    )
+    s, fs = mode["long_stream"], mode.get("long_stream_floor")
+    # Relayed, not buffered: the first chunk arrives long before the last (the upstream takes
+    # 1 s to pace them out) and most arrive on their own. On a loaded machine a reader that is
+    # descheduled for a moment finds a few chunks together, so not every arrival is distinct.
+    whole = s["first_chunk_ms"] < s["last_chunk_ms"] / 4 and s["distinct_arrival_times"] >= (
+        s["chunks"] / 2
+    )
+    add(
+        "500-chunk stream, 2 ms apart (distinct arrivals)",
+        "-",
+        f"{int(fs['distinct_arrival_times'])} of {int(fs['chunks'])}" if fs else "-",
+        f"{int(s['distinct_arrival_times'])} of {int(s['chunks'])}, first at "
+        f"{s['first_chunk_ms']:.0f} ms, last at {s['last_chunk_ms']:.0f} ms",
+        float("nan"),
+        "chunk by chunk",
+        whole,
+    )
+    tr = mode["translated"]
+    base = tr["chat"] - d["1"]["p50_ms"]
+    for name, label in (
+        ("messages", "Anthropic Messages -> OpenAI instance"),
+        ("responses", "Responses API -> chat-only instance"),
+    ):
+        over = tr[name] - d["1"]["p50_ms"]
+        r = _ratio(over, base)
+        add(
+            f"{label}, c=1 p50 (ratio: to plain chat's overhead +{base:.2f})",
+            "-",
+            "-",
+            f"{_f(tr[name])} (+{over:.2f})",
+            r,
+            "<= 1.3x",
+            r <= 1.3,
+        )
+    b = mode["body"]
+    fd, gd = b["floor_1m"] - b["floor_1k"], b["gateway_1m"] - b["gateway_1k"]
+    add(
+        "1 MB body minus 1 KB body, c=1 p50",
+        f"+{b['direct_1m'] - b['direct_1k']:.2f} ms",
+        f"+{fd:.2f} ms",
+        f"+{gd:.2f} ms",
+        _ratio(gd, fd),
+        "<= +2 ms",
+        gd <= 2,
+    )
+    fc, gc = f["16"].get("cpu_ms_per_request", 0), g["16"].get("cpu_ms_per_request", 0)
+    r = _ratio(gc, fc)
+    add(
+        "worker CPU per request, c=16 (all workers, /proc)", "-", _f(fc), _f(gc), r, "<= 2x", r <= 2
+    )
+    m = mode["rss"]
+    flat = m["growth_pct"] < 5
+    add(
+        f"RSS per worker, max (soak of {int(m['requests']):,} requests at c=16)",
+        "-",
+        _f(m["floor_mb"], "MB"),
+        f"{m['before_mb']:.0f} -> {m['after_mb']:.0f} MB ({m['growth_pct']:+.1f}%)",
+        _ratio(m["after_mb"], m["floor_mb"]),
+        "<= 100 MB, < 5%",
+        m["after_mb"] <= 100 and flat,
+    )
+    u = mode.get("usage")
+    if u:
+        add(
+            "usage queue after the load (Celery worker draining)",
+            "-",
+            "-",
+            f"{int(u['backlog'])} events queued at the end, 0 after {u['seconds']:.1f} s"
+            if u["drained"]
+            else f"{int(u['left'])} still queued after {u['seconds']:.0f} s",
+            float("nan"),
+            "drains to 0",
+            bool(u["drained"]),
+        )
+    return out
+
+
+def table(results: dict[str, Any]) -> str:
+    parts = []
+    for name, mode in results["modes"].items():
+        parts.append(f"\n**{name}** ({mode['describe']})\n")
+        parts.append("| measure | direct | floor | gateway | gateway / floor | target |")
+        parts.append("|---|---|---|---|---|---|")
+        parts.extend("| " + " | ".join(row) + " |" for row in rows(mode))
+    return "\n".join(parts)
