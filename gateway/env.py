@@ -13,12 +13,17 @@ from django.core.exceptions import ImproperlyConfigured
 # (Docker/Kubernetes secrets); FOO_FILE wins when both are set. A value "$BAR" reads BAR.
 env = environ.FileAwareEnv()
 
+# Every variable read through these readers (and its _FILE twin), filled as they read: the
+# settings expose it so ${VAR} in provider configuration never resolves one of them.
+ENV_NAMES_READ: set[str] = set()
+
 _true_words = frozenset({"true", "on", "ok", "y", "yes"})
 _false_words = frozenset({"false", "off", "no", "n", ""})
 
 
 def _read(name: str) -> str | None:
     """The raw value of ``name`` (or of the file ``name_FILE`` points at); None when unset."""
+    ENV_NAMES_READ.update((name, f"{name}_FILE"))
     try:
         return env.str(name)
     except ImproperlyConfigured:

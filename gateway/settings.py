@@ -19,13 +19,16 @@ from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
 
-from gateway.env import env, envbool, envfloat, envint, envlist, envstr
+from gateway.env import ENV_NAMES_READ, env, envbool, envfloat, envint, envlist, envstr
 
 # === Paths and environment helpers ===========================================================
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 # The readers (gateway/env.py) take every variable FOO as FOO_FILE too (a file's contents).
+# Every variable they read (the same set, filled as they read): ${VAR} in provider
+# configuration may never resolve one of them (providers/envsubst.py).
+GATEWAY_SETTINGS_ENV_NAMES = ENV_NAMES_READ
 
 # Off unless set: DEBUG shows tracebacks (with posted values) and loosens hosts, cookies and
 # secrets. `make demo` and the test suite set DEBUG=1.
@@ -167,6 +170,7 @@ EMAIL_BACKEND = envstr(
 DATABASES = {
     "default": env.db("DATABASE_URL", default=f"sqlite:///{STATE_DIR / 'db.sqlite3'}"),
 }
+GATEWAY_SETTINGS_ENV_NAMES.update(("DATABASE_URL", "DATABASE_URL_FILE"))
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # WAL lets the gateway's background refresh read while admin writes.
     DATABASES["default"].setdefault("OPTIONS", {})
@@ -295,7 +299,8 @@ REST_FRAMEWORK = {
         "gateway.reports.auth.ApiTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAdminUser"],
+    # Staff plus the model's view/add/change/delete permission, as in the admin.
+    "DEFAULT_PERMISSION_CLASSES": ["gateway.adminapi.permissions.GatewayModelPermissions"],
     # Schema, filtering, pagination and one error shape for every endpoint.
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_FILTER_BACKENDS": ["gateway.adminapi.strict.StrictFilterBackend"],
@@ -343,6 +348,9 @@ GATEWAY_HEADER_TIMEOUT = envfloat("GATEWAY_HEADER_TIMEOUT", 10.0)
 GATEWAY_BODY_TIMEOUT = envfloat("GATEWAY_BODY_TIMEOUT", 60.0)
 GATEWAY_KEEPALIVE_TIMEOUT = envint("GATEWAY_KEEPALIVE_TIMEOUT", 75)
 GATEWAY_LIMIT_CONCURRENCY = envint("GATEWAY_LIMIT_CONCURRENCY", 2048)
+# ${VAR} in provider configuration may resolve only these names (NAME or PREFIX_*); empty:
+# any name except the gateway's own settings and process internals (providers/envsubst.py).
+GATEWAY_ENV_ALLOW = envlist("GATEWAY_ENV_ALLOW", [])
 # Outbound connection pool of each process.
 GATEWAY_HTTP_MAX_CONNECTIONS = envint("GATEWAY_HTTP_MAX_CONNECTIONS", 512)
 GATEWAY_HTTP_MAX_KEEPALIVE = envint("GATEWAY_HTTP_MAX_KEEPALIVE", 128)

@@ -2,10 +2,14 @@
 
 API keys are write-only here: the form never renders a stored key (not as a value, not as an
 initial value), the page shows only ``masked_key``, and an empty box on edit keeps the key.
+Literal custom header values are shown masked; a masked value left as shown keeps the stored
+one. Validation is the shared one (``providers.services``), ``${VAR}`` references included, so
+the admin refuses what the REST API and import refuse, with the same messages.
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from django import forms
@@ -20,10 +24,16 @@ from django.utils.html import format_html
 from providers.admin_base import GatewayModelAdmin
 from providers.admin_health import ProviderHealthAdminMixin
 from providers.models import Provider, ProviderKeyCredential
-from providers.secrets import Undecryptable, tolerant_decryption
+from providers.secrets import (
+    Undecryptable,
+    headers_masked,
+    headers_unmasked,
+    tolerant_decryption,
+)
 from providers.services import (
     ProviderInvalid,
     provider_delete,
+    provider_reference_errors,
     provider_save,
     provider_validate,
 )
@@ -116,7 +126,9 @@ class ProviderKeyFormSet(BaseInlineFormSet):
             for form in self.forms
             if hasattr(form, "cleaned_data")
             and form not in self.deleted_forms
-            and (form.instance.pk or form.has_changed())  # else an untouched extra row
+            # Untouched rows (an extra row, or a stored key left as it is) count as stored,
+            # as in the REST API: a key nobody edits is not re-judged on every save.
+            and form.has_changed()
         ]
         deleted = [form.instance for form in self.deleted_forms if form.instance.pk]
         try:
@@ -124,7 +136,6 @@ class ProviderKeyFormSet(BaseInlineFormSet):
                 provider=self.instance,
                 keys=[form.instance for form in forms],
                 delete_keys=deleted,
-                check_references=False,
             )
         except ProviderInvalid as exc:
             for index, errors in exc.key_errors.items():
@@ -173,6 +184,31 @@ class ProviderKeyCredentialInline(admin.TabularInline):
 
 
 class ProviderForm(forms.ModelForm):
+    """The instance's own fields; custom header values are masked and write-only."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.instance.pk:
+            self.initial["custom_headers"] = headers_masked(self.instance.custom_headers)
+
+    def clean_custom_headers(self) -> Any:
+        # A value left masked as shown keeps the stored value (self.instance is still stored).
+        stored = self.instance.custom_headers if self.instance.pk else None
+        return headers_unmasked(self.cleaned_data.get("custom_headers"), stored)
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        # The instance's ${VAR} references (its keys' are checked by the key formset), with
+        # the shared check and message.
+        probe = Provider(
+            base_url=cleaned.get("base_url") or "",
+            custom_headers=cleaned.get("custom_headers") or {},
+        )
+        for name, errors in provider_reference_errors(provider=probe).items():
+            if name in cleaned:
+                self.add_error(name, errors)
+        return cleaned
+
     class Meta:
         model = Provider
         exclude: list[str] = []
@@ -251,6 +287,31 @@ class ProviderAdmin(ProviderHealthAdminMixin, GatewayModelAdmin):
             return self.fieldsets
         return (self.fieldsets[0], self.health_fieldset, *self.fieldsets[1:])
 
+    def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> Any:
+        if obj is None or self.has_change_permission(request, obj):
+            return self.fieldsets
+        # View-only staff get read-only fields, rendered as stored: show the headers masked.
+        return [
+            (
+                title,
+                {
+                    **opts,
+                    "fields": tuple(
+                        "custom_headers_masked" if f == "custom_headers" else f
+                        for f in opts["fields"]
+                    ),
+                },
+            )
+            for title, opts in self.fieldsets
+        ]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        return (*super().get_readonly_fields(request, obj), "custom_headers_masked")
+
+    @admin.display(description="custom headers")
+    def custom_headers_masked(self, obj: Provider) -> str:
+        return json.dumps(headers_masked(obj.custom_headers), ensure_ascii=False)
+
     def changeform_view(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         # A key no configured Fernet key decrypts shows as "cannot decrypt" on its row instead
         # of failing the whole page; saved unchanged, its stored token is written back as is.
@@ -287,11 +348,9 @@ class ProviderAdmin(ProviderHealthAdminMixin, GatewayModelAdmin):
             formset.save(commit=False)
             keys += formset.new_objects + [obj for obj, _ in formset.changed_objects]
             deleted += formset.deleted_objects
-        # ${VAR} references are resolved by the gateway processes, whose environment the
-        # admin's web process need not share: they are not checked here.
-        provider_save(
-            provider=form.instance, keys=keys, delete_keys=deleted, check_references=False
-        )
+        # ${VAR} references are checked as the REST API and import check them: the admin
+        # runs with the gateway's environment (same settings, same deployment).
+        provider_save(provider=form.instance, keys=keys, delete_keys=deleted)
 
     def delete_model(self, request: HttpRequest, obj: Provider) -> None:
         provider_delete(provider=obj)

@@ -18,6 +18,7 @@ from django.db import models, transaction
 from django.db.models import QuerySet
 from django.forms.fields import InvalidJSONInput
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
 
@@ -182,3 +183,29 @@ class GatewayModelAdmin(admin.ModelAdmin):
         opts = self.model._meta
         noun = opts.verbose_name if len(objs) == 1 else opts.verbose_name_plural
         self.message_user(request, f"{len(objs)} {noun} {state}.", messages.SUCCESS)
+
+
+def secret_once_response(
+    request: HttpRequest,
+    *,
+    title: str,
+    secrets: list[tuple[str, str, str]],
+    back_url: str,
+) -> HttpResponse:
+    """A page showing ``secrets`` (label, plaintext, note) once, with a copy button each.
+
+    The plaintext travels in this response's body only: never in Django's messages (a signed,
+    not encrypted, cookie) or the session. The page is not cached.
+    """
+    response = TemplateResponse(
+        request,
+        "admin/secret_once.html",
+        {
+            **admin.site.each_context(request),
+            "title": title,
+            "secrets": secrets,
+            "back_url": back_url,
+        },
+    )
+    response["Cache-Control"] = "no-store"
+    return response

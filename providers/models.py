@@ -11,7 +11,7 @@ from django.db.models import Q
 
 from providers.betas import validate_beta_allow
 from providers.envsubst import has_reference
-from providers.secrets import EncryptedTextField
+from providers.secrets import EncryptedHeadersField, EncryptedTextField
 from providers.types import DEFAULT_BASE_URLS, KEYLESS_TYPES, ProviderType
 from providers.validators import validate_custom_headers, validate_header_list
 
@@ -31,7 +31,8 @@ class Provider(models.Model):
     Several instances of one type live side by side (production and development OpenAI
     accounts, Azure in two regions); mappings refer to instances by ID, never by type.
     Invariants (``clean``): Azure needs ``api_version``; types without a default base URL need
-    one; custom headers are valid, injection-free and not gateway-owned.
+    one; custom headers are valid, injection-free and not gateway-owned. Literal custom header
+    values are encrypted at rest like API keys.
     """
 
     name = models.CharField(max_length=100, unique=True)
@@ -52,7 +53,9 @@ class Provider(models.Model):
     )
     connect_timeout = models.FloatField(default=10.0, validators=[MinValueValidator(0.1)])
     max_retries = models.PositiveSmallIntegerField(default=3, validators=[MaxValueValidator(10)])
-    custom_headers = models.JSONField(
+    # Literal values are often credentials (Ocp-Apim-Subscription-Key): encrypted at rest,
+    # masked on read; ${VAR} references are stored as written.
+    custom_headers = EncryptedHeadersField(
         default=dict,
         blank=True,
         help_text='Sent on every request to this instance, e.g. {"X-Cost-Center": "${CC}"}.',

@@ -18,12 +18,18 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.db import models
 
+from providers.envsubst import has_reference
+from providers.validators import HEADER_MASK
+
 __all__ = [
+    "EncryptedHeadersField",
     "EncryptedTextField",
     "InvalidToken",
     "Undecryptable",
     "decrypt",
     "encrypt",
+    "headers_masked",
+    "headers_unmasked",
     "reset_cipher",
     "rotate",
     "tolerant_decryption",
@@ -116,3 +122,86 @@ class EncryptedTextField(models.TextField):
         if value is None or value == "":
             return value
         return encrypt(str(value))
+
+
+# --- custom header values ----------------------------------------------------------------------
+
+# Marks an encrypted header value in the stored JSON; any other value is stored as written.
+HEADER_TOKEN_PREFIX = "fernet:"
+
+
+def header_value_encrypt(value: Any) -> Any:
+    """A literal header value as stored: a prefixed Fernet token. ``${VAR}`` values (references,
+    not secrets) and non-strings are stored as they are."""
+    if isinstance(value, Undecryptable):
+        return value.token  # unchanged: still readable once its key is configured again
+    if not isinstance(value, str) or not value or has_reference(value):
+        return value
+    return HEADER_TOKEN_PREFIX + encrypt(value)
+
+
+def header_value_decrypt(value: Any) -> Any:
+    """The plaintext of a stored header value (values stored before encryption pass through)."""
+    if isinstance(value, str) and value.startswith(HEADER_TOKEN_PREFIX):
+        try:
+            return decrypt(value[len(HEADER_TOKEN_PREFIX) :])
+        except InvalidToken:
+            if _tolerant.get():
+                return Undecryptable(value)
+            raise
+    return value
+
+
+def header_value_masked(value: Any) -> Any:
+    """What a read may show of a header value: a ``${VAR}`` reference as is, else a mask with
+    the last four characters of a long value."""
+    if isinstance(value, Undecryptable):
+        return HEADER_MASK + " (cannot decrypt)"  # sent back as is, the stored token stays
+    if not isinstance(value, str) or not value or has_reference(value):
+        return value
+    return HEADER_MASK + value[-4:] if len(value) >= 12 else HEADER_MASK
+
+
+def headers_masked(headers: Any) -> Any:
+    """``headers`` with every literal value masked (:func:`header_value_masked`)."""
+    if not isinstance(headers, dict):
+        return headers
+    return {name: header_value_masked(value) for name, value in headers.items()}
+
+
+def headers_unmasked(given: Any, stored: Any) -> Any:
+    """``given`` with each value still equal to the mask of the stored value of that header
+    (case-insensitive name) replaced by the stored value: sending back what a read showed keeps
+    the secret. A masked value that matches nothing stored is left for validation to refuse."""
+    if not isinstance(given, dict) or not isinstance(stored, dict):
+        return given
+    by_name = {str(k).lower(): v for k, v in stored.items()}
+    out: dict[Any, Any] = {}
+    for name, value in given.items():
+        old = by_name.get(str(name).lower())
+        if isinstance(value, str) and value.startswith(HEADER_MASK) and old is not None:
+            out[name] = old if header_value_masked(old) == value else value
+        else:
+            out[name] = value
+    return out
+
+
+class EncryptedHeadersField(models.JSONField):
+    """A JSON object of header name -> value whose literal values are encrypted at rest.
+
+    Reads back as plaintext (like :class:`EncryptedTextField`); in the database each literal
+    value is ``fernet:<token>``, while ``${VAR}`` references stay readable.
+    """
+
+    description = "JSON header object with values encrypted at rest"
+
+    def from_db_value(self, value: Any, expression: Any, connection: Any) -> Any:
+        data = super().from_db_value(value, expression, connection)
+        if isinstance(data, dict):
+            return {name: header_value_decrypt(v) for name, v in data.items()}
+        return data
+
+    def get_prep_value(self, value: Any) -> Any:
+        if isinstance(value, dict):
+            value = {name: header_value_encrypt(v) for name, v in value.items()}
+        return super().get_prep_value(value)

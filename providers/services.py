@@ -27,7 +27,7 @@ from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.db import models, transaction
 
 from providers.config_version import config_version_batch
-from providers.envsubst import references
+from providers.envsubst import RefusedEnvVar, reference_error, references
 from providers.models import Provider, ProviderKeyCredential
 from providers.selectors import provider_keys_by_name
 from providers.types import KEYLESS_TYPES
@@ -35,7 +35,8 @@ from providers.types import KEYLESS_TYPES
 ErrorDict = dict[str, list[ValidationError]]
 
 # Error codes callers may word in their own terms (each error also carries ``params``).
-ENV_MISSING = "env_missing"  # params: name, and header for a custom header value
+ENV_MISSING = "env_missing"  # params: name, detail, and header for a custom header value
+ENV_REFUSED = "env_refused"  # params: name, detail, header (as ENV_MISSING): see envsubst.refusal
 API_KEY_REQUIRED = "api_key_required"  # params: provider_type
 PRIMARY_TWICE = "primary_twice"  # params: first (index into ``keys`` of the first primary)
 PRIMARY_ELSEWHERE = "primary_elsewhere"  # params: key_name (a stored key not in ``keys``)
@@ -189,10 +190,25 @@ def _instance_errors(provider: Provider, env: Mapping[str, str] | None) -> Error
     except ValidationError as exc:
         _collect(errors, exc)
     if env is not None:
-        _reference_errors(errors, "base_url", provider.base_url, env)
-        if isinstance(provider.custom_headers, dict):
-            for header, value in provider.custom_headers.items():
-                _reference_errors(errors, "custom_headers", value, env, header=header)
+        for name, field_errors in provider_reference_errors(provider=provider, environ=env).items():
+            errors.setdefault(name, []).extend(field_errors)
+    return errors
+
+
+def provider_reference_errors(
+    *, provider: Provider, environ: Mapping[str, str] | None = None
+) -> ErrorDict:
+    """Errors of the instance's own ``${VAR}`` references (base URL, custom headers), by field.
+
+    The same check (and message) :func:`provider_validate` applies; for a form that validates
+    the instance and its keys in separate steps (the admin).
+    """
+    env = os.environ if environ is None else environ
+    errors: ErrorDict = {}
+    _reference_errors(errors, "base_url", provider.base_url, env)
+    if isinstance(provider.custom_headers, dict):
+        for header, value in provider.custom_headers.items():
+            _reference_errors(errors, "custom_headers", value, env, header=header)
     return errors
 
 
@@ -306,13 +322,24 @@ def _reference_errors(
     if not isinstance(value, str):
         return
     for name in references(value):
-        if name in env:
+        error = reference_error(name, env)
+        if error is None:
             continue
+        code = ENV_REFUSED if isinstance(error, RefusedEnvVar) else ENV_MISSING
+        # The message names the variable and why; never its value.
+        detail = str(error)
         if header is None:
-            _add(errors, field, "environment variable %(name)s is not set", ENV_MISSING, name=name)
+            _add(errors, field, "%(detail)s", code, name=name, detail=detail)
         else:
-            message = "%(header)s: environment variable %(name)s is not set"
-            _add(errors, field, message, ENV_MISSING, name=name, header=header)
+            _add(
+                errors,
+                field,
+                "%(header)s: %(detail)s",
+                code,
+                name=name,
+                header=header,
+                detail=detail,
+            )
 
 
 def _add(errors: ErrorDict, field: str, message: str, code: str, **params: str | int) -> None:

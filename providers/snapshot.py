@@ -11,7 +11,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from providers.envsubst import MissingEnvVar, substitute
+from providers.envsubst import EnvReferenceError, substitute
 from providers.models import Provider, ProviderKeyCredential
 from providers.secrets import Undecryptable, tolerant_decryption
 from providers.types import DEFAULT_BASE_URLS
@@ -84,6 +84,13 @@ def provider_snapshot_build(
     try:
         base = _resolve(base, environ).rstrip("/")
         for name, value in (provider.custom_headers or {}).items():
+            if isinstance(value, Undecryptable):
+                # Sending the instance without it could bill or route the wrong account.
+                error = f"custom header {name} cannot be decrypted with FIELD_ENCRYPTION_KEYS"
+                logger.warning(
+                    "provider %s (id %s) unusable: %s", provider.name, provider.id, error
+                )
+                continue
             headers.append((name, _resolve(str(value), environ)))
         ordered = sorted((k for k in keys if k.is_enabled), key=lambda k: (not k.is_primary, k.id))
         for key in ordered:
@@ -110,10 +117,11 @@ def provider_snapshot_build(
                     organization=key.organization,
                 )
             )
-    except MissingEnvVar as exc:
-        # The name of the variable is not a secret; its value never reaches this message.
-        error = str(exc)
-        logger.warning("provider %s (id %s) unusable: %s", provider.name, provider.id, error)
+    except EnvReferenceError as exc:
+        # Unset, or refused by the policy (providers.envsubst.refusal): only this instance is
+        # unusable. The name of the variable is not a secret; its value never reaches this.
+        logger.warning("provider %s (id %s) unusable: %s", provider.name, provider.id, exc)
+        error = f"{error}; {exc}" if error else str(exc)
     return ProviderSnapshot(
         id=provider.id,
         name=provider.name,
@@ -144,9 +152,11 @@ def provider_snapshot_build(
 
 def provider_snapshots_all() -> dict[int, ProviderSnapshot]:
     """Every instance (enabled or not), keyed by ID: two queries whatever the count."""
-    providers = list(Provider.objects.all())
+    # One undecryptable key or custom header value must not fail the whole table.
+    with tolerant_decryption():
+        providers = list(Provider.objects.all())
     by_provider: dict[int, list[ProviderKeyCredential]] = {p.id: [] for p in providers}
-    with tolerant_decryption():  # one undecryptable key must not fail the whole table
+    with tolerant_decryption():
         for key in ProviderKeyCredential.objects.all():
             by_provider.setdefault(key.provider_id, []).append(key)
     return {p.id: provider_snapshot_build(p, by_provider[p.id]) for p in providers}

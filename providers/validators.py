@@ -37,10 +37,22 @@ def validate_header_name(name: str) -> None:
         )
 
 
+# What reads show instead of a literal header value (providers.secrets masks with it).
+HEADER_MASK = "••••"
+
+
 def validate_header_value(name: str, value: Any) -> None:
-    """Values are strings without CR, LF or NUL (header injection)."""
+    """Values are strings without CR, LF or NUL (header injection), and not a mask."""
     if not isinstance(value, str):
         raise ValidationError(f"header {name!r}: value must be a string", code="header_value")
+    if value.startswith(HEADER_MASK):
+        # A masked value sent back under a new name (or for a value that is gone) would be
+        # stored as the literal mask.
+        raise ValidationError(
+            f"header {name!r}: a masked value matches no stored value of this header; "
+            "type the value",
+            code="header_masked",
+        )
     if any(c in value for c in "\r\n\x00"):
         raise ValidationError(
             f"header {name!r}: value must not contain CR, LF or NUL", code="header_value"

@@ -1,4 +1,5 @@
-"""Serializers of the admin REST API. Secrets are write-only: ``api_key`` is never returned."""
+"""Serializers of the admin REST API. Secrets are write-only: ``api_key`` is never returned and
+literal custom header values are masked."""
 
 from __future__ import annotations
 
@@ -8,8 +9,10 @@ from rest_framework import serializers
 
 from gateway.adminapi.strict import StrictModelSerializer
 from gateway.keys.models import VirtualKey
+from gateway.keys.services import MAX_ROTATION_GRACE
 from mappings.models import ModelPrice, ModelProviderMapping
 from providers.models import Provider, ProviderKeyCredential
+from providers.secrets import headers_masked, headers_unmasked
 
 
 class ProviderKeySerializer(StrictModelSerializer):
@@ -81,12 +84,20 @@ class ProviderSerializer(StrictModelSerializer):
         ]
         read_only_fields = ["created_at", "updated_at"]
 
+    def to_representation(self, instance: Any) -> Any:
+        data = super().to_representation(instance)
+        # Literal header values are often credentials: never returned, only masked.
+        data["custom_headers"] = headers_masked(data.get("custom_headers"))
+        return data
+
     # ``null`` (JSON, or the string a form sends) would reach a NOT NULL column: these are
     # an object and a list, empty when unused.
     def validate_custom_headers(self, value: Any) -> Any:
         if not isinstance(value, dict):
             raise serializers.ValidationError("must be a JSON object of header name: value")
-        return value
+        # Sending back what a read showed (a masked value) keeps the stored value.
+        stored = self.instance.custom_headers if isinstance(self.instance, Provider) else None
+        return headers_unmasked(value, stored)
 
     def validate_forward_headers(self, value: Any) -> Any:
         if not isinstance(value, list):
@@ -139,7 +150,20 @@ class VirtualKeyCreatedSerializer(VirtualKeySerializer):
         fields = [*VirtualKeySerializer.Meta.fields, "key"]
 
 
+class RotateKeySerializer(serializers.Serializer):
+    grace_seconds = serializers.IntegerField(
+        required=False,
+        default=0,
+        min_value=0,
+        max_value=int(MAX_ROTATION_GRACE.total_seconds()),
+        help_text="How long the old key keeps working (0: it stops at once).",
+    )
+
+
 class RotatedKeySerializer(serializers.Serializer):
     id = serializers.IntegerField()
     key_prefix = serializers.CharField()
     key = serializers.CharField(help_text="The new plaintext key: returned once.")
+    previous_key_expires_at = serializers.DateTimeField(
+        allow_null=True, help_text="Until when the old key works; null: it stopped."
+    )

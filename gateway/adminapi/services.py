@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import PermissionDenied
 from django.db import models, transaction
 
 from gateway.adminapi.models import ApiToken, token_generate
@@ -62,11 +63,34 @@ def provider_key_upsert(*, key: ProviderKeyCredential, values: dict[str, Any]) -
     provider_key_save(key=key)
 
 
+def api_token_owner_check(*, actor: Any, owner: Any) -> None:
+    """Raise ``PermissionDenied`` unless ``actor`` may hold a token acting as ``owner``.
+
+    A token acts as its user: minting one for another user (a superuser above all) would let a
+    staff user act with that user's rights, so only superusers may do it.
+    """
+    if getattr(actor, "is_superuser", False):
+        return
+    if owner is None or getattr(actor, "pk", None) != getattr(owner, "pk", None):
+        raise PermissionDenied("only superusers can create API tokens for another user")
+
+
 @transaction.atomic
 def api_token_create(
-    *, user: AbstractBaseUser, name: str, expires_at: datetime | None = None
+    *,
+    user: AbstractBaseUser,
+    name: str,
+    expires_at: datetime | None = None,
+    created_by: Any = None,
 ) -> tuple[ApiToken, str]:
-    """Create an admin API token for ``user``; return it with its plaintext (shown once)."""
+    """Create an admin API token for ``user``; return it with its plaintext (shown once).
+
+    ``created_by`` is the user asking, when a person asks through the admin or an API (the
+    ``api_token`` command runs as the operator and passes none): a staff user may create
+    tokens only for themselves (:func:`api_token_owner_check`).
+    """
+    if created_by is not None:
+        api_token_owner_check(actor=created_by, owner=user)
     plaintext = token_generate()
     token = ApiToken(name=name, user=user, expires_at=expires_at)  # type: ignore[misc]
     token.set_token(plaintext)

@@ -1,4 +1,7 @@
-"""Admin REST API viewsets (staff only: session or ``Bearer gwat_...`` token).
+"""Admin REST API viewsets (staff with model permissions: session or ``Bearer gwat_...`` token).
+
+Permissions are Django's per-model view/add/change/delete, as in the admin
+(:mod:`gateway.adminapi.permissions`).
 
 Thin: serializers parse and render, services validate (model ``clean()`` + ``${VAR}`` checks,
 as admin and import do) and save; saves bump the configuration version. Provider instances and
@@ -7,6 +10,7 @@ keys are written, and deleted, through ``providers.services`` like everywhere el
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from django.db import models, transaction
@@ -140,6 +144,8 @@ class VirtualKeyViewSet(
     queryset = VirtualKey.objects.order_by("name")
     serializer_class = s.VirtualKeySerializer
     filterset_fields = ["name", "is_enabled"]
+    # POSTs that change a stored key: the "change" permission, not "add".
+    action_permissions = {"rotate": "change", "disable": "change"}
 
     @extend_schema(request=s.VirtualKeySerializer, responses={201: s.VirtualKeyCreatedSerializer})
     def create(self, request: Request) -> Response:
@@ -151,13 +157,23 @@ class VirtualKeyViewSet(
         out["key"] = plaintext
         return Response(out, status=status.HTTP_201_CREATED)
 
-    @extend_schema(request=None, responses=s.RotatedKeySerializer)
+    @extend_schema(request=s.RotateKeySerializer, responses=s.RotatedKeySerializer)
     @action(detail=True, methods=["post"])
     def rotate(self, request: Request, pk: str | None = None) -> Response:
         vkey = self.get_object()
-        plaintext = virtual_key_rotate(vkey=vkey)
+        params = s.RotateKeySerializer(data=request.data)
+        params.is_valid(raise_exception=True)
+        grace = timedelta(seconds=params.validated_data["grace_seconds"])
+        plaintext = virtual_key_rotate(vkey=vkey, grace=grace)
         api_history(self, vkey, "changed", ["key (rotated)"])
-        return Response({"id": vkey.pk, "key_prefix": vkey.key_prefix, "key": plaintext})
+        return Response(
+            {
+                "id": vkey.pk,
+                "key_prefix": vkey.key_prefix,
+                "key": plaintext,
+                "previous_key_expires_at": vkey.previous_key_expires_at,
+            }
+        )
 
     @extend_schema(request=None, responses=s.VirtualKeySerializer)
     @action(detail=True, methods=["post"])

@@ -30,9 +30,15 @@ from gateway.config_io.schema import (
     file_path,
     parse_entry,
 )
-from gateway.keys.models import RoutingSettings, VirtualKey, generate_key, hash_key
+from gateway.keys.models import (
+    RoutingSettings,
+    VirtualKey,
+    generate_key,
+    hash_key,
+    virtual_key_weakness,
+)
 from mappings.models import AliasRoutingPolicy, ModelPrice, ModelProviderMapping
-from providers.envsubst import MissingEnvVar, substitute
+from providers.envsubst import EnvReferenceError, substitute
 from providers.models import Provider
 
 
@@ -181,11 +187,16 @@ def _virtual_key_plaintext(item: VirtualKeyItem, given: str, label: str, check: 
         return ""
     try:
         plaintext = substitute(given, check.environ)
-    except MissingEnvVar as exc:
+    except EnvReferenceError as exc:
         check.errors.append(f"{label}.key: {exc}")
         return ""
     if not plaintext.strip():
         check.errors.append(f"{label}.key: resolves to an empty key")
+        return ""
+    weakness = virtual_key_weakness(plaintext)
+    if weakness:
+        # Never echo the key: the label names the entry, the message says what is wrong.
+        check.errors.append(f"{label}.key: too weak ({weakness})")
         return ""
     return plaintext
 

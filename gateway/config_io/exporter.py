@@ -24,7 +24,7 @@ from gateway.config_io.schema import (
 from gateway.config_io.tiers_plan import export_tiers
 from gateway.keys.models import RoutingSettings, VirtualKey
 from mappings.models import AliasRoutingPolicy, ModelPrice, ModelProviderMapping
-from providers.envsubst import references, substitute
+from providers.envsubst import references, substitute_unchecked
 from providers.models import Provider, ProviderKeyCredential
 
 
@@ -66,7 +66,7 @@ def redact_secret(value: str) -> str:
     if not value:
         return value
     names = references(value)
-    if names and substitute(value, dict.fromkeys(names, "")) == "":
+    if names and substitute_unchecked(value, dict.fromkeys(names, "")) == "":
         return value
     return REDACTED
 

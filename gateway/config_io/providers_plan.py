@@ -25,11 +25,11 @@ from gateway.config_io.schema import (
     entry_label,
     parse_entry,
 )
-from providers.envsubst import MissingEnvVar
 from providers.models import Provider, ProviderKeyCredential
 from providers.selectors import provider_keys_by_name
 from providers.services import (
     ENV_MISSING,
+    ENV_REFUSED,
     PRIMARY_ELSEWHERE,
     PRIMARY_TWICE,
     ErrorDict,
@@ -184,9 +184,9 @@ def _report_errors(
     for field, field_errors in errors.items():
         for error in field_errors:
             params = error.params or {}
-            if error.code == ENV_MISSING and "header" in params:
+            if error.code in (ENV_MISSING, ENV_REFUSED) and "header" in params:
                 where = f"{label}.custom_headers.{params['header']}"
-                check.errors.append(f"{where}: {MissingEnvVar(str(params['name']))}")
+                check.errors.append(f"{where}: {params['detail']}")
             else:
                 rest.setdefault(field, []).append(error)
     if rest:

@@ -25,6 +25,29 @@ def generate_key() -> str:
     return VIRTUAL_KEY_PREFIX + secrets.token_urlsafe(32)
 
 
+# A key a file brings must be at least as hard to guess as 32 random characters.
+MIN_KEY_LENGTH = 32
+MIN_KEY_DISTINCT = 10
+
+
+def virtual_key_weakness(plaintext: str) -> str:
+    """Why ``plaintext`` is too weak for a virtual key ("" when it is fine); never quotes it.
+
+    Length at least 32, at least two character classes (lower, upper, digit, other) and 10
+    distinct characters: a generated key (``sk-gw-`` + 43 URL-safe characters) or 32 random
+    hex bytes pass; a word, a repeated character or a short secret do not.
+    """
+    if len(plaintext) < MIN_KEY_LENGTH:
+        return f"{len(plaintext)} characters, at least {MIN_KEY_LENGTH} random ones are needed"
+    classes = sum(
+        any(test(c) for c in plaintext)
+        for test in (str.islower, str.isupper, str.isdigit, lambda c: not c.isalnum())
+    )
+    if classes < 2 or len(set(plaintext)) < MIN_KEY_DISTINCT:
+        return "too little variety: use random characters, e.g. a generated key"
+    return ""
+
+
 class BudgetPeriod(models.TextChoices):
     DAILY = "daily", "Daily"
     MONTHLY = "monthly", "Monthly"
@@ -35,7 +58,9 @@ class VirtualKey(models.Model):
     """A gateway-issued key an app presents instead of a provider key.
 
     Only the SHA-256 of the key is stored; the plaintext is shown once when created.
-    ``allowed_models`` empty means every alias. Limits and budget are optional.
+    ``allowed_models`` empty means every alias. Limits and budget are optional. A rotation may
+    leave the old key working for a grace period (``previous_key_hash`` until
+    ``previous_key_expires_at``).
     """
 
     name = models.CharField(max_length=100, unique=True)
@@ -66,6 +91,9 @@ class VirtualKey(models.Model):
         validators=[MinValueValidator(Decimal(0)), MaxValueValidator(Decimal(1))],
         help_text="Alert when spend reaches this fraction of the budget.",
     )
+    # After a rotation with a grace period the replaced key keeps working until this time.
+    previous_key_hash = models.CharField(max_length=64, blank=True, default="", editable=False)
+    previous_key_expires_at = models.DateTimeField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -74,6 +102,15 @@ class VirtualKey(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def previous_key_active(self) -> bool:
+        """True while the key replaced by the last rotation is still accepted."""
+        return bool(
+            self.previous_key_hash
+            and self.previous_key_expires_at is not None
+            and self.previous_key_expires_at > timezone.now()
+        )
 
     def set_key(self, plaintext: str) -> None:
         """Store the hash and a recognisable prefix of ``plaintext`` (never the key)."""

@@ -68,6 +68,8 @@ class CostReportView(APIView):
     """Cost, tokens, requests, error rate and latency per group, with daily cost series."""
 
     OutputSerializer = CostReportSerializer
+    # Costs are read from usage records: whoever may view those may read the report.
+    required_permissions = ("usage.view_usagerecord",)
 
     @extend_schema(parameters=[ReportQuerySerializer], responses=OutputSerializer)
     def get(self, request: Request) -> Response:
@@ -127,6 +129,7 @@ class HealthReportView(APIView):
     """Per-instance health with 24 h probe counts and uptime (the health page's data)."""
 
     OutputSerializer = ProviderHealthSerializer
+    required_permissions = ("providers.view_healthcheck",)
 
     @extend_schema(responses=OutputSerializer(many=True))
     def get(self, request: Request) -> Response:

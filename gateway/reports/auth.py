@@ -1,7 +1,8 @@
 """``Authorization: Bearer gwat_...``: staff API tokens for the admin API and report endpoints.
 
-The token only says who the caller is; the views' permission (``IsAdminUser``) lets in staff
-users alone, so a token of a user who lost staff status gets 403.
+The token only says who the caller is; the views' permission
+(``gateway.adminapi.permissions.GatewayModelPermissions``) lets in staff users with the model
+permissions alone, so a token of a user who lost staff status gets 403.
 """
 
 from __future__ import annotations

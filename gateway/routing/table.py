@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 
 from django.utils import timezone
@@ -165,6 +165,7 @@ def route_table_build() -> RouteTable:
                 price=by_mapping.get(m.id) or by_target.get((m.provider_id, m.provider_model_id)),
             )
         )
+    vkeys = list(VirtualKey.objects.all())
     keys = {
         vk.key_hash: VirtualKeySnapshot(
             id=vk.id,
@@ -177,8 +178,16 @@ def route_table_build() -> RouteTable:
             budget_amount=vk.budget_amount,
             budget_period=vk.budget_period,
         )
-        for vk in VirtualKey.objects.all()
+        for vk in vkeys
     }
+    # A key replaced by a rotation with a grace period: the same key, until the grace ends.
+    for vk in vkeys:
+        if vk.previous_key_active and vk.previous_key_hash not in keys:
+            assert vk.previous_key_expires_at is not None
+            current = keys[vk.key_hash]
+            ends = vk.previous_key_expires_at.timestamp()
+            expires = ends if current.expires_at is None else min(ends, current.expires_at)
+            keys[vk.previous_key_hash] = replace(current, expires_at=expires)
     rs = RoutingSettings.objects.filter(pk=1).first()
     policy = (
         RoutingPolicy(rs.strategy, rs.failure_threshold, rs.recovery_timeout)

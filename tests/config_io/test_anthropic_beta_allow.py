@@ -35,7 +35,7 @@ def test_import_names_a_bad_allow_list() -> None:
 
 
 def test_the_admin_api_reads_and_writes_it() -> None:
-    api = token_client(staff=True)
+    api = token_client(staff=True, perms=["providers.add_provider", "providers.change_provider"])
     created = api.post(
         "/api/providers/",
         {"name": "c", "provider_type": "anthropic", "anthropic_beta_allow": ["*"]},

@@ -211,14 +211,14 @@ def test_virtual_key_is_rotated_when_the_file_key_changes(
 ) -> None:
     config_import(data=seed)
     internal_hash = VirtualKey.objects.get(name="internal-tools").key_hash
-    monkeypatch.setenv("MARKETING_KEY", "sk-gw-rotated-key-0006")
+    monkeypatch.setenv("MARKETING_KEY", "sk-gw-rotated-key-0006-R0tatedStrongKey")
 
     report = config_import(data=seed)
 
     [changed] = report.of("virtual_key", "changed")
     assert (changed.label, changed.fields) == ("marketing-app", ["key"])
     assert VirtualKey.objects.get(name="marketing-app").key_hash == hash_key(
-        "sk-gw-rotated-key-0006"
+        "sk-gw-rotated-key-0006-R0tatedStrongKey"
     )
     # A key without `key` in the file keeps its key.
     assert VirtualKey.objects.get(name="internal-tools").key_hash == internal_hash

@@ -12,7 +12,7 @@ from django.core.management import CommandError, call_command
 
 from gateway.config_io.errors import ConfigError
 from gateway.config_io.importer import config_import
-from gateway.keys.models import VirtualKey
+from gateway.keys.models import VirtualKey, hash_key
 from mappings.models import ModelPrice, ModelProviderMapping
 from providers.config_version import config_version_db
 from providers.models import Provider, ProviderKeyCredential
@@ -241,3 +241,44 @@ def test_duplicate_yaml_keys_are_rejected(tmp_path: Path) -> None:
     path.write_text("providers:\n  - name: a\n    type: mock\n    timeout: 5\n    timeout: 6\n")
     assert "duplicate key 'timeout'" in _import_file(path)
     assert Provider.objects.count() == 0
+
+
+# --- virtual key strength --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("key", "why"),
+    [
+        ("a", "1 characters, at least 32"),
+        ("sk-gw-short-key-0006", "20 characters, at least 32"),
+        ("a" * 40, "too little variety"),
+        ("abababababababababababababababab12", "too little variety"),
+    ],
+)
+def test_weak_virtual_key_is_refused_by_name_without_echoing_it(key: str, why: str) -> None:
+    with pytest.raises(ConfigError) as exc:
+        config_import(data={"virtual_keys": [{"name": "weak-app", "key": key}]})
+    [error] = exc.value.errors
+    assert error.startswith("virtual_keys[0] (weak-app).key: too weak (") and why in error
+    assert len(key) < 3 or key not in error
+    assert not VirtualKey.objects.exists()
+
+
+def test_weak_key_from_the_environment_is_refused_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WEAK_APP_KEY", "password")
+    with pytest.raises(ConfigError) as exc:
+        config_import(data={"virtual_keys": [{"name": "weak-app", "key": "${WEAK_APP_KEY}"}]})
+    assert "virtual_keys[0] (weak-app).key: too weak" in exc.value.errors[0]
+    assert "password" not in exc.value.errors[0]
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "sk-gw-" + "Zq3vT9xL2mN8pR4sW7yB1cF6hJ0kD5gA-_Qe",  # generated shape
+        "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",  # 32 random bytes, hex
+    ],
+)
+def test_strong_virtual_keys_import(key: str) -> None:
+    config_import(data={"virtual_keys": [{"name": "strong-app", "key": key}]})
+    assert VirtualKey.objects.get(name="strong-app").key_hash == hash_key(key)

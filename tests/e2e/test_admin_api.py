@@ -9,11 +9,13 @@ from typing import Any
 import httpx
 import pytest
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Permission
 
 from gateway.adminapi.services import api_token_create
 from tests.e2e.conftest import World
 
 pytestmark = pytest.mark.e2e
+CONFIG_APPS = ("providers", "mappings", "gateway")
 UPSTREAM_KEY = "sk-up-created-over-the-admin-api-4242"
 
 
@@ -21,6 +23,8 @@ def _token(*, staff: bool) -> str:
     user = get_user_model().objects.create_user(
         username=f"ops-{staff}-{time.monotonic_ns()}", password="x-123456789", is_staff=staff
     )
+    # /api/ applies model permissions: this user may manage the configuration.
+    user.user_permissions.add(*Permission.objects.filter(content_type__app_label__in=CONFIG_APPS))
     return api_token_create(user=user, name="e2e")[1]
 
 

@@ -20,7 +20,7 @@ from tests.factories import make_mapping_row, make_provider_row, make_usage, mak
 
 pytestmark = pytest.mark.django_db
 
-KEY_RE = re.compile(r"<code>(sk-gw-[A-Za-z0-9_-]{43})</code>")
+KEY_RE = re.compile(r"<code[^>]*>(sk-gw-[A-Za-z0-9_-]{43})</code>")
 
 
 def shown_keys(html: str) -> list[str]:
@@ -86,9 +86,16 @@ def test_rotate_action_shows_each_new_key_once(admin_client: Client) -> None:
     a, b = make_vkey("a").row, make_vkey("b").row
     old = {a.pk: a.key_hash, b.pk: b.key_hash}
     version = config_version_db()
-    response = admin_client.post(
+    # The action first shows what will happen and rotates nothing.
+    confirm = admin_client.post(
         admin_url(VirtualKey, "changelist"),
         {"action": "rotate_keys", "_selected_action": [a.pk, b.pk]},
+    )
+    assert confirm.status_code == 200 and 'name="confirm"' in confirm.content.decode()
+    assert set(VirtualKey.objects.values_list("key_hash", flat=True)) == set(old.values())
+    response = admin_client.post(
+        admin_url(VirtualKey, "changelist"),
+        {"action": "rotate_keys", "_selected_action": [a.pk, b.pk], "confirm": "yes"},
         follow=True,
     )
 

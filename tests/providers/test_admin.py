@@ -261,7 +261,10 @@ def test_bad_headers_show_the_model_error_on_the_field_and_write_nothing(
     assert config_version_db() == version
 
 
-def test_valid_headers_are_saved_as_json(admin_client: Client) -> None:
+def test_valid_headers_are_saved_as_json(
+    admin_client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CC", "cc-42")
     provider = make_provider_row()
     data = admin_form_data(admin_client, change_url(provider), Provider)
     data["custom_headers"] = '{"X-Cost-Center": "${CC}", "X-Env": "prod"}'

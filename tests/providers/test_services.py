@@ -223,8 +223,13 @@ def test_unset_references_are_refused_unless_the_caller_opts_out(
     header_error = exc.value.provider_errors["custom_headers"][0]
     assert (header_error.code, header_error.params) == (
         ENV_MISSING,
-        {"name": "GW_SVC_UNSET", "header": "X-Team"},
+        {
+            "name": "GW_SVC_UNSET",
+            "header": "X-Team",
+            "detail": "environment variable GW_SVC_UNSET is not set",
+        },
     )
+    assert header_error.messages == ["X-Team: environment variable GW_SVC_UNSET is not set"]
     assert _codes(exc.value.key_errors[0]) == {"api_key": [ENV_MISSING]}
     # Checked against the given environment, or not at all.
     provider_validate(provider=provider, keys=keys, environ={"GW_SVC_UNSET": "x"})

@@ -17,6 +17,7 @@ from decimal import Decimal
 from typing import Any, ClassVar
 
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Permission
 from django.db.models import Model
 from rest_framework.test import APIClient
 
@@ -155,15 +156,34 @@ def python_sums(
     return dict(out)
 
 
-def make_user(*, staff: bool, name: str | None = None) -> Any:
-    return get_user_model().objects.create_user(
+# Apps whose models the admin API and the report endpoints serve.
+GATEWAY_APPS = ("providers", "mappings", "gateway", "usage", "reports", "adminapi")
+
+
+def all_gateway_permissions() -> list[str]:
+    """Every model permission of the gateway's apps, as ``app_label.codename``."""
+    return [
+        f"{p.content_type.app_label}.{p.codename}"
+        for p in Permission.objects.filter(content_type__app_label__in=GATEWAY_APPS)
+    ]
+
+
+def make_user(*, staff: bool, name: str | None = None, perms: Iterable[str] = ()) -> Any:
+    user = get_user_model().objects.create_user(
         username=name or f"user-{next(_ids)}", password="pw-123456789", is_staff=staff
     )
+    for perm in perms:
+        app_label, codename = perm.split(".")
+        user.user_permissions.add(
+            Permission.objects.get(content_type__app_label=app_label, codename=codename)
+        )
+    return user
 
 
-def token_client(*, staff: bool) -> APIClient:
-    """An API client authenticated with a fresh admin API token of a (non-)staff user."""
-    _, plaintext = api_token_create(user=make_user(staff=staff), name="test")
+def token_client(*, staff: bool, perms: Iterable[str] = ()) -> APIClient:
+    """An API client authenticated with a fresh admin API token of a (non-)staff user
+    holding ``perms`` (``app_label.codename``)."""
+    _, plaintext = api_token_create(user=make_user(staff=staff, perms=perms), name="test")
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {plaintext}")
     return client
@@ -224,3 +244,44 @@ class APIViewTests:
 
     def test_anonymous_refused(self, db: None) -> None:
         assert APIClient().get(self.url).status_code in (401, 403)
+
+    # --- model permissions, as the admin applies them --------------------------------------
+
+    def _perm(self, action: str) -> str:
+        meta = self.model._meta
+        return f"{meta.app_label}.{action}_{meta.model_name}"
+
+    def test_staff_without_model_permissions_gets_403_on_everything(self, db: None) -> None:
+        obj = type(self).make()
+        client = token_client(staff=True)
+        detail = f"{self.url}{obj.pk}/"
+        assert client.get(self.url).status_code == 403
+        assert client.options(self.url).status_code == 403
+        assert client.get(detail).status_code == 403
+        assert client.post(self.url, type(self).create_data(), format="json").status_code == 403
+        assert client.patch(detail, self.update_data, format="json").status_code == 403
+        assert client.delete(detail).status_code == 403
+        assert self.model.objects.filter(pk=obj.pk).exists()
+
+    def test_view_permission_reads_only(self, db: None) -> None:
+        obj = type(self).make()
+        client = token_client(staff=True, perms=[self._perm("view")])
+        detail = f"{self.url}{obj.pk}/"
+        assert client.get(self.url).status_code == 200
+        assert client.get(detail).status_code == 200
+        assert client.post(self.url, type(self).create_data(), format="json").status_code == 403
+        assert client.patch(detail, self.update_data, format="json").status_code == 403
+        assert client.delete(detail).status_code == 403
+        assert self.model.objects.filter(pk=obj.pk).exists()
+
+    def test_each_write_needs_its_own_permission(self, db: None) -> None:
+        obj = type(self).make()
+        detail = f"{self.url}{obj.pk}/"
+        # add without view: may create, may not read.
+        adder = token_client(staff=True, perms=[self._perm("add")])
+        assert adder.post(self.url, type(self).create_data(), format="json").status_code == 201
+        assert adder.get(self.url).status_code == 403
+        assert adder.delete(detail).status_code == 403
+        deleter = token_client(staff=True, perms=[self._perm("delete")])
+        assert deleter.patch(detail, self.update_data, format="json").status_code == 403
+        assert deleter.delete(detail).status_code == 204

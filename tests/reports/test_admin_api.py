@@ -267,7 +267,7 @@ def test_filtering(api: APIClient) -> None:
 
 
 def test_api_token_command_and_expiry(capsys: pytest.CaptureFixture[str]) -> None:
-    make_user(staff=True, name="ops")
+    make_user(staff=True, name="ops", perms=["providers.view_provider"])
     call_command("api_token", "create", "--user", "ops", "--name", "ci")
     plaintext = capsys.readouterr().out.strip()
     assert plaintext.startswith("gwat_")

@@ -20,7 +20,8 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def staff_client() -> Client:
     client = Client()
-    client.force_login(make_user(staff=True))
+    # The report API read below needs the health checks' view permission.
+    client.force_login(make_user(staff=True, perms=["providers.view_healthcheck"]))
     return client
 
 

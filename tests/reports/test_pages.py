@@ -25,7 +25,10 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def staff_client() -> Client:
     client = Client()
-    client.force_login(make_user(staff=True))
+    # The report API (read alongside the pages) needs the models' view permissions.
+    client.force_login(
+        make_user(staff=True, perms=["usage.view_usagerecord", "providers.view_healthcheck"])
+    )
     return client
 
 
