@@ -285,11 +285,9 @@ class ProviderAdmin(ProviderHealthAdminMixin, GatewayModelAdmin):
     def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> Any:
         if obj is None:
             return self.fieldsets
-        return (self.fieldsets[0], self.health_fieldset, *self.fieldsets[1:])
-
-    def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> Any:
-        if obj is None or self.has_change_permission(request, obj):
-            return self.fieldsets
+        fieldsets = (self.fieldsets[0], self.health_fieldset, *self.fieldsets[1:])
+        if self.has_change_permission(request, obj):
+            return fieldsets
         # View-only staff get read-only fields, rendered as stored: show the headers masked.
         return [
             (
@@ -302,7 +300,7 @@ class ProviderAdmin(ProviderHealthAdminMixin, GatewayModelAdmin):
                     ),
                 },
             )
-            for title, opts in self.fieldsets
+            for title, opts in fieldsets
         ]
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
