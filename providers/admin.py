@@ -171,6 +171,7 @@ class ProviderAdmin(GatewayModelAdmin):
                 "fields": (
                     "name",
                     "provider_type",
+                    "preset",
                     "is_enabled",
                     "base_url",
                     "api_version",

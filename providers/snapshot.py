@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 
 from providers.envsubst import MissingEnvVar, substitute
 from providers.models import Provider, ProviderKeyCredential
-from providers.types import DEFAULT_BASE_URLS
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +56,7 @@ class ProviderSnapshot:
     health_check_interval: int = 300
     is_enabled: bool = True
     error: str = ""
+    preset: str = ""  # openai_compatible only: a name in providers.presets.PRESETS
 
 
 def _resolve(value: str, env: Mapping[str, str]) -> str:
@@ -72,7 +72,7 @@ def provider_snapshot_build(
     """Snapshot ``provider`` with ``keys`` (pass them prefetched: this runs no query)."""
     environ = os.environ if env is None else env
     error = ""
-    base = (provider.base_url or DEFAULT_BASE_URLS.get(provider.provider_type, "")).rstrip("/")
+    base = provider.effective_base_url
     headers: list[tuple[str, str]] = []
     key_snaps: list[KeySnapshot] = []
     try:
@@ -115,6 +115,7 @@ def provider_snapshot_build(
         health_check_interval=provider.health_check_interval,
         is_enabled=provider.is_enabled,
         error=error,
+        preset=provider.preset,
     )
 
 

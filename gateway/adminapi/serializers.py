@@ -60,6 +60,7 @@ class ProviderSerializer(serializers.ModelSerializer):
             "id",
             "name",
             "provider_type",
+            "preset",
             "base_url",
             "is_enabled",
             "api_version",

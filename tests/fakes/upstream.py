@@ -436,6 +436,9 @@ class FakeUpstream:
         problem = api_rules.openai_request_problem(body, model)
         if problem:
             return self._json(entry, 400, wire.openai_error(400, problem))
+        refused = api_rules.cloud_chat_problem(entry.path, body)
+        if refused:
+            return self._json(entry, refused[0], wire.openai_error(refused[0], refused[1]))
         decision = wire.decide_openai(body)
         rid = f"chatcmpl-fake{n:06d}"
         if not entry.stream:
@@ -446,6 +449,8 @@ class FakeUpstream:
             return self._json(entry, 200, wire.openai_completion(decision, model, rid))
         options = body.get("stream_options") or {}
         include_usage = bool(isinstance(options, dict) and options.get("include_usage"))
+        # Mistral reports usage at the end of every stream (it has no stream_options).
+        include_usage = include_usage or entry.path.startswith("/mistral/")
         if include_usage:
             entry.usage = {
                 "prompt_tokens": decision.prompt_tokens,

@@ -13,6 +13,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from gateway.config_io.migrate.base import Migration, as_int, env_name, infer_type, slug, url_host
+from providers.presets import preset_get
 
 # LiteLLM provider prefix -> our type; the OpenAI-compatible hosted APIs get their base URL.
 PREFIX_TYPES = {
@@ -54,6 +55,22 @@ DEFAULT_ENV = {
     "xai": {"api_key": "XAI_API_KEY"},
     "perplexity": {"api_key": "PERPLEXITYAI_API_KEY"},
     "deepinfra": {"api_key": "DEEPINFRA_API_KEY"},
+    "cerebras": {"api_key": "CEREBRAS_API_KEY"},
+}
+# LiteLLM prefixes of the clouds with a preset: imported as ``preset`` (the base URL comes
+# with it, so an api_base equal to the preset's is left out).
+PREFIX_PRESETS = {
+    "groq": "groq",
+    "mistral": "mistral",
+    "deepseek": "deepseek",
+    "together_ai": "together",
+    "fireworks_ai": "fireworks",
+    "openrouter": "openrouter",
+    "xai": "xai",
+    "perplexity": "perplexity",
+    "cerebras": "cerebras",
+    "hosted_vllm": "vllm",
+    "lm_studio": "lm_studio",
 }
 DEFAULT_HOSTS = {"api.openai.com", "api.anthropic.com"}
 STRATEGIES = {
@@ -198,7 +215,9 @@ def _deployment(
         result.drop(where, "wildcard routing has no equivalent; list the models as aliases")
         return None
     prefix, model = _split_model(params["model"])
-    ptype = PREFIX_TYPES.get(prefix) or ("openai_compatible" if prefix in COMPATIBLE_BASES else "")
+    ptype = PREFIX_TYPES.get(prefix) or (
+        "openai_compatible" if prefix in COMPATIBLE_BASES or prefix in PREFIX_PRESETS else ""
+    )
     if not ptype or not model:
         result.drop(where, f"provider {prefix or params['model']!r} is not supported here")
         return None
@@ -361,7 +380,10 @@ def _distinctive(var: str, prefix: str) -> str:
 
 def _provider(inst: _Instance, defaults: dict[str, Any], notes: list[str]) -> dict[str, Any]:
     out: dict[str, Any] = {"name": inst.name, "type": inst.ptype}
-    if inst.base_url:
+    preset = preset_get(PREFIX_PRESETS.get(inst.prefix, ""))
+    if preset is not None and inst.ptype == "openai_compatible":
+        out["preset"] = preset.name
+    if inst.base_url and (preset is None or inst.base_url.rstrip("/") != preset.base_url):
         out["base_url"] = inst.base_url
     fields = {**defaults, **inst.fields}
     for name in ("api_version", "timeout", "max_retries", "custom_headers"):
