@@ -6,6 +6,8 @@ from typing import Any
 
 import orjson
 import pytest
+from django.core.exceptions import ValidationError
+from django.test import Client
 from rest_framework.test import APIClient
 
 from gateway.config_io.errors import ConfigError
@@ -17,6 +19,7 @@ from providers.health import probe_request
 from providers.models import Provider, ProviderKeyCredential
 from providers.presets import PRESETS, PresetName
 from providers.snapshot import provider_snapshot_build
+from tests.admin_helpers import admin_form_data, admin_url, page_errors
 from tests.reports.helpers import token_client
 
 BODY: dict[str, Any] = {
@@ -91,17 +94,17 @@ def test_base_url_overrides_the_preset_default_and_probe_uses_models_path() -> N
 @pytest.mark.django_db
 def test_clean_names_the_field() -> None:
     bad = Provider(name="a", provider_type="openai", preset="groq")
-    with pytest.raises(Exception) as exc:
+    with pytest.raises(ValidationError) as exc:
         bad.full_clean()
-    assert "preset" in exc.value.message_dict  # type: ignore[attr-defined]
+    assert "preset" in exc.value.message_dict
     unknown = Provider(name="b", provider_type="openai_compatible", preset="nope")
-    with pytest.raises(Exception) as exc:
+    with pytest.raises(ValidationError) as exc:
         unknown.full_clean()
-    assert "preset" in exc.value.message_dict  # type: ignore[attr-defined]
+    assert "preset" in exc.value.message_dict
     ppx = Provider(name="c", provider_type="openai_compatible", preset="perplexity")
-    with pytest.raises(Exception) as exc:
+    with pytest.raises(ValidationError) as exc:
         ppx.full_clean()
-    assert "health_check_probe" in exc.value.message_dict  # type: ignore[attr-defined]
+    assert "health_check_probe" in exc.value.message_dict
     ok = Provider(
         name="d",
         provider_type="openai_compatible",
@@ -190,3 +193,26 @@ def test_litellm_prefixes_become_presets() -> None:
     assert "base_url" not in providers["mistral"]
     assert providers["cerebras"]["keys"][0]["api_key"] == "${CEREBRAS_API_KEY}"
     assert providers["vllm"]["base_url"] == "http://gpu-box:8000/v1"
+
+
+@pytest.mark.django_db
+def test_admin_add_form_offers_presets_and_names_a_misplaced_one(admin_client: Client) -> None:
+    url = admin_url(Provider, "add")
+    page = admin_client.get(url).content.decode()
+    assert 'name="preset"' in page and 'value="groq"' in page and 'value="lm_studio"' in page
+    data = admin_form_data(admin_client, url, Provider)
+    data.update(name="groq-main", provider_type="openai_compatible", preset="groq")
+    data["keys-TOTAL_FORMS"] = "1"
+    data.update({"keys-0-key_name": "q1", "keys-0-api_key": "gsk-1", "keys-0-is_primary": "on"})
+    data.update({"keys-0-account_group": "0", "keys-0-is_enabled": "on"})
+    response = admin_client.post(url, data)
+    assert response.status_code == 302, page_errors(response)
+    assert Provider.objects.get(name="groq-main").effective_base_url.endswith("groq.com/openai/v1")
+
+    data.update(name="wrong", provider_type="anthropic", preset="groq")
+    data["keys-0-api_key"] = "sk-ant"
+    response = admin_client.post(url, data)
+    assert response.status_code == 200
+    assert page_errors(response)["preset"] == [
+        "a preset applies to openai_compatible instances only"
+    ]
