@@ -145,3 +145,16 @@ def test_typed_errors_and_usage(e2e: World, cloud: tuple[str, openai.OpenAI]) ->
         client.chat.completions.create(model="chat", messages=[{"role": "user", "content": "x"}])
     assert "does not exist" in str(exc.value)
     assert len(e2e.fake.requests()) == 2  # one each: a missing model is not failed over
+
+
+def test_responses_api_through_a_preset(e2e: World, cloud: tuple[str, openai.OpenAI]) -> None:
+    # Translated through chat completions: what the cloud refuses never reaches it.
+    preset, client = cloud
+    response = client.responses.create(
+        model="chat", input="hello responses", store=True, metadata={"k": "v"}, user="u-1"
+    )
+    assert response.output_text == echo_reply("hello responses")
+    events = list(client.responses.create(model="chat", input="stream responses", stream=True))
+    assert events[-1].type == "response.completed"
+    assert events[-1].response.output_text == echo_reply("stream responses")
+    assert {r.path for r in e2e.fake.requests()} == {PATHS[preset] + "/chat/completions"}

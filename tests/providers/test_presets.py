@@ -15,11 +15,13 @@ from gateway.config_io.exporter import config_export
 from gateway.config_io.importer import config_import
 from gateway.config_io.migrate import config_migrate
 from providers.adapters import get_adapter
-from providers.health import probe_request
-from providers.models import Provider, ProviderKeyCredential
+from providers.health import health_check_run, probe_request
+from providers.models import HealthCheck, Provider, ProviderKeyCredential
 from providers.presets import PRESETS, PresetName
 from providers.snapshot import provider_snapshot_build
 from tests.admin_helpers import admin_form_data, admin_url, page_errors
+from tests.factories import make_provider
+from tests.fakes.upstream import FakeUpstream, fake_upstream, fake_upstream_server  # noqa: F401
 from tests.reports.helpers import token_client
 
 BODY: dict[str, Any] = {
@@ -216,3 +218,29 @@ def test_admin_add_form_offers_presets_and_names_a_misplaced_one(admin_client: C
     assert page_errors(response)["preset"] == [
         "a preset applies to openai_compatible instances only"
     ]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("preset", "path"), [("groq", "/groq/openai/v1"), ("vllm", "/vllm/v1")])
+def test_health_probe_lists_models_at_the_preset_path(
+    fake_upstream: FakeUpstream,  # noqa: F811
+    preset: str,
+    path: str,
+) -> None:
+    keys = [] if preset == "vllm" else None  # vLLM serves without a key
+    inst = make_provider(
+        f"probe-{preset}",
+        "openai_compatible",
+        base_url=fake_upstream.url + path,
+        preset=preset,
+        keys=keys,
+    )
+    health_check_run(provider_id=inst.id)
+    check = HealthCheck.objects.get(provider=inst.provider)
+    assert (check.status, check.probe, check.http_status) == ("healthy", "models", 200)
+    [request] = fake_upstream.requests()
+    assert request.method == "GET" and request.path == path + "/models"
+    if preset == "vllm":
+        assert "authorization" not in request.headers
+    else:
+        assert request.headers["authorization"] == f"Bearer {inst.api_keys['primary']}"
