@@ -45,6 +45,10 @@ class Provider(models.Model):
         max_length=32,
         choices=PresetName.choices,
         blank=True,
+        default="",
+        # A database default too: rows written without the field (older code, historical
+        # models in migrations) get "no preset" instead of a NOT NULL error.
+        db_default="",
         help_text="OpenAI-compatible only: a known cloud's base URL, auth and refused fields.",
     )
     is_enabled = models.BooleanField(default=True)
