@@ -25,6 +25,10 @@ class HealthProbe(models.TextChoices):
     COMPLETION = "completion", "1-token completion"
 
 
+def _azure_style(url: str) -> bool:
+    return ".openai.azure.com" in url or "/openai/deployments" in url or "api-version=" in url
+
+
 class Provider(models.Model):
     """One provider *instance*: a type plus its own URL, headers, limits and keys.
 
@@ -130,6 +134,8 @@ class Provider(models.Model):
             and not self.base_url.startswith(("http://", "https://"))
         ):
             errors["base_url"] = "base_url must start with http:// or https://"
+        if self.provider_type == ProviderType.GEMINI and _azure_style(self.base_url):
+            errors["base_url"] = "a Gemini base_url is Google's API root, not an Azure endpoint"
         try:
             validate_custom_headers(self.custom_headers)
         except ValidationError as exc:

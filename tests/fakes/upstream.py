@@ -44,7 +44,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from tests.fakes import api_rules, wire, wire_responses
+from tests.fakes import api_rules, wire, wire_gemini, wire_responses
 
 MAX_DELAY = 30.0  # seconds: a fake never sleeps longer, whatever a test asks
 
@@ -373,6 +373,8 @@ class FakeUpstream:
             )
 
         body = entry.json if isinstance(entry.json, dict) else None
+        if entry.route.startswith("gemini"):
+            return await self._gemini(request, entry, behaviour, body or {})
         if entry.route == "unknown":
             return self._json(entry, 404, wire.openai_error(404, f"no route {entry.path}"))
         if entry.route.endswith("_models"):
@@ -463,6 +465,43 @@ class FakeUpstream:
         lines.append(b"data: [DONE]\n\n")
         error = wire.openai_error(500, "The server had an error while processing your request.")
         error_line = b"data: " + json.dumps(error).encode() + b"\n\n"
+        return await self._stream(request, entry, behaviour, lines, error_line)
+
+    async def _gemini(
+        self,
+        request: web.Request,
+        entry: RecordedRequest,
+        behaviour: Behaviour,
+        body: dict[str, Any],
+    ) -> web.StreamResponse:
+        model = entry.path.rsplit("/", 1)[-1].split(":", 1)[0]
+        if model.startswith("missing"):
+            message = f"models/{model} is not found for API version v1beta"
+            return self._json(entry, 404, wire_gemini.error(404, message))
+        if entry.route == "gemini_embeddings":
+            if "x-goog-api-key" not in entry.headers:
+                return self._json(entry, 403, wire_gemini.error(403, "API key required"))
+            return self._json(entry, 200, wire_gemini.embeddings(body))
+        problem = wire_gemini.request_problem(body, entry.headers)
+        if problem:
+            return self._json(entry, problem[0], wire_gemini.error(*problem))
+        decision = wire_gemini.decide(body)
+        entry.usage = {
+            "prompt_tokens": decision.prompt_tokens,
+            "completion_tokens": decision.completion_tokens,
+        }
+        if entry.route == "gemini_generate":
+            return self._json(entry, 200, wire_gemini.response(decision, model))
+        entry.stream = True
+        if entry.query.get("alt") != "sse":
+            return self._json(entry, 400, wire_gemini.error(400, "this fake streams SSE only"))
+        lines = [
+            b"data: " + json.dumps(e).encode() + b"\r\n\r\n"
+            for e in wire_gemini.stream_events(decision, model)
+        ]
+        error_line = (
+            b"data: " + json.dumps(wire_gemini.error(500, "Internal error")).encode() + b"\r\n\r\n"
+        )
         return await self._stream(request, entry, behaviour, lines, error_line)
 
     async def _responses(
@@ -577,6 +616,13 @@ def _peer(request: web.Request) -> tuple[str, int] | None:
 
 
 def _route(method: str, path: str) -> str:
+    if method == "POST" and ":" in path.rsplit("/", 1)[-1]:
+        action = path.rsplit(":", 1)[-1]
+        return {
+            "generateContent": "gemini_generate",
+            "streamGenerateContent": "gemini_stream",
+            "batchEmbedContents": "gemini_embeddings",
+        }.get(action, "unknown")
     azure = "/openai/deployments/" in path
     if method == "POST" and path.endswith("/chat/completions"):
         return "azure_chat" if azure else "openai_chat"

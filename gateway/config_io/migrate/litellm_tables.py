@@ -7,6 +7,7 @@ PREFIX_TYPES = {
     "openai": "openai",
     "azure": "azure_openai",
     "anthropic": "anthropic",
+    "gemini": "gemini",
     "ollama": "ollama",
     "ollama_chat": "ollama",
     "hosted_vllm": "openai_compatible",
@@ -43,6 +44,7 @@ DEFAULT_ENV = {
     "perplexity": {"api_key": "PERPLEXITYAI_API_KEY"},
     "deepinfra": {"api_key": "DEEPINFRA_API_KEY"},
     "cerebras": {"api_key": "CEREBRAS_API_KEY"},
+    "gemini": {"api_key": "GEMINI_API_KEY"},
 }
 # LiteLLM prefixes of the clouds with a preset: imported as ``preset`` (the base URL comes
 # with it, so an api_base equal to the preset's is left out).
