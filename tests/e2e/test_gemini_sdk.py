@@ -142,3 +142,35 @@ def test_responses_api_translated_through_chat(e2e: World, gem: tuple[str, Any])
     events = list(client.responses.create(model="gem", input="stream responses", stream=True))
     assert events[-1].type == "response.completed"
     assert events[-1].response.output_text == echo_reply("stream responses")
+
+
+def test_image_as_inline_data_and_safety_block(e2e: World, gem: tuple[str, Any]) -> None:
+    key, _ = gem
+    client = e2e.openai(key)
+    answer = client.chat.completions.create(
+        model="gem",
+        messages=[
+            {
+                "role": "user",
+                "content": [
+                    {"type": "text", "text": "describe"},
+                    {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0K"}},
+                ],
+            }
+        ],
+    )
+    assert answer.choices[0].message.content == echo_reply("describe")
+    parts = e2e.fake.requests()[-1].json["contents"][0]["parts"]
+    assert parts[1] == {"inlineData": {"mimeType": "image/png", "data": "iVBORw0K"}}
+
+    blocked = client.chat.completions.create(
+        model="gem", messages=[{"role": "user", "content": "BLOCKME please"}]
+    )
+    assert blocked.choices[0].finish_reason == "content_filter"
+    assert blocked.choices[0].message.content is None
+    chunks = list(
+        client.chat.completions.create(
+            model="gem", messages=[{"role": "user", "content": "BLOCKME"}], stream=True
+        )
+    )
+    assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == "content_filter"

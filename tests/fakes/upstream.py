@@ -485,6 +485,13 @@ class FakeUpstream:
         problem = wire_gemini.request_problem(body, entry.headers)
         if problem:
             return self._json(entry, problem[0], wire_gemini.error(*problem))
+        if "BLOCKME" in json.dumps(body.get("contents")):
+            # What Gemini answers when its safety filter blocks the reply: no content.
+            blocked = wire_gemini.safety_block(model)
+            if entry.route == "gemini_generate":
+                return self._json(entry, 200, blocked)
+            line = b"data: " + json.dumps(blocked).encode() + b"\r\n\r\n"
+            return await self._stream(request, entry, behaviour, [line], line)
         decision = wire_gemini.decide(body)
         entry.usage = {
             "prompt_tokens": decision.prompt_tokens,

@@ -109,3 +109,15 @@ def embeddings(body: dict[str, Any]) -> dict[str, Any]:
     texts = [" ".join(p.get("text", "") for p in r["content"]["parts"]) for r in requests]
     payload, _ = wire.embeddings({"input": texts}, "")
     return {"embeddings": [{"values": row["embedding"]} for row in payload["data"]]}
+
+
+def safety_block(model: str) -> dict[str, Any]:
+    """A reply the safety filter stopped: a candidate with finishReason SAFETY and no parts."""
+    ratings = [
+        {"category": "HARM_CATEGORY_DANGEROUS_CONTENT", "probability": "HIGH", "blocked": True}
+    ]
+    return {
+        "candidates": [{"finishReason": "SAFETY", "index": 0, "safetyRatings": ratings}],
+        "usageMetadata": {"promptTokenCount": 3, "totalTokenCount": 3},
+        "modelVersion": model,
+    }
