@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import pytest
 from django.core.exceptions import ValidationError
+from django.test import Client
 
 from gateway.config_io.errors import ConfigError
 from gateway.config_io.importer import config_import
 from gateway.config_io.migrate import config_migrate
 from providers.health import health_check_run
 from providers.models import HealthCheck, Provider
+from tests.admin_helpers import admin_form_data, admin_url, page_errors
 from tests.factories import make_provider
 from tests.fakes.upstream import FakeUpstream, fake_upstream, fake_upstream_server  # noqa: F401
 from tests.reports.helpers import token_client
@@ -76,3 +78,20 @@ def test_litellm_gemini_prefix() -> None:
     assert provider["type"] == "gemini" and "base_url" not in provider
     assert provider["keys"][0]["api_key"] == "${GEMINI_API_KEY}"
     assert result.data["mappings"][0]["model"] == "gemini-2.0-flash"
+
+
+@pytest.mark.django_db
+def test_admin_add_form_names_the_base_url(admin_client: Client) -> None:
+    url = admin_url(Provider, "add")
+    assert 'value="gemini"' in admin_client.get(url).content.decode()
+    data = admin_form_data(admin_client, url, Provider)
+    data.update(name="gem", provider_type="gemini", base_url=AZURE)
+    data["keys-TOTAL_FORMS"] = "1"
+    data.update({"keys-0-key_name": "g1", "keys-0-api_key": "AIza-1", "keys-0-is_primary": "on"})
+    data.update({"keys-0-account_group": "0", "keys-0-is_enabled": "on"})
+    response = admin_client.post(url, data)
+    assert response.status_code == 200 and "base_url" in page_errors(response)
+    data["base_url"] = ""
+    response = admin_client.post(url, data)
+    assert response.status_code == 302, page_errors(response)
+    assert Provider.objects.get(name="gem").keys.get().api_key == "AIza-1"
