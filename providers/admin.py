@@ -258,6 +258,7 @@ class ProviderAdmin(ProviderHealthAdminMixin, GatewayModelAdmin):
                 "fields": (
                     "name",
                     "provider_type",
+                    "preset",
                     "is_enabled",
                     "base_url",
                     "api_version",

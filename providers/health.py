@@ -41,8 +41,8 @@ from providers.models import (
     Provider,
     ProviderKeyCredential,
 )
+from providers.presets import keyless
 from providers.snapshot import ProviderSnapshot, provider_snapshot_build
-from providers.types import KEYLESS_TYPES
 
 logger = logging.getLogger(__name__)
 
@@ -139,7 +139,7 @@ async def probe_instance(provider: ProviderSnapshot) -> ProbeOutcome:
             error_category=HealthErrorCategory.CONFIG,
             error_message=redact(provider.error, provider),
         )
-    if not provider.keys and provider.provider_type not in KEYLESS_TYPES:
+    if not provider.keys and not keyless(provider.provider_type, provider.preset):
         return ProbeOutcome(
             HealthStatus.DOWN,
             kind,

@@ -11,8 +11,9 @@ from django.db.models import Q
 
 from providers.betas import validate_beta_allow
 from providers.envsubst import has_reference
+from providers.presets import PresetName, keyless, preset_get, preset_models_probe_ok
 from providers.secrets import EncryptedHeadersField, EncryptedTextField
-from providers.types import DEFAULT_BASE_URLS, KEYLESS_TYPES, ProviderType
+from providers.types import DEFAULT_BASE_URLS, ProviderType
 from providers.validators import validate_custom_headers, validate_header_list
 
 MAX_ACCOUNT_GROUP = 32
@@ -23,6 +24,10 @@ class HealthProbe(models.TextChoices):
 
     MODELS = "models", "List models (free)"
     COMPLETION = "completion", "1-token completion"
+
+
+def _azure_style(url: str) -> bool:
+    return ".openai.azure.com" in url or "/openai/deployments" in url or "api-version=" in url
 
 
 class Provider(models.Model):
@@ -41,6 +46,16 @@ class Provider(models.Model):
         max_length=500,
         blank=True,
         help_text="Empty: the type's default. ${VAR} references are resolved at load time.",
+    )
+    preset = models.CharField(
+        max_length=32,
+        choices=PresetName.choices,
+        blank=True,
+        default="",
+        # A database default too: rows written without the field (older code, historical
+        # models in migrations) get "no preset" instead of a NOT NULL error.
+        db_default="",
+        help_text="OpenAI-compatible only: a known cloud's base URL, auth and refused fields.",
     )
     is_enabled = models.BooleanField(default=True)
     api_version = models.CharField(
@@ -98,7 +113,18 @@ class Provider(models.Model):
     @property
     def effective_base_url(self) -> str:
         """The configured base URL or the type's default (``${VAR}`` still unresolved)."""
-        return (self.base_url or DEFAULT_BASE_URLS.get(self.provider_type, "")).rstrip("/")
+        preset = (
+            preset_get(self.preset)
+            if self.provider_type == ProviderType.OPENAI_COMPATIBLE
+            else None
+        )
+        default = preset.base_url if preset else DEFAULT_BASE_URLS.get(self.provider_type, "")
+        return (self.base_url or default).rstrip("/")
+
+    @property
+    def needs_key(self) -> bool:
+        """Whether keys of this instance must carry an api_key (local servers need none)."""
+        return not keyless(self.provider_type, self.preset)
 
     def clean(self) -> None:
         errors: dict[str, Any] = {}
@@ -106,7 +132,15 @@ class Provider(models.Model):
             errors["provider_type"] = f"unknown provider type {self.provider_type!r}"
         if self.provider_type == ProviderType.AZURE_OPENAI and not self.api_version:
             errors["api_version"] = "Azure OpenAI instances need an api_version"
-        if not self.base_url and self.provider_type not in DEFAULT_BASE_URLS:
+        if self.preset and self.preset not in PresetName.values:
+            errors["preset"] = f"unknown preset {self.preset!r}"
+        elif self.preset and self.provider_type != ProviderType.OPENAI_COMPATIBLE:
+            errors["preset"] = "a preset applies to openai_compatible instances only"
+        elif self.preset and not preset_models_probe_ok(self.preset, self.health_check_probe):
+            errors["health_check_probe"] = (
+                f"{self.preset} has no model list: use the completion probe and a model"
+            )
+        if not self.base_url and not self.preset and self.provider_type not in DEFAULT_BASE_URLS:
             errors["base_url"] = f"{self.provider_type} instances need a base_url"
         if (
             self.base_url
@@ -114,6 +148,8 @@ class Provider(models.Model):
             and not self.base_url.startswith(("http://", "https://"))
         ):
             errors["base_url"] = "base_url must start with http:// or https://"
+        if self.provider_type == ProviderType.GEMINI and _azure_style(self.base_url):
+            errors["base_url"] = "a Gemini base_url is Google's API root, not an Azure endpoint"
         try:
             validate_custom_headers(self.custom_headers)
         except ValidationError as exc:
@@ -193,11 +229,7 @@ class ProviderKeyCredential(models.Model):
         ):
             errors["base_url"] = "base_url must start with http:// or https://"
         provider = getattr(self, "provider", None) if self.provider_id else None
-        if (
-            provider is not None
-            and not self.api_key
-            and provider.provider_type not in KEYLESS_TYPES
-        ):
+        if provider is not None and not self.api_key and provider.needs_key:
             errors["api_key"] = f"{provider.provider_type} keys need an api_key"
         if self.is_primary and self.provider_id:
             others = ProviderKeyCredential.objects.filter(

@@ -30,7 +30,6 @@ from providers.config_version import config_version_batch
 from providers.envsubst import RefusedEnvVar, reference_error, references
 from providers.models import Provider, ProviderKeyCredential
 from providers.selectors import provider_keys_by_name
-from providers.types import KEYLESS_TYPES
 
 ErrorDict = dict[str, list[ValidationError]]
 
@@ -256,7 +255,7 @@ def _keys_errors(
                 PRIMARY_ELSEWHERE,
                 key_name=other.key_name,
             )
-        if not other.api_key and provider.provider_type not in KEYLESS_TYPES:
+        if not other.api_key and provider.needs_key:
             _add(
                 stored_errors,
                 "provider_type",
@@ -284,7 +283,7 @@ def _key_errors(
     finally:
         key.is_primary = wants_primary
     # The model checks this only for an instance in the database, against its stored type.
-    if not key.api_key and provider.provider_type not in KEYLESS_TYPES and "api_key" not in errors:
+    if not key.api_key and provider.needs_key and "api_key" not in errors:
         _add(
             errors,
             "api_key",

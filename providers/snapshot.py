@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from providers.envsubst import EnvReferenceError, substitute
 from providers.models import Provider, ProviderKeyCredential
 from providers.secrets import Undecryptable, tolerant_decryption
-from providers.types import DEFAULT_BASE_URLS
 
 logger = logging.getLogger(__name__)
 
@@ -62,6 +61,7 @@ class ProviderSnapshot:
     undecryptable_keys: tuple[str, ...] = ()
     #: ``anthropic-beta`` flags clients may pass (providers.betas); None: the default list.
     anthropic_beta_allow: tuple[str, ...] | None = None
+    preset: str = ""  # openai_compatible only: a name in providers.presets.PRESETS
 
 
 def _resolve(value: str, env: Mapping[str, str]) -> str:
@@ -77,7 +77,7 @@ def provider_snapshot_build(
     """Snapshot ``provider`` with ``keys`` (pass them prefetched: this runs no query)."""
     environ = os.environ if env is None else env
     error = ""
-    base = (provider.base_url or DEFAULT_BASE_URLS.get(provider.provider_type, "")).rstrip("/")
+    base = provider.effective_base_url
     headers: list[tuple[str, str]] = []
     key_snaps: list[KeySnapshot] = []
     undecryptable: list[str] = []
@@ -147,6 +147,7 @@ def provider_snapshot_build(
             if isinstance(provider.anthropic_beta_allow, list)
             else None
         ),
+        preset=provider.preset,
     )
 
 

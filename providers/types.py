@@ -13,6 +13,7 @@ class ProviderType(models.TextChoices):
     ANTHROPIC = "anthropic", "Anthropic"
     OLLAMA = "ollama", "Ollama"
     OPENAI_COMPATIBLE = "openai_compatible", "OpenAI-compatible"
+    GEMINI = "gemini", "Google Gemini (AI Studio)"
     MOCK = "mock", "Mock (in process)"
 
 
@@ -21,6 +22,7 @@ DEFAULT_BASE_URLS: dict[str, str] = {
     ProviderType.OPENAI: "https://api.openai.com/v1",
     ProviderType.ANTHROPIC: "https://api.anthropic.com/v1",
     ProviderType.OLLAMA: "http://localhost:11434/v1",
+    ProviderType.GEMINI: "https://generativelanguage.googleapis.com/v1beta",
     ProviderType.MOCK: "",
 }
 

@@ -39,6 +39,7 @@ FAKE_BASE_PATHS = {
     "ollama": "/v1",
     "azure_openai": "",
     "anthropic": "/v1",
+    "gemini": "/v1beta",
 }
 # The provider model (Azure: deployment) a mapping uses unless told otherwise.
 DEFAULT_MODELS = {
@@ -47,6 +48,7 @@ DEFAULT_MODELS = {
     "ollama": "fake-gpt",
     "azure_openai": "dep-chat",
     "anthropic": "claude-fake",
+    "gemini": "gemini-fake",
     "mock": "mock-model",
 }
 AZURE_API_VERSION = "2024-10-21"

@@ -64,6 +64,7 @@ class ProviderSerializer(StrictModelSerializer):
             "id",
             "name",
             "provider_type",
+            "preset",
             "base_url",
             "is_enabled",
             "api_version",

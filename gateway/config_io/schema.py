@@ -150,6 +150,7 @@ PROVIDER_FIELDS = (
     Field("name", "name", as_str, required=True),
     Field("type", "provider_type", as_str, required=True),
     Field("base_url", "base_url", _str_opt),
+    Field("preset", "preset", _str_opt),
     Field("enabled", "is_enabled", _bool),
     Field("api_version", "api_version", _version_opt),
     Field("timeout", "timeout", _float),

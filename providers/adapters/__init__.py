@@ -22,6 +22,7 @@ _REGISTRY: dict[str, str] = {
     "ollama": "providers.adapters.openai:OllamaAdapter",
     "azure_openai": "providers.adapters.openai:AzureOpenAIAdapter",
     "anthropic": "providers.adapters.anthropic:AnthropicAdapter",
+    "gemini": "providers.adapters.gemini:GeminiAdapter",
     "mock": "providers.adapters.mock:MockAdapter",
 }
 _instances: dict[str, Adapter] = {}

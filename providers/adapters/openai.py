@@ -7,6 +7,7 @@ from typing import Any, ClassVar
 import orjson
 
 from providers.adapters.base import Adapter, StreamTranslator, UpstreamRequest, Usage
+from providers.presets import preset_get
 from providers.snapshot import KeySnapshot, ProviderSnapshot
 from providers.types import ProviderType
 
@@ -70,6 +71,16 @@ class OpenAIAdapter(Adapter):
             headers["openai-organization"] = key.organization
         return headers
 
+    def _headers_for(self, provider: ProviderSnapshot, key: KeySnapshot | None) -> dict[str, str]:
+        return self._headers(key)
+
+    def _prepare(self, provider: ProviderSnapshot, body: dict[str, Any]) -> dict[str, Any]:
+        """The client's body as this instance accepts it (presets drop refused fields)."""
+        return body
+
+    def _asks_stream_usage(self, provider: ProviderSnapshot) -> bool:
+        return True
+
     def _base(self, provider: ProviderSnapshot, key: KeySnapshot | None) -> str:
         return key.base_url if key is not None and key.base_url else provider.base_url
 
@@ -95,13 +106,14 @@ class OpenAIAdapter(Adapter):
         body: dict[str, Any],
         stream: bool,
     ) -> UpstreamRequest:
-        out = self._body(body, model)
+        out = self._body(self._prepare(provider, body), model)
         if stream:
             out["stream"] = True
-            options = dict(out.get("stream_options") or {})
-            options["include_usage"] = True
-            out["stream_options"] = options
-        headers = self._headers(key)
+            if self._asks_stream_usage(provider):
+                options = dict(out.get("stream_options") or {})
+                options["include_usage"] = True
+                out["stream_options"] = options
+        headers = self._headers_for(provider, key)
         if stream:
             headers["accept"] = "text/event-stream"
         return UpstreamRequest(
@@ -159,32 +171,58 @@ class OpenAIAdapter(Adapter):
         return UpstreamRequest(
             method="POST",
             url=self._url(provider, key, "embeddings", model),
-            headers=self._headers(key),
-            body=orjson.dumps(self._body(body, model)),
+            headers=self._headers_for(provider, key),
+            body=orjson.dumps(self._body(self._prepare(provider, body), model)),
             params=self._params(provider),
         )
 
     #: Where the model list lives under the base URL (the health probe's target).
     models_path: ClassVar[str] = "models"
 
+    def _models_path(self, provider: ProviderSnapshot) -> str:
+        return self.models_path
+
     def models_request(
         self, *, provider: ProviderSnapshot, key: KeySnapshot | None
     ) -> UpstreamRequest:
-        headers = self._headers(key)
+        headers = self._headers_for(provider, key)
         headers.pop("content-type", None)
         return UpstreamRequest(
             method="GET",
-            url=f"{self._base(provider, key)}/{self.models_path}",
+            url=f"{self._base(provider, key)}/{self._models_path(provider)}",
             headers=headers,
             params=self._params(provider),
         )
 
 
 class OpenAICompatibleAdapter(OpenAIAdapter):
-    """Any server that speaks OpenAI's API at a required base URL (vLLM, LM Studio, ...)."""
+    """Any server that speaks OpenAI's API (vLLM, LM Studio, Groq, ...). A preset on the
+    instance (``providers.presets``) says which fields that cloud refuses, its auth header and
+    its model-list path; without one, the body passes as the client sent it."""
 
     provider_type: ClassVar[str] = ProviderType.OPENAI_COMPATIBLE
     responses_native: ClassVar[bool] = False
+
+    def _headers_for(self, provider: ProviderSnapshot, key: KeySnapshot | None) -> dict[str, str]:
+        headers = self._headers(key)
+        preset = preset_get(provider.preset)
+        if preset is not None and preset.auth_header != "authorization":
+            value = headers.pop("authorization", "")
+            if value:
+                headers[preset.auth_header] = preset.auth_prefix + value.removeprefix("Bearer ")
+        return headers
+
+    def _prepare(self, provider: ProviderSnapshot, body: dict[str, Any]) -> dict[str, Any]:
+        preset = preset_get(provider.preset)
+        return body if preset is None else preset.fields_for_request(body)[0]
+
+    def _asks_stream_usage(self, provider: ProviderSnapshot) -> bool:
+        preset = preset_get(provider.preset)
+        return preset is None or "stream_options" not in preset.refuses
+
+    def _models_path(self, provider: ProviderSnapshot) -> str:
+        preset = preset_get(provider.preset)
+        return preset.models_path if preset is not None and preset.models_path else "models"
 
 
 class OllamaAdapter(OpenAIAdapter):

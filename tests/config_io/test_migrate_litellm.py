@@ -126,7 +126,7 @@ def test_wildcards_and_unknown_keys_are_listed_not_guessed() -> None:
         {
             "name": "groq",
             "type": "openai_compatible",
-            "base_url": "https://api.groq.com/openai/v1",
+            "preset": "groq",
             "keys": [{"name": "default", "api_key": "${GROQ_API_KEY}", "primary": True}],
         }
     ]

@@ -131,3 +131,52 @@ def anthropic_request_problem(body: Any, headers: dict[str, str]) -> str | None:
         if key in body:
             return f"{key}: Extra inputs are not permitted"
     return None
+
+
+#: What Mistral's chat endpoint accepts; anything else is a 422 ("extra_forbidden").
+MISTRAL_CHAT_FIELDS = frozenset(
+    {
+        "model",
+        "messages",
+        "temperature",
+        "top_p",
+        "max_tokens",
+        "stream",
+        "stop",
+        "random_seed",
+        "response_format",
+        "tools",
+        "tool_choice",
+        "presence_penalty",
+        "frequency_penalty",
+        "n",
+        "prediction",
+        "parallel_tool_calls",
+        "safe_prompt",
+        "prompt_mode",
+    }
+)
+#: Fields a cloud documents as unsupported (a 400 when present), per path prefix.
+CLOUD_REFUSED = {
+    "/groq/": ("logprobs", "logit_bias", "top_logprobs"),
+    "/cerebras/": ("frequency_penalty", "presence_penalty", "logit_bias", "parallel_tool_calls"),
+}
+
+
+def cloud_chat_problem(path: str, body: dict[str, Any]) -> tuple[int, str] | None:
+    """(status, message) when the cloud the fake imitates under ``path`` would refuse ``body``.
+
+    The fake serves OpenAI's API everywhere; under ``/mistral/``, ``/groq/`` or ``/cerebras/``
+    it also refuses what that cloud refuses, as that cloud does.
+    """
+    if path.startswith("/mistral/"):
+        extra = sorted(set(body) - MISTRAL_CHAT_FIELDS)
+        if extra:
+            return 422, f"body.{extra[0]}: Extra inputs are not permitted"
+        return None
+    for prefix, refused in CLOUD_REFUSED.items():
+        if path.startswith(prefix):
+            for name in refused:
+                if name in body:
+                    return 400, f"`{name}` is not supported"
+    return None

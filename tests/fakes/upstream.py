@@ -44,7 +44,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from tests.fakes import api_rules, wire, wire_responses
+from tests.fakes import api_rules, wire, wire_gemini, wire_responses
 
 MAX_DELAY = 30.0  # seconds: a fake never sleeps longer, whatever a test asks
 
@@ -384,6 +384,8 @@ class FakeUpstream:
             )
 
         body = entry.json if isinstance(entry.json, dict) else None
+        if entry.route.startswith("gemini"):
+            return await self._gemini(request, entry, behaviour, body or {})
         if entry.route == "unknown":
             return self._json(entry, 404, wire.openai_error(404, f"no route {entry.path}"))
         if entry.route.endswith("_models"):
@@ -450,6 +452,9 @@ class FakeUpstream:
         problem = api_rules.openai_request_problem(body, model)
         if problem:
             return self._json(entry, 400, wire.openai_error(400, problem))
+        refused = api_rules.cloud_chat_problem(entry.path, body)
+        if refused:
+            return self._json(entry, refused[0], wire.openai_error(refused[0], refused[1]))
         decision = wire.decide_openai(body)
         rid = f"chatcmpl-fake{n:06d}"
         if not entry.stream:
@@ -460,6 +465,8 @@ class FakeUpstream:
             return self._json(entry, 200, wire.openai_completion(decision, model, rid))
         options = body.get("stream_options") or {}
         include_usage = bool(isinstance(options, dict) and options.get("include_usage"))
+        # Mistral reports usage at the end of every stream (it has no stream_options).
+        include_usage = include_usage or entry.path.startswith("/mistral/")
         if include_usage:
             entry.usage = {
                 "prompt_tokens": decision.prompt_tokens,
@@ -472,6 +479,50 @@ class FakeUpstream:
         lines.append(b"data: [DONE]\n\n")
         error = wire.openai_error(500, "The server had an error while processing your request.")
         error_line = b"data: " + json.dumps(error).encode() + b"\n\n"
+        return await self._stream(request, entry, behaviour, lines, error_line)
+
+    async def _gemini(
+        self,
+        request: web.Request,
+        entry: RecordedRequest,
+        behaviour: Behaviour,
+        body: dict[str, Any],
+    ) -> web.StreamResponse:
+        model = entry.path.rsplit("/", 1)[-1].split(":", 1)[0]
+        if model.startswith("missing"):
+            message = f"models/{model} is not found for API version v1beta"
+            return self._json(entry, 404, wire_gemini.error(404, message))
+        if entry.route == "gemini_embeddings":
+            if "x-goog-api-key" not in entry.headers:
+                return self._json(entry, 403, wire_gemini.error(403, "API key required"))
+            return self._json(entry, 200, wire_gemini.embeddings(body))
+        problem = wire_gemini.request_problem(body, entry.headers)
+        if problem:
+            return self._json(entry, problem[0], wire_gemini.error(*problem))
+        if "BLOCKME" in json.dumps(body.get("contents")):
+            # What Gemini answers when its safety filter blocks the reply: no content.
+            blocked = wire_gemini.safety_block(model)
+            if entry.route == "gemini_generate":
+                return self._json(entry, 200, blocked)
+            line = b"data: " + json.dumps(blocked).encode() + b"\r\n\r\n"
+            return await self._stream(request, entry, behaviour, [line], line)
+        decision = wire_gemini.decide(body)
+        entry.usage = {
+            "prompt_tokens": decision.prompt_tokens,
+            "completion_tokens": decision.completion_tokens,
+        }
+        if entry.route == "gemini_generate":
+            return self._json(entry, 200, wire_gemini.response(decision, model))
+        entry.stream = True
+        if entry.query.get("alt") != "sse":
+            return self._json(entry, 400, wire_gemini.error(400, "this fake streams SSE only"))
+        lines = [
+            b"data: " + json.dumps(e).encode() + b"\r\n\r\n"
+            for e in wire_gemini.stream_events(decision, model)
+        ]
+        error_line = (
+            b"data: " + json.dumps(wire_gemini.error(500, "Internal error")).encode() + b"\r\n\r\n"
+        )
         return await self._stream(request, entry, behaviour, lines, error_line)
 
     async def _responses(
@@ -586,6 +637,13 @@ def _peer(request: web.Request) -> tuple[str, int] | None:
 
 
 def _route(method: str, path: str) -> str:
+    if method == "POST" and ":" in path.rsplit("/", 1)[-1]:
+        action = path.rsplit(":", 1)[-1]
+        return {
+            "generateContent": "gemini_generate",
+            "streamGenerateContent": "gemini_stream",
+            "batchEmbedContents": "gemini_embeddings",
+        }.get(action, "unknown")
     azure = "/openai/deployments/" in path
     if method == "POST" and path.endswith("/chat/completions"):
         return "azure_chat" if azure else "openai_chat"

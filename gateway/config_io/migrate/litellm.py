@@ -13,48 +13,14 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from gateway.config_io.migrate.base import Migration, as_int, env_name, infer_type, slug, url_host
+from gateway.config_io.migrate.litellm_tables import (
+    COMPATIBLE_BASES,
+    DEFAULT_ENV,
+    PREFIX_PRESETS,
+    PREFIX_TYPES,
+)
+from providers.presets import preset_get
 
-# LiteLLM provider prefix -> our type; the OpenAI-compatible hosted APIs get their base URL.
-PREFIX_TYPES = {
-    "openai": "openai",
-    "azure": "azure_openai",
-    "anthropic": "anthropic",
-    "ollama": "ollama",
-    "ollama_chat": "ollama",
-    "hosted_vllm": "openai_compatible",
-    "openai_like": "openai_compatible",
-    "lm_studio": "openai_compatible",
-}
-COMPATIBLE_BASES = {
-    "groq": "https://api.groq.com/openai/v1",
-    "deepseek": "https://api.deepseek.com/v1",
-    "mistral": "https://api.mistral.ai/v1",
-    "together_ai": "https://api.together.xyz/v1",
-    "openrouter": "https://openrouter.ai/api/v1",
-    "fireworks_ai": "https://api.fireworks.ai/inference/v1",
-    "xai": "https://api.x.ai/v1",
-    "perplexity": "https://api.perplexity.ai",
-    "deepinfra": "https://api.deepinfra.com/v1/openai",
-}
-# Where LiteLLM reads a deployment's key (and Azure's endpoint) when the entry gives none.
-DEFAULT_ENV = {
-    "openai": {"api_key": "OPENAI_API_KEY"},
-    "azure": {
-        "api_key": "AZURE_API_KEY",
-        "api_base": "AZURE_API_BASE",
-        "api_version": "AZURE_API_VERSION",
-    },
-    "anthropic": {"api_key": "ANTHROPIC_API_KEY"},
-    "groq": {"api_key": "GROQ_API_KEY"},
-    "deepseek": {"api_key": "DEEPSEEK_API_KEY"},
-    "mistral": {"api_key": "MISTRAL_API_KEY"},
-    "together_ai": {"api_key": "TOGETHERAI_API_KEY"},
-    "openrouter": {"api_key": "OPENROUTER_API_KEY"},
-    "fireworks_ai": {"api_key": "FIREWORKS_AI_API_KEY"},
-    "xai": {"api_key": "XAI_API_KEY"},
-    "perplexity": {"api_key": "PERPLEXITYAI_API_KEY"},
-    "deepinfra": {"api_key": "DEEPINFRA_API_KEY"},
-}
 DEFAULT_HOSTS = {"api.openai.com", "api.anthropic.com"}
 STRATEGIES = {
     "simple-shuffle": "weighted",
@@ -198,7 +164,9 @@ def _deployment(
         result.drop(where, "wildcard routing has no equivalent; list the models as aliases")
         return None
     prefix, model = _split_model(params["model"])
-    ptype = PREFIX_TYPES.get(prefix) or ("openai_compatible" if prefix in COMPATIBLE_BASES else "")
+    ptype = PREFIX_TYPES.get(prefix) or (
+        "openai_compatible" if prefix in COMPATIBLE_BASES or prefix in PREFIX_PRESETS else ""
+    )
     if not ptype or not model:
         result.drop(where, f"provider {prefix or params['model']!r} is not supported here")
         return None
@@ -361,7 +329,10 @@ def _distinctive(var: str, prefix: str) -> str:
 
 def _provider(inst: _Instance, defaults: dict[str, Any], notes: list[str]) -> dict[str, Any]:
     out: dict[str, Any] = {"name": inst.name, "type": inst.ptype}
-    if inst.base_url:
+    preset = preset_get(PREFIX_PRESETS.get(inst.prefix, ""))
+    if preset is not None and inst.ptype == "openai_compatible":
+        out["preset"] = preset.name
+    if inst.base_url and (preset is None or inst.base_url.rstrip("/") != preset.base_url):
         out["base_url"] = inst.base_url
     fields = {**defaults, **inst.fields}
     for name in ("api_version", "timeout", "max_retries", "custom_headers"):

@@ -35,6 +35,7 @@ from providers.translators.anthropic_openai import (
     translate_request,
 )
 from providers.translators.anthropic_openai_stream import OpenAIToAnthropicStream
+from providers.translators.chained_stream import ChainedStream
 from providers.translators.reasoning import is_reasoning_model
 from providers.types import ProviderType
 
@@ -186,7 +187,11 @@ def messages_parse(call: Call, adapter: Adapter, raw: bytes) -> tuple[bytes, Usa
 def messages_stream(call: Call, adapter: Adapter) -> StreamTranslator:
     if isinstance(adapter, AnthropicAdapter):
         return AnthropicPassthroughStream()
-    return OpenAIToAnthropicStream(model=call.requested)
+    outer = OpenAIToAnthropicStream(model=call.requested)
+    if adapter.openai_wire:
+        return outer
+    # The upstream's own events (Gemini) become chat chunks first.
+    return ChainedStream(adapter.chat_stream(include_usage=True), outer)
 
 
 MESSAGES = EndpointSpec(
