@@ -16,7 +16,9 @@ from typing import Any
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
+from django.core.signals import setting_changed
 from django.db import models
+from django.dispatch import receiver
 
 from providers.envsubst import has_reference
 from providers.validators import HEADER_MASK
@@ -78,6 +80,14 @@ def _cipher() -> MultiFernet:
 def reset_cipher() -> None:
     """Forget the cached cipher (after FIELD_ENCRYPTION_KEYS changed, e.g. in tests)."""
     _cipher.cache_clear()
+
+
+@receiver(setting_changed)
+def _keys_changed(*, setting: str, **kwargs: Any) -> None:
+    # override_settings and pytest-django's ``settings`` fixture announce both the change and
+    # its undoing; without this, the cipher of a finished override would keep encrypting.
+    if setting == "FIELD_ENCRYPTION_KEYS":
+        reset_cipher()
 
 
 def encrypt(plaintext: str) -> str:
