@@ -62,6 +62,7 @@ class ProviderSnapshot:
     #: ``anthropic-beta`` flags clients may pass (providers.betas); None: the default list.
     anthropic_beta_allow: tuple[str, ...] | None = None
     preset: str = ""  # openai_compatible only: a name in providers.presets.PRESETS
+    region: str = ""  # bedrock only: the AWS region requests are signed for
 
 
 def _resolve(value: str, env: Mapping[str, str]) -> str:
@@ -148,6 +149,7 @@ def provider_snapshot_build(
             else None
         ),
         preset=provider.preset,
+        region=provider.region,
     )
 
 
