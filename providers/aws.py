@@ -19,6 +19,8 @@ from providers.envsubst import has_reference
 from providers.transport import url_as_sent
 
 SERVICE = "bedrock"
+#: The config file's names of a Bedrock key's parts, in stored order.
+AWS_PARTS = ("access_key_id", "secret_access_key", "session_token")
 
 
 @dataclass(frozen=True, slots=True)

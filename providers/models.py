@@ -261,9 +261,14 @@ class ProviderKeyCredential(models.Model):
         ):
             errors["base_url"] = "base_url must start with http:// or https://"
         provider = getattr(self, "provider", None) if self.provider_id else None
+        bedrock = provider is not None and provider.provider_type == ProviderType.BEDROCK
         if provider is not None and not self.api_key and provider.needs_key:
-            errors["api_key"] = f"{provider.provider_type} keys need an api_key"
-        elif provider is not None and provider.provider_type == ProviderType.BEDROCK:
+            errors["api_key"] = (
+                "bedrock keys need AWS credentials (access_key_id and secret_access_key)"
+                if bedrock
+                else f"{provider.provider_type} keys need an api_key"
+            )
+        elif bedrock:
             problem = aws_credentials_problem(self.api_key or "")
             if problem:
                 errors["api_key"] = problem

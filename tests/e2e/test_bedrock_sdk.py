@@ -168,7 +168,7 @@ def test_anthropic_sdk_create_and_stream(e2e: World, br: tuple[str, Any]) -> Non
 
 
 def test_errors_map_onto_failover_rules(e2e: World, br: tuple[str, Any]) -> None:
-    key, instance = br
+    key, _ = br
     client = e2e.openai(key)
     with pytest.raises(openai.NotFoundError) as exc:
         client.chat.completions.create(
