@@ -240,3 +240,14 @@ def test_wrong_secret_is_the_signature_403(e2e: World) -> None:
     assert req.status == 403
     assert "not-the-secret" not in str(exc.value)
     assert wire_bedrock.secret_for(akid) != "not-the-secret"
+
+
+def test_responses_api_translated_through_chat(e2e: World, br: tuple[str, Any]) -> None:
+    key, _ = br
+    client = e2e.openai(key)
+    response = client.responses.create(model="br", input="hello responses")
+    assert response.output_text == echo_reply("hello responses")
+    events = list(client.responses.create(model="br", input="stream responses", stream=True))
+    assert events[-1].type == "response.completed"
+    assert events[-1].response.output_text == echo_reply("stream responses")
+    assert e2e.fake.requests()[-1].path == f"/model/{PROFILE}/converse-stream"

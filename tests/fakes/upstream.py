@@ -546,7 +546,7 @@ class FakeUpstream:
             return self._json(entry, status, payload, headers)
 
         problem = wire_bedrock.signature_problem(
-            request.method, request.message.path, entry.headers, entry.body
+            request.method, request.raw_path, entry.headers, entry.body
         )
         if problem:
             return fail(problem[0], problem[2], problem[1])
@@ -589,7 +589,6 @@ class FakeUpstream:
                 await asyncio.sleep(min(behaviour.chunk_delay, MAX_DELAY))
             # Frames leave in two pieces, split mid-prelude: the reader must reassemble them.
             await response.write(raw[:7])
-            await response.drain()
             await response.write(raw[7:])
             entry.sent_at.append(time.monotonic())
         if behaviour.mode == "stream_error":
