@@ -22,8 +22,8 @@ must be empty (the bench refuses to share one with a gateway, whose worker would
 bench's usage into its own records) and is emptied again at the end.
 
 ``--quick`` (3 s per load level, a 20,000-request soak, 50 TTFT samples) took 5.4 minutes for
-both modes on a loaded 2-core machine; the full run (10 s, 200,000, 200) about 15 minutes on a
-quiet one, most of it the soaks (200,000 requests at the gateway's c=16 rate, per mode).
+both modes on a loaded 2-core machine; the full run (10 s, 200,000, 200) 9.3 minutes on a quiet
+one, most of it the soaks.
 ``--profile FILE.svg`` records a py-spy flame graph of one gateway worker under c=16 instead
 (``make bench-profile``).
 """

@@ -15,7 +15,7 @@ from providers.aws import credentials_problem as aws_credentials_problem
 from providers.betas import validate_beta_allow
 from providers.envsubst import has_reference
 from providers.presets import PresetName, keyless, preset_get, preset_models_probe_ok
-from providers.secrets import EncryptedHeadersField, EncryptedTextField
+from providers.secrets import EncryptedHeadersField, EncryptedTextField, Undecryptable
 from providers.types import BEDROCK_BASE_URL, DEFAULT_BASE_URLS, ProviderType
 from providers.validators import validate_custom_headers, validate_header_list
 
@@ -240,6 +240,8 @@ class ProviderKeyCredential(models.Model):
     @property
     def masked_key(self) -> str:
         """What may be shown of the key: a ``${VAR}`` reference as is, else its last 4."""
+        if isinstance(self.api_key, Undecryptable):
+            return "(cannot decrypt)"
         value = self.api_key or ""
         if not value:
             return "(none)"

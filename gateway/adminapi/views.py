@@ -14,6 +14,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.db import models, transaction
+from django.http import HttpRequest, HttpResponseBase
 from drf_spectacular.utils import extend_schema
 from rest_framework import exceptions, mixins, status, viewsets
 from rest_framework.decorators import action
@@ -31,6 +32,7 @@ from gateway.keys.services import virtual_key_create, virtual_key_rotate
 from mappings.models import ModelPrice, ModelProviderMapping
 from mappings.services import model_price_delete
 from providers.models import Provider, ProviderKeyCredential
+from providers.secrets import tolerant_decryption
 from providers.services import ProviderInvalid, provider_delete, provider_key_delete
 
 
@@ -51,8 +53,17 @@ class CleanSaveMixin:
         self._save(serializer, serializer.instance)
 
 
+class TolerantDecryptionMixin:
+    """Reads a key no ``FIELD_ENCRYPTION_KEYS`` entry decrypts as "(cannot decrypt)" instead of
+    failing the whole answer: one bad row must not hide every instance from staff."""
+
+    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+        with tolerant_decryption():
+            return super().dispatch(request, *args, **kwargs)  # type: ignore[misc]
+
+
 @with_history
-class ProviderViewSet(viewsets.ModelViewSet):
+class ProviderViewSet(TolerantDecryptionMixin, viewsets.ModelViewSet):
     """Provider instances with their keys nested (``api_key`` write-only)."""
 
     queryset = Provider.objects.prefetch_related("keys").order_by("name")
@@ -78,7 +89,7 @@ class ProviderViewSet(viewsets.ModelViewSet):
 
 
 @with_history
-class ProviderKeyViewSet(viewsets.ModelViewSet):
+class ProviderKeyViewSet(TolerantDecryptionMixin, viewsets.ModelViewSet):
     """Keys of provider instances (filter with ``?provider=ID``); ``api_key`` write-only."""
 
     queryset = ProviderKeyCredential.objects.select_related("provider").order_by("provider", "id")

@@ -26,7 +26,10 @@ def test_azure_style_url_is_refused_naming_base_url() -> None:
     assert "base_url" in exc.value.message_dict
     Provider(name="g", provider_type="gemini").full_clean()  # the default endpoint
 
-    r = token_client(staff=True).post(
+    r = token_client(
+        staff=True,
+        perms=["providers.add_provider", "providers.view_provider", "providers.change_provider"],
+    ).post(
         "/api/providers/",
         {"name": "g", "provider_type": "gemini", "base_url": AZURE},
         format="json",

@@ -151,7 +151,10 @@ def test_import_refuses_a_bad_preset_naming_the_field() -> None:
 
 @pytest.mark.django_db
 def test_api_creates_a_preset_instance_and_names_a_bad_preset() -> None:
-    api: APIClient = token_client(staff=True)
+    api: APIClient = token_client(
+        staff=True,
+        perms=["providers.add_provider", "providers.view_provider", "providers.change_provider"],
+    )
     r = api.post(
         "/api/providers/",
         {

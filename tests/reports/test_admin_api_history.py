@@ -21,7 +21,15 @@ SECRET = "sk-live-history-secret-0001"
 
 
 def test_api_writes_are_in_the_objects_history(admin_client: Client) -> None:
-    user = make_user(staff=True)
+    user = make_user(
+        staff=True,
+        perms=[
+            "providers.add_provider",
+            "providers.change_provider",
+            "mappings.add_modelprovidermapping",
+            "mappings.delete_modelprovidermapping",
+        ],
+    )
     _, token = api_token_create(user=user, name="ci")
     api = APIClient()
     api.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")

@@ -104,3 +104,22 @@ def test_saving_the_instance_keeps_the_stored_token(instance: Any, admin_client:
     row.organization = "org-x"
     row.save()
     assert raw() == before
+
+
+def test_admin_api_lists_the_instance_and_marks_the_key(
+    instance: Any, admin_client: Client
+) -> None:
+    """The admin API reads like the admin page: the bad key is marked, nothing else is lost."""
+    listing = admin_client.get("/api/providers/")
+    assert listing.status_code == 200, listing.content
+    detail = admin_client.get(f"/api/providers/{instance.id}/")
+    assert detail.status_code == 200, detail.content
+    keys = {k["key_name"]: k["masked_key"] for k in detail.json()["keys"]}
+    assert keys["lost"] == "(cannot decrypt)"
+    assert keys["spare"].startswith("…")
+    assert "sk-lost-key" not in detail.content.decode()
+    rows = admin_client.get(f"/api/provider-keys/?provider={instance.id}")
+    assert rows.status_code == 200, rows.content
+    assert {r["key_name"]: r["masked_key"] for r in rows.json()["results"]}["lost"] == (
+        "(cannot decrypt)"
+    )
