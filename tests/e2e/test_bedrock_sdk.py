@@ -251,3 +251,38 @@ def test_responses_api_translated_through_chat(e2e: World, br: tuple[str, Any]) 
     assert events[-1].type == "response.completed"
     assert events[-1].response.output_text == echo_reply("stream responses")
     assert e2e.fake.requests()[-1].path == f"/model/{PROFILE}/converse-stream"
+
+
+def test_key_failover_and_exception_frame_mid_stream(e2e: World) -> None:
+    """A key AWS refuses (403 InvalidSignatureException) moves the request to the instance's
+    next key; an exception frame after content ends the stream with an error event."""
+    good = "AKIAGOODKEY000000001"
+    instance = e2e.provider(
+        "bedrock-keys",
+        "bedrock",
+        keys=[
+            {"name": "stale", "primary": True, "api_key": "AKIASTALEKEY00000001:rotated-away"},
+            {"name": "fresh", "api_key": wire_bedrock.credentials(good, token="session-tok")},
+        ],
+    )
+    e2e.mapping("br-keys", instance)
+    key = e2e.vkey(["br-keys"])
+    e2e.publish()
+    client = e2e.openai(key)
+    answer = client.chat.completions.create(
+        model="br-keys", messages=[{"role": "user", "content": "next key"}]
+    )
+    assert answer.choices[0].message.content == echo_reply("next key")
+    stale, fresh = e2e.fake.requests()
+    assert stale.status == 403 and fresh.status == 200
+    assert fresh.api_key == good and fresh.headers["x-amz-security-token"] == "session-tok"
+
+    e2e.fake.behave(Behaviour(mode="stream_error", after_chunks=2), key=good)
+    with pytest.raises(openai.APIError):
+        chunks = client.chat.completions.create(
+            model="br-keys",
+            messages=[{"role": "user", "content": "a long streamed answer here"}],
+            stream=True,
+        )
+        for _ in chunks:
+            pass
