@@ -162,7 +162,26 @@ def test_anthropic_sdk_create_and_stream(e2e: World, br: tuple[str, Any]) -> Non
             messages=[{"role": "user", "content": "weather"}],
         )
         assert tool_message.stop_reason == "tool_use"
-        assert tool_message.content[-1].type == "tool_use"
+        use = tool_message.content[-1]
+        assert use.type == "tool_use"
+        # The tool result goes back as Converse's toolResult, matched by the toolUse id.
+        answer = client.messages.create(
+            model="br",
+            max_tokens=100,
+            tools=[{"name": "get_weather", "input_schema": {"type": "object"}}],
+            messages=[
+                {"role": "user", "content": "weather"},
+                {"role": "assistant", "content": [use.model_dump()]},
+                {
+                    "role": "user",
+                    "content": [{"type": "tool_result", "tool_use_id": use.id, "content": "rain"}],
+                },
+            ],
+        )
+        assert answer.content[0].type == "text" and answer.content[0].text == tool_answer("rain")
+        sent = e2e.fake.requests()[-1].json["messages"]
+        assert sent[1]["content"][-1]["toolUse"]["toolUseId"] == use.id
+        assert sent[2]["content"][0]["toolResult"]["toolUseId"] == use.id
     finally:
         client.close()
 

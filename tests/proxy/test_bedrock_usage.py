@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import httpx
+
 from gateway.routing.table import RouteTable
 from gateway.usage.events import InMemoryUsageQueue
 from tests.factories import make_mapping, make_provider, make_vkey
@@ -25,7 +27,7 @@ def test_usage_events_name_the_bedrock_instance_and_key(
     auth = {"authorization": f"Bearer {key}"}
     chat = {"model": "m", "messages": [{"role": "user", "content": "three little words"}]}
 
-    async def call(client):  # type: ignore[no-untyped-def]
+    async def call(client: httpx.AsyncClient) -> tuple[httpx.Response, httpx.Response]:
         whole = await client.post("/v1/chat/completions", json=chat, headers=auth)
         streamed = await client.post(
             "/v1/chat/completions", json={**chat, "stream": True}, headers=auth
