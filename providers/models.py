@@ -30,6 +30,7 @@ class HealthProbe(models.TextChoices):
 
 
 _REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d{1,2}")
+_REGION_REF = re.compile(r"\$\{[A-Za-z_][A-Za-z0-9_]*\}")  # resolved when the config loads
 
 
 def _azure_style(url: str) -> bool:
@@ -68,7 +69,10 @@ class Provider(models.Model):
         blank=True,
         default="",
         db_default="",
-        help_text="AWS Bedrock only (required there), e.g. us-east-1: signing and default URL.",
+        help_text=(
+            "AWS Bedrock only (required there), e.g. us-east-1 or a ${VAR} reference: "
+            "signing and default URL."
+        ),
     )
     is_enabled = models.BooleanField(default=True)
     api_version = models.CharField(
@@ -155,7 +159,8 @@ class Provider(models.Model):
             errors["health_check_probe"] = (
                 f"{self.preset} has no model list: use the completion probe and a model"
             )
-        if self.provider_type == ProviderType.BEDROCK and not _REGION.fullmatch(self.region or ""):
+        region_ok = _REGION.fullmatch(self.region or "") or _REGION_REF.fullmatch(self.region or "")
+        if self.provider_type == ProviderType.BEDROCK and not region_ok:
             errors["region"] = (
                 "Bedrock instances need an AWS region, e.g. us-east-1"
                 if not self.region

@@ -208,6 +208,7 @@ def provider_reference_errors(
     env = os.environ if environ is None else environ
     errors: ErrorDict = {}
     _reference_errors(errors, "base_url", provider.base_url, env)
+    _reference_errors(errors, "region", provider.region, env)
     if isinstance(provider.custom_headers, dict):
         for header, value in provider.custom_headers.items():
             _reference_errors(errors, "custom_headers", value, env, header=header)

@@ -82,8 +82,10 @@ def provider_snapshot_build(
     headers: list[tuple[str, str]] = []
     key_snaps: list[KeySnapshot] = []
     undecryptable: list[str] = []
+    region = provider.region
     try:
         base = _resolve(base, environ).rstrip("/")
+        region = _resolve(provider.region, environ)
         for name, value in (provider.custom_headers or {}).items():
             if isinstance(value, Undecryptable):
                 # Sending the instance without it could bill or route the wrong account.
@@ -149,7 +151,7 @@ def provider_snapshot_build(
             else None
         ),
         preset=provider.preset,
-        region=provider.region,
+        region=region,
     )
 
 

@@ -13,7 +13,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='provider',
             name='region',
-            field=models.CharField(blank=True, db_default='', default='', help_text='AWS Bedrock only (required there), e.g. us-east-1: signing and default URL.', max_length=32),
+            field=models.CharField(blank=True, db_default='', default='', help_text='AWS Bedrock only (required there), e.g. us-east-1 or a ${VAR} reference: signing and default URL.', max_length=32),
         ),
         migrations.AlterField(
             model_name='provider',

@@ -47,6 +47,7 @@ def test_region_is_required_at_save_naming_the_field() -> None:
     ok = Provider(name="b", provider_type="bedrock", region="eu-central-1")
     ok.full_clean()  # no base_url needed: the region's endpoint
     assert ok.effective_base_url == "https://bedrock-runtime.eu-central-1.amazonaws.com"
+    Provider(name="r", provider_type="bedrock", region="${AWS_REGION_NAME}").full_clean()
 
     r = token_client(staff=True, perms=all_gateway_permissions()).post(
         "/api/providers/", {"name": "b", "provider_type": "bedrock"}, format="json"
@@ -79,6 +80,19 @@ def test_import_composes_credentials_encrypted_and_resolves_references() -> None
     assert snap.region == "us-east-1"
     assert snap.base_url == "https://bedrock-runtime.us-east-1.amazonaws.com"
     assert snap.keys[0].api_key == f"{AKID}:{SECRET}"
+
+    # A region reference resolves when the configuration loads; an unset one is named.
+    data["providers"][0]["region"] = "${AWS_REGION_NAME}"  # type: ignore[index]
+    with pytest.raises(ConfigError) as cexc:
+        config_import(data=data, environ=env)
+    assert any("region" in e and "AWS_REGION_NAME" in e for e in cexc.value.errors)
+    config_import(data=data, environ={**env, "AWS_REGION_NAME": "ap-south-1"})
+    with pytest.MonkeyPatch.context() as mp:
+        for name, value in {**env, "AWS_REGION_NAME": "ap-south-1"}.items():
+            mp.setenv(name, value)
+        [snap] = provider_snapshots_all().values()
+    assert snap.region == "ap-south-1"
+    assert snap.base_url == "https://bedrock-runtime.ap-south-1.amazonaws.com"
 
     # Literal credentials: encrypted at rest, masked without a piece of the secret.
     data = _config(access_key_id=AKID, secret_access_key=SECRET, session_token="tok-SECRET-1")
