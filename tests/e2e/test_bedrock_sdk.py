@@ -121,6 +121,9 @@ def test_embeddings_titan_and_cohere(e2e: World, br: tuple[str, Any]) -> None:
     assert len(titan.data) == 1 and len(titan.data[0].embedding) > 0
     assert titan.usage.prompt_tokens == 1
     assert e2e.fake.requests()[-1].json == {"inputText": "one"}
+    # The SDK's default (it asks for base64) reads the float list Bedrock's answer becomes.
+    default = client.embeddings.create(model="br-titan", input="one")
+    assert default.data[0].embedding == titan.data[0].embedding
     cohere = client.embeddings.create(
         model="br-cohere", input=["one", "two words"], encoding_format="float"
     )
