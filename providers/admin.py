@@ -23,6 +23,7 @@ from django.utils.html import format_html
 
 from providers.admin_base import GatewayModelAdmin
 from providers.admin_health import ProviderHealthAdminMixin
+from providers.aws import AWS_PARTS, credentials_compose
 from providers.models import Provider, ProviderKeyCredential
 from providers.secrets import (
     Undecryptable,
@@ -49,8 +50,37 @@ KEY_FIELDS = [
 ]
 
 
+def _secret_input(size: int = 10) -> forms.PasswordInput:
+    return forms.PasswordInput(
+        render_value=False, attrs={"autocomplete": "new-password", "size": size}
+    )
+
+
 class ProviderKeyCredentialForm(forms.ModelForm):
-    """A key credential with a write-only ``api_key``."""
+    """A key credential with a write-only ``api_key`` (or, for Bedrock, the AWS credentials,
+    write-only too, composed into it: ``providers.aws``)."""
+
+    access_key_id = forms.CharField(
+        label="AWS access key id",
+        required=False,
+        strip=True,
+        help_text="Bedrock only, with the secret access key (replaces the stored credentials).",
+        widget=forms.TextInput(attrs={"size": 12}),
+    )
+    secret_access_key = forms.CharField(
+        label="AWS secret access key",
+        required=False,
+        strip=True,
+        help_text="Bedrock only. A ${VAR} reference is allowed.",
+        widget=_secret_input(),
+    )
+    session_token = forms.CharField(
+        label="AWS session token",
+        required=False,
+        strip=True,
+        help_text="Bedrock only, optional (temporary credentials).",
+        widget=_secret_input(),
+    )
 
     api_key = forms.CharField(
         label="API key",
@@ -109,6 +139,20 @@ class ProviderKeyCredentialForm(forms.ModelForm):
             return self.instance.api_key or ""  # empty on edit: keep the stored key
         return value
 
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        parts = [str(cleaned.get(name) or "") for name in AWS_PARTS]
+        if not any(parts):
+            return cleaned
+        if self.data.get(self.add_prefix("api_key")):
+            self.add_error("api_key", "give an API key or the AWS credentials, not both")
+        for name, value in zip(AWS_PARTS[:2], parts[:2], strict=True):
+            if not value:
+                self.add_error(name, "required with the other AWS credential fields")
+        if not self.errors:
+            cleaned["api_key"] = credentials_compose(*parts)
+        return cleaned
+
 
 class ProviderKeyFormSet(BaseInlineFormSet):
     """Checks the keys of one submission together with the instance, as the save will.
@@ -160,7 +204,14 @@ class ProviderKeyCredentialInline(admin.TabularInline):
     def get_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:
         if self.has_change_permission(request, obj):
             # A table row has no room for per-row help: the stored (masked) key is a column.
-            return ("key_name", "stored_key", *KEY_FIELDS[1:], "key_status")
+            return (
+                "key_name",
+                "stored_key",
+                *KEY_FIELDS[1:2],
+                *AWS_PARTS,
+                *KEY_FIELDS[2:],
+                "key_status",
+            )
         # View-only staff get read-only fields, and Django renders a read-only field's value
         # as is: show the masked key instead of the key.
         return (*("stored_key" if f == "api_key" else f for f in KEY_FIELDS), "key_status")
@@ -259,6 +310,7 @@ class ProviderAdmin(ProviderHealthAdminMixin, GatewayModelAdmin):
                     "name",
                     "provider_type",
                     "preset",
+                    "region",
                     "is_enabled",
                     "base_url",
                     "api_version",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -9,11 +10,13 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 
+from providers.aws import credentials_masked
+from providers.aws import credentials_problem as aws_credentials_problem
 from providers.betas import validate_beta_allow
 from providers.envsubst import has_reference
 from providers.presets import PresetName, keyless, preset_get, preset_models_probe_ok
 from providers.secrets import EncryptedHeadersField, EncryptedTextField, Undecryptable
-from providers.types import DEFAULT_BASE_URLS, ProviderType
+from providers.types import BEDROCK_BASE_URL, DEFAULT_BASE_URLS, ProviderType
 from providers.validators import validate_custom_headers, validate_header_list
 
 MAX_ACCOUNT_GROUP = 32
@@ -24,6 +27,10 @@ class HealthProbe(models.TextChoices):
 
     MODELS = "models", "List models (free)"
     COMPLETION = "completion", "1-token completion"
+
+
+_REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d{1,2}")
+_REGION_REF = re.compile(r"\$\{[A-Za-z_][A-Za-z0-9_]*\}")  # resolved when the config loads
 
 
 def _azure_style(url: str) -> bool:
@@ -56,6 +63,16 @@ class Provider(models.Model):
         # models in migrations) get "no preset" instead of a NOT NULL error.
         db_default="",
         help_text="OpenAI-compatible only: a known cloud's base URL, auth and refused fields.",
+    )
+    region = models.CharField(
+        max_length=32,
+        blank=True,
+        default="",
+        db_default="",
+        help_text=(
+            "AWS Bedrock only (required there), e.g. us-east-1 or a ${VAR} reference: "
+            "signing and default URL."
+        ),
     )
     is_enabled = models.BooleanField(default=True)
     api_version = models.CharField(
@@ -119,6 +136,8 @@ class Provider(models.Model):
             else None
         )
         default = preset.base_url if preset else DEFAULT_BASE_URLS.get(self.provider_type, "")
+        if self.provider_type == ProviderType.BEDROCK and self.region:
+            default = BEDROCK_BASE_URL.format(region=self.region)
         return (self.base_url or default).rstrip("/")
 
     @property
@@ -140,7 +159,22 @@ class Provider(models.Model):
             errors["health_check_probe"] = (
                 f"{self.preset} has no model list: use the completion probe and a model"
             )
-        if not self.base_url and not self.preset and self.provider_type not in DEFAULT_BASE_URLS:
+        region_ok = _REGION.fullmatch(self.region or "") or _REGION_REF.fullmatch(self.region or "")
+        if self.provider_type == ProviderType.BEDROCK and not region_ok:
+            errors["region"] = (
+                "Bedrock instances need an AWS region, e.g. us-east-1"
+                if not self.region
+                else f"{self.region!r} is not an AWS region name"
+            )
+        elif self.region and self.provider_type != ProviderType.BEDROCK:
+            errors["region"] = "a region applies to bedrock instances only"
+        bedrock_default = self.provider_type == ProviderType.BEDROCK
+        if (
+            not self.base_url
+            and not self.preset
+            and not bedrock_default
+            and self.provider_type not in DEFAULT_BASE_URLS
+        ):
             errors["base_url"] = f"{self.provider_type} instances need a base_url"
         if (
             self.base_url
@@ -216,6 +250,9 @@ class ProviderKeyCredential(models.Model):
         value = self.api_key or ""
         if not value:
             return "(none)"
+        provider = getattr(self, "provider", None) if self.provider_id else None
+        if provider is not None and provider.provider_type == ProviderType.BEDROCK:
+            return credentials_masked(value)
         if has_reference(value):
             return value
         return f"…{value[-4:]}" if len(value) > 8 else "****"
@@ -231,8 +268,17 @@ class ProviderKeyCredential(models.Model):
         ):
             errors["base_url"] = "base_url must start with http:// or https://"
         provider = getattr(self, "provider", None) if self.provider_id else None
+        bedrock = provider is not None and provider.provider_type == ProviderType.BEDROCK
         if provider is not None and not self.api_key and provider.needs_key:
-            errors["api_key"] = f"{provider.provider_type} keys need an api_key"
+            errors["api_key"] = (
+                "bedrock keys need AWS credentials (access_key_id and secret_access_key)"
+                if bedrock
+                else f"{provider.provider_type} keys need an api_key"
+            )
+        elif bedrock:
+            problem = aws_credentials_problem(self.api_key or "")
+            if problem:
+                errors["api_key"] = problem
         if self.is_primary and self.provider_id:
             others = ProviderKeyCredential.objects.filter(
                 provider_id=self.provider_id, is_primary=True

@@ -26,10 +26,12 @@ from collections.abc import Mapping, Sequence
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.db import models, transaction
 
+from providers.aws import credentials_problem
 from providers.config_version import config_version_batch
 from providers.envsubst import RefusedEnvVar, reference_error, references
 from providers.models import Provider, ProviderKeyCredential
 from providers.selectors import provider_keys_by_name
+from providers.types import ProviderType
 
 ErrorDict = dict[str, list[ValidationError]]
 
@@ -41,6 +43,7 @@ PRIMARY_TWICE = "primary_twice"  # params: first (index into ``keys`` of the fir
 PRIMARY_ELSEWHERE = "primary_elsewhere"  # params: key_name (a stored key not in ``keys``)
 KEY_NAME_TWICE = "key_name_twice"  # params: first (index into ``keys``)
 STORED_KEY_WITHOUT_API_KEY = "stored_key_without_api_key"  # params: provider_type, key_name
+AWS_CREDENTIALS_INVALID = "aws_credentials_invalid"
 
 # Columns the database and ``auto_now`` own: never compared, never set from a caller.
 _AUTO_FIELDS = frozenset({"id", "created_at", "updated_at"})
@@ -205,6 +208,7 @@ def provider_reference_errors(
     env = os.environ if environ is None else environ
     errors: ErrorDict = {}
     _reference_errors(errors, "base_url", provider.base_url, env)
+    _reference_errors(errors, "region", provider.region, env)
     if isinstance(provider.custom_headers, dict):
         for header, value in provider.custom_headers.items():
             _reference_errors(errors, "custom_headers", value, env, header=header)
@@ -291,6 +295,10 @@ def _key_errors(
             API_KEY_REQUIRED,
             provider_type=provider.provider_type,
         )
+    bedrock = provider.provider_type == ProviderType.BEDROCK
+    problem = credentials_problem(key.api_key or "") if bedrock and key.api_key else None
+    if problem and "api_key" not in errors:
+        _add(errors, "api_key", problem, AWS_CREDENTIALS_INVALID)
     if env is not None:
         _reference_errors(errors, "api_key", key.api_key, env)
         _reference_errors(errors, "base_url", key.base_url, env)

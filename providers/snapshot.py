@@ -62,6 +62,7 @@ class ProviderSnapshot:
     #: ``anthropic-beta`` flags clients may pass (providers.betas); None: the default list.
     anthropic_beta_allow: tuple[str, ...] | None = None
     preset: str = ""  # openai_compatible only: a name in providers.presets.PRESETS
+    region: str = ""  # bedrock only: the AWS region requests are signed for
 
 
 def _resolve(value: str, env: Mapping[str, str]) -> str:
@@ -81,8 +82,10 @@ def provider_snapshot_build(
     headers: list[tuple[str, str]] = []
     key_snaps: list[KeySnapshot] = []
     undecryptable: list[str] = []
+    region = provider.region
     try:
         base = _resolve(base, environ).rstrip("/")
+        region = _resolve(provider.region, environ)
         for name, value in (provider.custom_headers or {}).items():
             if isinstance(value, Undecryptable):
                 # Sending the instance without it could bill or route the wrong account.
@@ -148,6 +151,7 @@ def provider_snapshot_build(
             else None
         ),
         preset=provider.preset,
+        region=region,
     )
 
 

@@ -81,6 +81,12 @@ def _url(url: str) -> URL:
     return parsed
 
 
+def url_as_sent(url: str) -> str:
+    """``url`` as the transport puts it on the wire (its path normalised: ``%3A`` goes out as
+    ``:``): what a request signature must cover."""
+    return str(_url(url))
+
+
 def translate_error(exc: BaseException) -> httpx.TransportError | None:
     """The httpx exception a caller expects for an aiohttp failure, or None if it is none.
 

@@ -14,6 +14,7 @@ class ProviderType(models.TextChoices):
     OLLAMA = "ollama", "Ollama"
     OPENAI_COMPATIBLE = "openai_compatible", "OpenAI-compatible"
     GEMINI = "gemini", "Google Gemini (AI Studio)"
+    BEDROCK = "bedrock", "AWS Bedrock"
     MOCK = "mock", "Mock (in process)"
 
 
@@ -25,6 +26,9 @@ DEFAULT_BASE_URLS: dict[str, str] = {
     ProviderType.GEMINI: "https://generativelanguage.googleapis.com/v1beta",
     ProviderType.MOCK: "",
 }
+
+# Bedrock's default endpoint depends on the instance's region (``Provider.effective_base_url``).
+BEDROCK_BASE_URL = "https://bedrock-runtime.{region}.amazonaws.com"
 
 # Types whose upstream needs no API key at all.
 KEYLESS_TYPES = frozenset({ProviderType.OLLAMA, ProviderType.MOCK})

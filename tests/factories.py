@@ -29,6 +29,7 @@ from gateway.usage.models import UsageRecord
 from mappings.models import ModelPrice, ModelProviderMapping
 from providers.models import Provider, ProviderKeyCredential
 from providers.types import KEYLESS_TYPES
+from tests.fakes import wire_bedrock
 
 _seq = itertools.count(1)
 
@@ -40,6 +41,7 @@ FAKE_BASE_PATHS = {
     "azure_openai": "",
     "anthropic": "/v1",
     "gemini": "/v1beta",
+    "bedrock": "",
 }
 # The provider model (Azure: deployment) a mapping uses unless told otherwise.
 DEFAULT_MODELS = {
@@ -49,6 +51,8 @@ DEFAULT_MODELS = {
     "azure_openai": "dep-chat",
     "anthropic": "claude-fake",
     "gemini": "gemini-fake",
+    # A cross-region inference profile id: its ":" must travel URL-encoded in the path.
+    "bedrock": "us.anthropic.claude-3-5-sonnet-20240620-v1:0",
     "mock": "mock-model",
 }
 AZURE_API_VERSION = "2024-10-21"
@@ -102,6 +106,8 @@ def make_provider(
         fields["base_url"] = upstream_url + FAKE_BASE_PATHS[provider_type]
     if provider_type == "azure_openai":
         fields.setdefault("api_version", AZURE_API_VERSION)
+    if provider_type == "bedrock":
+        fields.setdefault("region", "us-east-1")
     fields.setdefault("timeout", 10.0)
     fields.setdefault("max_retries", 0)
     provider = Provider(name=name, provider_type=provider_type, **fields)
@@ -111,7 +117,10 @@ def make_provider(
         keys = [] if provider_type in KEYLESS_TYPES else [{"name": "primary", "primary": True}]
     instance = Instance(provider=provider)
     for spec in keys:
-        api_key = spec.get("api_key", upstream_key(f"{name}-{spec['name']}"))
+        default = upstream_key(f"{name}-{spec['name']}")
+        if provider_type == "bedrock":  # AWS credentials the fake's SigV4 check accepts
+            default = wire_bedrock.credentials("AKIA" + secrets.token_hex(8).upper())
+        api_key = spec.get("api_key", default)
         row = ProviderKeyCredential(
             provider=provider,
             key_name=spec["name"],

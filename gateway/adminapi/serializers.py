@@ -11,6 +11,7 @@ from gateway.adminapi.strict import StrictModelSerializer
 from gateway.keys.models import VirtualKey
 from gateway.keys.services import MAX_ROTATION_GRACE
 from mappings.models import ModelPrice, ModelProviderMapping
+from providers.aws import AWS_PARTS, credentials_compose
 from providers.models import Provider, ProviderKeyCredential
 from providers.secrets import headers_masked, headers_unmasked
 
@@ -24,6 +25,14 @@ class ProviderKeySerializer(StrictModelSerializer):
         help_text="Write-only; stored encrypted, never returned. A ${VAR} reference is allowed.",
     )
     masked_key = serializers.CharField(read_only=True)
+    # Bedrock keys: the AWS credentials, write-only, composed into the stored api_key.
+    access_key_id = serializers.CharField(write_only=True, required=False, allow_blank=True)
+    secret_access_key = serializers.CharField(
+        write_only=True, required=False, allow_blank=True, style={"input_type": "password"}
+    )
+    session_token = serializers.CharField(
+        write_only=True, required=False, allow_blank=True, style={"input_type": "password"}
+    )
 
     class Meta:
         model = ProviderKeyCredential
@@ -32,6 +41,9 @@ class ProviderKeySerializer(StrictModelSerializer):
             "provider",
             "key_name",
             "api_key",
+            "access_key_id",
+            "secret_access_key",
+            "session_token",
             "masked_key",
             "account_group",
             "is_primary",
@@ -44,6 +56,21 @@ class ProviderKeySerializer(StrictModelSerializer):
         read_only_fields = ["created_at", "updated_at"]
         # Uniqueness and "one primary" are checked with the whole instance by providers.services.
         validators: list[Any] = []
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        parts = {name: attrs.pop(name, "") for name in AWS_PARTS}
+        if any(parts.values()):
+            if attrs.get("api_key"):
+                raise serializers.ValidationError(
+                    {"api_key": "give api_key or the AWS credential fields, not both"}
+                )
+            for name in AWS_PARTS[:2]:
+                if not parts[name]:
+                    raise serializers.ValidationError(
+                        {name: "required with the other AWS credential fields"}
+                    )
+            attrs["api_key"] = credentials_compose(*parts.values())
+        return super().validate(attrs)
 
 
 class NestedKeySerializer(ProviderKeySerializer):
@@ -65,6 +92,7 @@ class ProviderSerializer(StrictModelSerializer):
             "name",
             "provider_type",
             "preset",
+            "region",
             "base_url",
             "is_enabled",
             "api_version",

@@ -24,8 +24,10 @@ from gateway.config_io.schema import (
 from gateway.config_io.tiers_plan import export_tiers
 from gateway.keys.models import RoutingSettings, VirtualKey
 from mappings.models import AliasRoutingPolicy, ModelPrice, ModelProviderMapping
+from providers.aws import credentials_split
 from providers.envsubst import references, substitute_unchecked
 from providers.models import Provider, ProviderKeyCredential
+from providers.types import ProviderType
 
 
 def config_export() -> dict[str, Any]:
@@ -86,7 +88,19 @@ def _providers() -> list[dict[str, Any]]:
         key_entries = []
         for key in keys.get(provider.pk, []):
             key_entry = _entry(key, KEY_FIELDS)
-            if "api_key" in key_entry:
+            creds = (
+                credentials_split(key.api_key or "")
+                if provider.provider_type == ProviderType.BEDROCK
+                else None
+            )
+            if creds is not None:
+                # The access key id names the key (AWS shows it freely); the rest is secret.
+                del key_entry["api_key"]
+                key_entry["access_key_id"] = creds.access_key_id
+                key_entry["secret_access_key"] = redact_secret(creds.secret_access_key)
+                if creds.session_token:
+                    key_entry["session_token"] = redact_secret(creds.session_token)
+            elif "api_key" in key_entry:
                 key_entry["api_key"] = redact_secret(key_entry["api_key"])
             key_entries.append(key_entry)
         if key_entries:

@@ -25,6 +25,7 @@ from gateway.config_io.schema import (
     entry_label,
     parse_entry,
 )
+from providers.aws import AWS_PARTS, credentials_compose, credentials_split
 from providers.models import Provider, ProviderKeyCredential
 from providers.selectors import provider_keys_by_name
 from providers.services import (
@@ -135,6 +136,7 @@ def _plan_keys(
         before = snapshot(obj, KEY_FIELDS)
         apply_values(obj, KEY_FIELDS, values)
         obj.provider = provider.obj
+        _aws_credentials(obj, values, before, item.is_new, klabel, check)
         if obj.api_key == REDACTED:
             if item.is_new:
                 check.errors.append(f"{klabel}.api_key: {REDACTED_NEW}")
@@ -191,3 +193,35 @@ def _report_errors(
                 rest.setdefault(field, []).append(error)
     if rest:
         check.model_errors(ValidationError(rest), label, fields)
+
+
+def _aws_credentials(
+    obj: ProviderKeyCredential,
+    values: dict[str, Any],
+    before: dict[str, Any],
+    is_new: bool,
+    klabel: str,
+    check: Checker,
+) -> None:
+    """Compose a Bedrock key's ``access_key_id``/``secret_access_key``/``session_token`` into
+    its stored ``api_key``; an exported ``***`` part keeps the stored part."""
+    given = {name: values[name] for name in AWS_PARTS if values.get(name)}
+    if not given:
+        return
+    if values.get("api_key"):
+        check.errors.append(f"{klabel}: give api_key or the AWS credential fields, not both")
+        return
+    stored = credentials_split(str(before.get("api_key") or ""))
+    parts: list[str] = []
+    for name in AWS_PARTS:
+        value = str(given.get(name) or "")
+        if value == REDACTED:
+            if is_new or stored is None:
+                check.errors.append(f"{klabel}.{name}: {REDACTED_NEW}")
+                return
+            value = getattr(stored, name)
+        if not value and name != "session_token":
+            check.errors.append(f"{klabel}.{name}: is required with the other AWS credentials")
+            return
+        parts.append(value)
+    obj.api_key = credentials_compose(*parts)

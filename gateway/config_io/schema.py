@@ -151,6 +151,7 @@ PROVIDER_FIELDS = (
     Field("type", "provider_type", as_str, required=True),
     Field("base_url", "base_url", _str_opt),
     Field("preset", "preset", _str_opt),
+    Field("region", "region", _str_opt),
     Field("enabled", "is_enabled", _bool),
     Field("api_version", "api_version", _version_opt),
     Field("timeout", "timeout", _float),
@@ -172,6 +173,10 @@ PROVIDER_EXTRA = ("keys",)
 KEY_FIELDS = (
     Field("name", "key_name", as_str, required=True),
     Field("api_key", "api_key", _str_opt),
+    # Bedrock keys: AWS credentials, stored composed in api_key (providers.aws).
+    Field("access_key_id", "", _str_opt),
+    Field("secret_access_key", "", _str_opt),
+    Field("session_token", "", _str_opt),
     Field("account_group", "account_group", _int),
     Field("primary", "is_primary", _bool),
     Field("enabled", "is_enabled", _bool),

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
-from httpx_sse import EventSource, SSEError
+from httpx_sse import SSEError
 
 from gateway.core.errors import BadUpstreamResponse, UpstreamError
 from gateway.proxy import render
@@ -66,7 +66,7 @@ async def prefetch(
     """Read the stream until the first content: a failure before it allows failover."""
     assert spec.stream is not None
     translator = spec.stream(call, adapter)
-    events = EventSource(response).aiter_sse()
+    events = adapter.stream_events(response)
     prefix: list[bytes] = []
     ttft: float | None = None
     try:

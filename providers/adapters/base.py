@@ -7,11 +7,13 @@ OpenAI's format. Adapters do no I/O: ``providers.http`` sends what they build.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+import httpx
 import orjson
+from httpx_sse import EventSource
 
 from providers import redaction
 from providers.snapshot import KeySnapshot, ProviderSnapshot
@@ -139,6 +141,11 @@ class Adapter:
 
     def chat_stream(self, *, include_usage: bool) -> StreamTranslator:
         raise NotImplementedError
+
+    def stream_events(self, response: httpx.Response) -> AsyncIterator[Any]:
+        """The upstream stream's events (``.event``, ``.data``) as they arrive: SSE here;
+        adapters of binary-framed streams (Bedrock's event-stream) decode their own."""
+        return EventSource(response).aiter_sse()
 
     # -- responses (only where ``responses_native``) ----------------------------------------
     def responses_request(

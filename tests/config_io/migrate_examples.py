@@ -212,7 +212,14 @@ LITELLM: dict[str, Any] = {
         },
         {
             "model_name": "titan",
-            "litellm_params": {"model": "bedrock/amazon.titan-text-express-v1"},
+            "litellm_params": {
+                "model": "bedrock/amazon.titan-text-express-v1",
+                "aws_region_name": "us-east-1",
+            },
+        },
+        {
+            "model_name": "jumpstart",
+            "litellm_params": {"model": "sagemaker/my-endpoint"},
         },
     ],
     "router_settings": {
@@ -231,6 +238,8 @@ LITELLM_ENV = {
     "OPENAI_API_KEY": "sk-litellm-openai-env",
     "OPENAI_BATCH_KEY": "sk-litellm-batch-env",
     "ANTHROPIC_API_KEY": "sk-ant-litellm-env",
+    "AWS_ACCESS_KEY_ID": "AKIALITELLMENV",
+    "AWS_SECRET_ACCESS_KEY": "aws-secret-litellm-env",
 }
 
 

@@ -33,6 +33,7 @@ def test_deployments_are_grouped_into_instances_by_endpoint_and_key(source: Path
         "openai-batch": "openai",
         "anthropic": "anthropic",
         "ollama-localhost": "ollama",
+        "bedrock": "bedrock",
     }
     east = Provider.objects.get(name="azure-contoso-eastus")
     assert (east.base_url, east.api_version) == (
@@ -70,6 +71,7 @@ def test_model_names_become_aliases_with_order_as_priority(source: Path) -> None
         "gpt-4o-batch",
         "claude-sonnet",
         "llama3",
+        "titan",
     }
     routing = RoutingSettings.objects.get()
     assert (routing.strategy, routing.failure_threshold, routing.recovery_timeout) == (
@@ -83,7 +85,7 @@ def test_what_has_no_equivalent_is_listed_and_secrets_not_printed(source: Path) 
     output = run_import(source, "litellm")
 
     for line in (
-        "model_list[7] (titan): provider 'bedrock' is not supported here",
+        "model_list[8] (jumpstart): provider 'sagemaker' is not supported here",
         "general_settings.master_key: this gateway issues its own virtual keys",
         "general_settings.database_url: no equivalent here",
         "litellm_settings.success_callback: no equivalent here",

@@ -44,7 +44,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from tests.fakes import api_rules, wire, wire_gemini, wire_responses
+from tests.fakes import api_rules, wire, wire_bedrock, wire_gemini, wire_responses
 
 MAX_DELAY = 30.0  # seconds: a fake never sleeps longer, whatever a test asks
 
@@ -154,6 +154,8 @@ class RecordedRequest:
 
 def presented_key(headers: dict[str, str]) -> str | None:
     auth = headers.get("authorization", "")
+    if auth.startswith("AWS4-HMAC-SHA256 "):
+        return wire_bedrock.presented_key(headers)
     if auth.lower().startswith("bearer "):
         return auth[7:].strip()
     return headers.get("api-key") or headers.get("x-api-key")
@@ -368,6 +370,11 @@ class FakeUpstream:
             raise ConnectionResetError("dropped on purpose")
         if behaviour.mode == "status":
             body = behaviour.body
+            if (body is None or isinstance(body, str)) and entry.route.startswith("bedrock"):
+                message = body or f"fake upstream says {behaviour.status}"
+                body, extra = wire_bedrock.error(behaviour.status, message)
+                headers = {**extra, **behaviour.headers}
+                return self._json(entry, behaviour.status, body, headers)
             if body is None or isinstance(body, str):
                 message = body or f"fake upstream says {behaviour.status}"
                 body = (
@@ -384,6 +391,8 @@ class FakeUpstream:
             )
 
         body = entry.json if isinstance(entry.json, dict) else None
+        if entry.route.startswith("bedrock"):
+            return await self._bedrock(request, entry, behaviour, body or {})
         if entry.route.startswith("gemini"):
             return await self._gemini(request, entry, behaviour, body or {})
         if entry.route == "unknown":
@@ -525,6 +534,75 @@ class FakeUpstream:
         )
         return await self._stream(request, entry, behaviour, lines, error_line)
 
+    async def _bedrock(
+        self,
+        request: web.Request,
+        entry: RecordedRequest,
+        behaviour: Behaviour,
+        body: dict[str, Any],
+    ) -> web.StreamResponse:
+        def fail(status: int, message: str, etype: str | None = None) -> web.Response:
+            payload, headers = wire_bedrock.error(status, message, etype)
+            return self._json(entry, status, payload, headers)
+
+        problem = wire_bedrock.signature_problem(
+            request.method, request.raw_path, entry.headers, entry.body
+        )
+        if problem:
+            return fail(problem[0], problem[2], problem[1])
+        if entry.route == "bedrock_models":
+            return self._json(entry, 200, wire_bedrock.foundation_models())
+        model = wire_bedrock.model_of(request.raw_path)
+        if "missing" in model:
+            return fail(
+                404, "Could not resolve the foundation model from the provided model identifier."
+            )
+        if entry.route == "bedrock_invoke":
+            status, payload = wire_bedrock.embeddings(model, body)
+            if status != 200:
+                return fail(status, payload["message"])
+            return self._json(entry, 200, payload)
+        problem_text = wire_bedrock.request_problem(body)
+        if problem_text:
+            return fail(400, problem_text)
+        decision = wire_bedrock.decide(body)
+        entry.usage = {
+            "prompt_tokens": decision.prompt_tokens,
+            "completion_tokens": decision.completion_tokens,
+        }
+        guardrail = bool(body.get("guardrailConfig")) and "BLOCKME" in json.dumps(body["messages"])
+        if entry.route == "bedrock_converse":
+            return self._json(entry, 200, wire_bedrock.converse(decision, guardrail=guardrail))
+        entry.stream = True
+        events = wire_bedrock.stream_events(decision)
+        frames = [wire_bedrock.event_frame(name, data) for name, data in events]
+        if behaviour.mode in ("stream_error", "stream_abort"):
+            frames = frames[: 1 + behaviour.after_chunks]
+        entry.planned_chunks = len(frames)
+        response = web.StreamResponse(
+            status=200, headers={"content-type": wire_bedrock.EVENTSTREAM}
+        )
+        entry.status = 200
+        await response.prepare(request)
+        for i, raw in enumerate(frames):
+            if i and behaviour.chunk_delay:
+                await asyncio.sleep(min(behaviour.chunk_delay, MAX_DELAY))
+            # Frames leave in two pieces, split mid-prelude: the reader must reassemble them.
+            await response.write(raw[:7])
+            await response.write(raw[7:])
+            entry.sent_at.append(time.monotonic())
+        if behaviour.mode == "stream_error":
+            await response.write(
+                wire_bedrock.exception_frame("modelStreamErrorException", "Model stream error")
+            )
+        elif behaviour.mode == "stream_abort":
+            _drop(request, reset=True)
+            await asyncio.sleep(1)
+            raise ConnectionResetError("stream aborted on purpose")
+        await response.write_eof()
+        entry.completed = True
+        return response
+
     async def _responses(
         self,
         request: web.Request,
@@ -637,6 +715,9 @@ def _peer(request: web.Request) -> tuple[str, int] | None:
 
 
 def _route(method: str, path: str) -> str:
+    bedrock = wire_bedrock.route(method, path)
+    if bedrock is not None:
+        return bedrock
     if method == "POST" and ":" in path.rsplit("/", 1)[-1]:
         action = path.rsplit(":", 1)[-1]
         return {

@@ -13,6 +13,8 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from gateway.config_io.migrate.base import Migration, as_int, env_name, infer_type, slug, url_host
+from gateway.config_io.migrate.litellm_bedrock import PARAM_KEYS as BEDROCK_PARAMS
+from gateway.config_io.migrate.litellm_bedrock import bedrock_key, bedrock_model, bedrock_params
 from gateway.config_io.migrate.litellm_tables import (
     COMPATIBLE_BASES,
     DEFAULT_ENV,
@@ -60,6 +62,7 @@ INSTANCE_PARAMS = {
     "extra_headers": "custom_headers",
     "timeout": "timeout",
     "max_retries": "max_retries",
+    "_bedrock_region": "region",
 }
 
 
@@ -159,7 +162,7 @@ def _deployment(
     if not isinstance(params, dict) or not isinstance(params.get("model"), str):
         result.drop(where, "litellm_params.model is missing")
         return None
-    result.drop_unknown(params, PARAM_KEYS, f"{where}.litellm_params.")
+    result.drop_unknown(params, PARAM_KEYS | BEDROCK_PARAMS, f"{where}.litellm_params.")
     if "*" in alias or "*" in params["model"]:
         result.drop(where, "wildcard routing has no equivalent; list the models as aliases")
         return None
@@ -185,7 +188,12 @@ def _deployment(
     if ptype == "azure_openai" and not params.get("api_version") and "api_version" in env_defaults:
         params["api_version"] = "${" + env_defaults["api_version"] + "}"
         result.notes.append(f"{where}: no api_version; LiteLLM's default ${{AZURE_API_VERSION}}")
-    group = (prefix, base_url, api_key)
+    region = ""
+    if ptype == "bedrock":
+        api_key, region = bedrock_params(params, where, result.notes)
+        model = bedrock_model(model)
+        params["_bedrock_region"] = region  # no LiteLLM name: never from the file
+    group = (prefix, f"{base_url} {region}".strip(), api_key)
     inst = instances.get(group)
     if inst is None:
         inst = _Instance(
@@ -335,7 +343,7 @@ def _provider(inst: _Instance, defaults: dict[str, Any], notes: list[str]) -> di
     if inst.base_url and (preset is None or inst.base_url.rstrip("/") != preset.base_url):
         out["base_url"] = inst.base_url
     fields = {**defaults, **inst.fields}
-    for name in ("api_version", "timeout", "max_retries", "custom_headers"):
+    for name in ("region", "api_version", "timeout", "max_retries", "custom_headers"):
         if fields.get(name) is not None:
             out[name] = fields[name]
     limits: dict[str, int] = {}
@@ -350,7 +358,9 @@ def _provider(inst: _Instance, defaults: dict[str, Any], notes: list[str]) -> di
         )
     if limits:
         out["rate_limit"] = limits
-    if inst.api_key:
+    if inst.api_key and inst.ptype == "bedrock":
+        out["keys"] = [bedrock_key(inst.api_key)]
+    elif inst.api_key:
         key: dict[str, Any] = {"name": "default", "api_key": inst.api_key, "primary": True}
         if inst.organization:
             key["organization"] = inst.organization

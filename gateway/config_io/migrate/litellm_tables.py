@@ -8,6 +8,7 @@ PREFIX_TYPES = {
     "azure": "azure_openai",
     "anthropic": "anthropic",
     "gemini": "gemini",
+    "bedrock": "bedrock",
     "ollama": "ollama",
     "ollama_chat": "ollama",
     "hosted_vllm": "openai_compatible",
