@@ -259,6 +259,7 @@ class ProviderAdmin(ProviderHealthAdminMixin, GatewayModelAdmin):
                     "name",
                     "provider_type",
                     "preset",
+                    ("project", "location"),
                     "is_enabled",
                     "base_url",
                     "api_version",

@@ -13,8 +13,13 @@ from providers.betas import validate_beta_allow
 from providers.envsubst import has_reference
 from providers.presets import PresetName, keyless, preset_get, preset_models_probe_ok
 from providers.secrets import EncryptedHeadersField, EncryptedTextField, Undecryptable
-from providers.types import DEFAULT_BASE_URLS, ProviderType
-from providers.validators import validate_custom_headers, validate_header_list
+from providers.types import DEFAULT_BASE_URLS, ProviderType, vertex_base_url
+from providers.validators import (
+    service_account_problem,
+    validate_custom_headers,
+    validate_header_list,
+    vertex_instance_problems,
+)
 
 MAX_ACCOUNT_GROUP = 32
 
@@ -56,6 +61,14 @@ class Provider(models.Model):
         # models in migrations) get "no preset" instead of a NOT NULL error.
         db_default="",
         help_text="OpenAI-compatible only: a known cloud's base URL, auth and refused fields.",
+    )
+    # Vertex AI only: the Google Cloud project and location (region or ``global``) whose
+    # endpoint the instance calls when base_url is empty.
+    project = models.CharField(
+        max_length=100, blank=True, default="", db_default="", help_text="Vertex AI only."
+    )
+    location = models.CharField(
+        max_length=50, blank=True, default="", db_default="", help_text="Vertex AI only."
     )
     is_enabled = models.BooleanField(default=True)
     api_version = models.CharField(
@@ -119,6 +132,8 @@ class Provider(models.Model):
             else None
         )
         default = preset.base_url if preset else DEFAULT_BASE_URLS.get(self.provider_type, "")
+        if self.provider_type == ProviderType.VERTEX_AI and self.project and self.location:
+            default = vertex_base_url(self.project, self.location)
         return (self.base_url or default).rstrip("/")
 
     @property
@@ -140,7 +155,9 @@ class Provider(models.Model):
             errors["health_check_probe"] = (
                 f"{self.preset} has no model list: use the completion probe and a model"
             )
-        if not self.base_url and not self.preset and self.provider_type not in DEFAULT_BASE_URLS:
+        if self.provider_type == ProviderType.VERTEX_AI:
+            errors.update(vertex_instance_problems(self.project, self.location))
+        elif not self.base_url and not self.preset and self.provider_type not in DEFAULT_BASE_URLS:
             errors["base_url"] = f"{self.provider_type} instances need a base_url"
         if (
             self.base_url
@@ -233,6 +250,10 @@ class ProviderKeyCredential(models.Model):
         provider = getattr(self, "provider", None) if self.provider_id else None
         if provider is not None and not self.api_key and provider.needs_key:
             errors["api_key"] = f"{provider.provider_type} keys need an api_key"
+        elif provider is not None and provider.provider_type == ProviderType.VERTEX_AI:
+            problem = service_account_problem(self.api_key)
+            if problem:
+                errors["api_key"] = problem
         if self.is_primary and self.provider_id:
             others = ProviderKeyCredential.objects.filter(
                 provider_id=self.provider_id, is_primary=True

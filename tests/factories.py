@@ -40,6 +40,7 @@ FAKE_BASE_PATHS = {
     "azure_openai": "",
     "anthropic": "/v1",
     "gemini": "/v1beta",
+    "vertex_ai": "/v1/projects/test-project/locations/us-central1",
 }
 # The provider model (Azure: deployment) a mapping uses unless told otherwise.
 DEFAULT_MODELS = {
@@ -49,6 +50,7 @@ DEFAULT_MODELS = {
     "azure_openai": "dep-chat",
     "anthropic": "claude-fake",
     "gemini": "gemini-fake",
+    "vertex_ai": "gemini-fake",
     "mock": "mock-model",
 }
 AZURE_API_VERSION = "2024-10-21"

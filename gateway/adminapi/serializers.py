@@ -65,6 +65,8 @@ class ProviderSerializer(StrictModelSerializer):
             "name",
             "provider_type",
             "preset",
+            "project",
+            "location",
             "base_url",
             "is_enabled",
             "api_version",

@@ -23,6 +23,7 @@ _REGISTRY: dict[str, str] = {
     "azure_openai": "providers.adapters.openai:AzureOpenAIAdapter",
     "anthropic": "providers.adapters.anthropic:AnthropicAdapter",
     "gemini": "providers.adapters.gemini:GeminiAdapter",
+    "vertex_ai": "providers.adapters.vertex:VertexAdapter",
     "mock": "providers.adapters.mock:MockAdapter",
 }
 _instances: dict[str, Adapter] = {}

@@ -7,7 +7,7 @@ OpenAI's format. Adapters do no I/O: ``providers.http`` sends what they build.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -47,6 +47,9 @@ class UpstreamRequest:
     headers: dict[str, str]
     body: bytes = b""
     params: dict[str, str] = field(default_factory=dict)
+    #: Headers only known at send time (an OAuth token minted with I/O); the seam awaits it and
+    #: answers 401 on :class:`CredentialError`, so key failover moves on.
+    authorize: Callable[[], Awaitable[dict[str, str]]] | None = field(default=None, repr=False)
 
 
 class StreamTranslator:
@@ -198,6 +201,10 @@ class Adapter:
 #: What reading a client body's field of an unexpected kind raises: iterating a number,
 #: ``.get`` on a string, ``int("s")``. Caught where a body is read as its API defines it.
 SHAPE_ERRORS = (TypeError, AttributeError, KeyError, ValueError, IndexError, OverflowError)
+
+
+class CredentialError(Exception):
+    """A key credential could not be turned into upstream auth (e.g. a token refused)."""
 
 
 class UnsupportedOperation(Exception):
