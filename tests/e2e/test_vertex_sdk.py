@@ -145,3 +145,29 @@ def test_missing_model_404_typed_errors_and_bad_account(e2e: World, vtx: str) ->
     e2e.fake.behave(Behaviour.fail(429))
     with pytest.raises(openai.RateLimitError):
         client.chat.completions.create(model="vgem", messages=[{"role": "user", "content": "x"}])
+
+
+def test_refused_token_fails_over_to_the_next_key(e2e: World) -> None:
+    # The first account's key is not the one the token endpoint knows: its JWT is refused.
+    stranger = wire_vertex.service_account(f"{e2e.fake.url}/token", email="x@other.iam")
+    good = wire_vertex.service_account(f"{e2e.fake.url}/token", email="good@p.iam")
+    stranger = stranger.replace("x@other.iam", "unknown@other.iam")
+    instance = e2e.provider(
+        "vertex-two",
+        "vertex_ai",
+        project="test-project",
+        location="us-central1",
+        keys=[
+            {"name": "sa-bad", "api_key": stranger, "primary": True},
+            {"name": "sa-good", "api_key": good, "account_group": 1},
+        ],
+    )
+    e2e.mapping("v2", instance, "gemini-fake")
+    key = e2e.vkey(["v2"])
+    e2e.publish()
+    answer = e2e.openai(key).chat.completions.create(
+        model="v2", messages=[{"role": "user", "content": "fail over"}]
+    )
+    assert answer.choices[0].message.content == echo_reply("fail over")
+    assert [r.status for r in e2e.fake.requests(route="vertex_token")] == [400, 200]
+    assert len(_upstream(e2e)) == 1
