@@ -143,6 +143,32 @@ class Adapter:
     def chat_stream(self, *, include_usage: bool) -> StreamTranslator:
         raise NotImplementedError
 
+    # -- Anthropic Messages natively (Anthropic's models, wherever they are hosted) -----------
+    def messages_native(self, model: str) -> bool:
+        """Whether Messages API requests for ``model`` go upstream natively (untranslated)."""
+        return False
+
+    def messages_request(
+        self,
+        *,
+        provider: ProviderSnapshot,
+        key: KeySnapshot | None,
+        body: dict[str, Any],
+        stream: bool,
+        client_headers: Mapping[str, str],
+        path: str = "messages",
+    ) -> UpstreamRequest:
+        """A native Messages API request (only where ``messages_native``)."""
+        raise UnsupportedOperation(f"{self.provider_type} instances take no native Messages")
+
+    def native_answer(self, payload: bytes) -> bool:
+        """Whether a successful answer is a native Messages API answer (relayed as is)."""
+        return False
+
+    def messages_stream(self, *, model: str) -> StreamTranslator | None:
+        """The stream translator of native Messages requests; None: the chat translation."""
+        return None
+
     # -- responses (only where ``responses_native``) ----------------------------------------
     def responses_request(
         self,

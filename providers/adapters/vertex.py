@@ -11,12 +11,17 @@ Answers are read by their shape, so one stream translator serves both publishers
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import orjson
 
+from providers import betas
+from providers.adapters.anthropic.passthrough import AnthropicPassthroughStream
 from providers.adapters.base import Adapter, StreamTranslator, UpstreamRequest, Usage
 from providers.snapshot import KeySnapshot, ProviderSnapshot
+from providers.translators.anthropic_openai_stream import OpenAIToAnthropicStream
+from providers.translators.chained_stream import ChainedStream
 from providers.translators.openai_anthropic_request import openai_request_to_anthropic
 from providers.translators.openai_anthropic_response import (
     anthropic_response_to_openai,
@@ -79,6 +84,32 @@ class VertexStream(StreamTranslator):
         return out
 
 
+class VertexMessagesStream(VertexStream):
+    """Anthropic Messages clients: Claude's events relayed as they are, Gemini's translated
+    (upstream events -> chat chunks -> Messages events)."""
+
+    def __init__(self, *, model: str) -> None:
+        super().__init__(include_usage=True)
+        self.model = model
+
+    def feed(self, data: str, event: str = "") -> list[bytes]:
+        if self.inner is None:
+            payload = self.event_object(data)
+            if payload is None and self.error is not None:
+                return []
+            if bool(event) or (payload is not None and "type" in payload):
+                self.inner = AnthropicPassthroughStream()
+            else:
+                self.inner = ChainedStream(
+                    GeminiStreamTranslator(include_usage=True),
+                    OpenAIToAnthropicStream(model=self.model),
+                )
+        return super().feed(data, event)
+
+    def fail_events(self, message: str, etype: str, code: str | None) -> list[bytes] | None:
+        return self.inner.fail_events(message, etype, code) if self.inner else None
+
+
 class VertexAdapter(Adapter):
     """Vertex AI instances (service-account keys, project and location per instance)."""
 
@@ -131,6 +162,45 @@ class VertexAdapter(Adapter):
         request = self._request(key, url, openai_request_to_gemini(body), stream=stream)
         if stream:
             request.params = {"alt": "sse"}
+        return request
+
+    def messages_native(self, model: str) -> bool:
+        return is_anthropic_model(model)
+
+    def native_answer(self, payload: bytes) -> bool:
+        try:
+            data = orjson.loads(payload)
+        except orjson.JSONDecodeError:
+            return False
+        return isinstance(data, dict) and data.get("type") == "message"
+
+    def messages_stream(self, *, model: str) -> StreamTranslator | None:
+        return VertexMessagesStream(model=model)
+
+    def messages_request(
+        self,
+        *,
+        provider: ProviderSnapshot,
+        key: KeySnapshot | None,
+        body: dict[str, Any],
+        stream: bool,
+        client_headers: Mapping[str, str],
+        path: str = "messages",
+    ) -> UpstreamRequest:
+        """A native Messages request for a Claude model: the body as the client sent it, the
+        model moved into the URL and the Vertex API version into the body; of the client's
+        ``anthropic-beta`` the flags the instance admits."""
+        name = _model(str(body.get("model") or ""))
+        payload = {k: v for k, v in body.items() if k != "model"}
+        payload["anthropic_version"] = VERTEX_ANTHROPIC_VERSION
+        action = "streamRawPredict" if stream else "rawPredict"
+        url = f"{self._base(provider, key)}/publishers/anthropic/models/{name}:{action}"
+        request = self._request(key, url, payload, stream=stream)
+        flags = client_headers.get(betas.HEADER)
+        if flags:
+            flags = betas.filter_betas(flags, provider.anthropic_beta_allow)
+            if flags:
+                request.headers[betas.HEADER] = flags
         return request
 
     def chat_response(self, payload: bytes) -> tuple[bytes, Usage]:

@@ -123,6 +123,15 @@ def test_claude_on_vertex_openai_and_anthropic_sdks(e2e: World, vtx: str) -> Non
         )
         assert message.content[0].type == "text"
         assert message.content[0].text == echo_reply("hello")
+        # Natively: the Messages body as sent, the model in the URL, no translation.
+        sent = _upstream(e2e)[-1]
+        assert sent.path.endswith("/publishers/anthropic/models/claude-fake@20250101:rawPredict")
+        assert sent.json == {
+            "max_tokens": 100,
+            "messages": [{"role": "user", "content": "hello"}],
+            "anthropic_version": "vertex-2023-10-16",
+        }
+        assert message.model == "claude-fake@20250101"
         with client.messages.stream(
             model="vclaude", max_tokens=100, messages=[{"role": "user", "content": "stream on"}]
         ) as stream:
@@ -130,6 +139,14 @@ def test_claude_on_vertex_openai_and_anthropic_sdks(e2e: World, vtx: str) -> Non
             final = stream.get_final_message()
         assert final.stop_reason == "end_turn" and final.usage.output_tokens > 0
         assert _upstream(e2e)[-1].path.endswith(":streamRawPredict")
+        # A Gemini model behind the same front: translated both ways.
+        with client.messages.stream(
+            model="vgem", max_tokens=100, messages=[{"role": "user", "content": "gem stream"}]
+        ) as stream:
+            assert "".join(stream.text_stream) == echo_reply("gem stream")
+            final = stream.get_final_message()
+        assert final.stop_reason == "end_turn" and final.usage.output_tokens > 0
+        assert _upstream(e2e)[-1].path.endswith("gemini-fake:streamGenerateContent")
     finally:
         client.close()
 
