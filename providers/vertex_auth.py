@@ -58,7 +58,7 @@ class TokenCache:
 
     def __init__(self) -> None:
         self._tokens: dict[str, _Token] = {}
-        self._locks: dict[tuple[int, str], asyncio.Lock] = {}
+        self._locks: dict[str, tuple[asyncio.AbstractEventLoop, asyncio.Lock]] = {}
         self.refreshes = 0  # how many tokens were minted (tests and metrics read it)
 
     def clear(self) -> None:
@@ -73,9 +73,14 @@ class TokenCache:
         cached = self._tokens.get(ident)
         if cached and cached.expires_at - REFRESH_MARGIN > time.time():
             return cached.value
-        # An asyncio lock belongs to one event loop (tests run several in one process).
-        loop_key = (id(asyncio.get_running_loop()), ident)
-        lock = self._locks.setdefault(loop_key, asyncio.Lock())
+        # An asyncio lock belongs to one event loop; sync callers (health probes, commands)
+        # run a loop of their own, so a lock from another loop is replaced, not reused.
+        loop = asyncio.get_running_loop()
+        held = self._locks.get(ident)
+        if held is None or held[0] is not loop:
+            held = (loop, asyncio.Lock())
+            self._locks[ident] = held
+        lock = held[1]
         async with lock:
             cached = self._tokens.get(ident)
             if cached and cached.expires_at - REFRESH_MARGIN > time.time():

@@ -4,10 +4,12 @@ OAuth endpoint, its health probe, export and the LiteLLM mapping."""
 from __future__ import annotations
 
 import asyncio
+import io
 import time
 
 import pytest
 from django.core.exceptions import ValidationError
+from django.core.management import call_command
 from django.test import Client
 
 from gateway.config_io.errors import ConfigError
@@ -150,6 +152,9 @@ def test_import_export_and_probe(fake_upstream: FakeUpstream) -> None:  # noqa: 
     assert HealthCheck.objects.get(provider=inst.provider).status == "healthy"
     req = fake_upstream.requests()[-1]
     assert req.path == "/v1/projects/test-project/locations/us-central1/endpoints"
+    out = io.StringIO()
+    call_command("check_providers", provider="vertex-probe", stdout=out)
+    assert "vertex-probe" in out.getvalue() and "healthy" in out.getvalue()
     assert req.headers["authorization"].startswith("Bearer ya29.fake-")
 
 
