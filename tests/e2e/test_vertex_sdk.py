@@ -188,3 +188,13 @@ def test_refused_token_fails_over_to_the_next_key(e2e: World) -> None:
     assert answer.choices[0].message.content == echo_reply("fail over")
     assert [r.status for r in e2e.fake.requests(route="vertex_token")] == [400, 200]
     assert len(_upstream(e2e)) == 1
+
+
+def test_responses_api_translated_through_chat(e2e: World, vtx: str) -> None:
+    client = e2e.openai(vtx)
+    for alias in ("vgem", "vclaude"):
+        response = client.responses.create(model=alias, input=f"hello {alias}")
+        assert response.output_text == echo_reply(f"hello {alias}")
+        events = list(client.responses.create(model=alias, input="stream it", stream=True))
+        assert events[-1].type == "response.completed"
+        assert events[-1].response.output_text == echo_reply("stream it")

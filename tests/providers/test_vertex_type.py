@@ -204,3 +204,19 @@ def test_admin_add_form_names_project_and_api_key(admin_client: Client) -> None:
     response = admin_client.post(url, data)
     assert response.status_code == 302, page_errors(response)
     assert Provider.objects.get(name="vtx").keys.get().api_key == account
+
+
+def test_publisher_by_model_name_and_error_bodies() -> None:
+    from providers.adapters import get_adapter
+    from providers.adapters.vertex import is_anthropic_model
+
+    assert is_anthropic_model("claude-sonnet-4@20250514")
+    assert is_anthropic_model("models/claude-3-5-haiku")
+    assert not is_anthropic_model("gemini-2.5-pro")
+    assert not is_anthropic_model("text-embedding-005")
+    adapter = get_adapter("vertex_ai")
+    google = b"""{"error": {"code": 429, "message": "Quota exceeded",
+        "status": "RESOURCE_EXHAUSTED"}}"""
+    assert adapter.error_details(429, google) == ("Quota exceeded", "RESOURCE_EXHAUSTED", None)
+    claude = b'{"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}'
+    assert adapter.error_details(529, claude) == ("Overloaded", "overloaded_error", None)
