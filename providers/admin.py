@@ -87,7 +87,7 @@ class ProviderKeyCredentialForm(forms.ModelForm):
         required=False,
         help_text=(
             "A new key or a ${VAR} reference. Leave empty to keep the stored key; not needed "
-            "for Ollama and mock instances."
+            "for Ollama and mock instances. Vertex AI: the service-account JSON, pasted whole."
         ),
         strip=True,
         widget=forms.PasswordInput(
@@ -311,6 +311,7 @@ class ProviderAdmin(ProviderHealthAdminMixin, GatewayModelAdmin):
                     "provider_type",
                     "preset",
                     "region",
+                    ("project", "location"),
                     "is_enabled",
                     "base_url",
                     "api_version",

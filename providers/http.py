@@ -17,7 +17,7 @@ import httpx
 
 from providers import betas, transport
 from providers.adapters import get_adapter
-from providers.adapters.base import UpstreamRequest
+from providers.adapters.base import CredentialError, UpstreamRequest
 from providers.snapshot import ProviderSnapshot
 
 logger = logging.getLogger(__name__)
@@ -87,6 +87,14 @@ async def send(
     In-process adapters (``mock``) answer here without a network round trip, after the same
     header handling, so tests of the seam cover them too.
     """
+    if request.authorize is not None:
+        try:
+            request.headers.update(await request.authorize())
+        except CredentialError as exc:
+            # As the upstream would answer a refused credential: the key is at fault.
+            logger.warning("provider %s: key credential unusable (%s)", provider.name, exc)
+            error = {"error": {"code": 401, "message": str(exc), "status": "UNAUTHENTICATED"}}
+            return httpx.Response(401, json=error)
     headers = instance_headers(provider, request.headers, client_headers)
     adapter = get_adapter(provider.provider_type)
     if adapter.in_process:

@@ -16,8 +16,13 @@ from providers.betas import validate_beta_allow
 from providers.envsubst import has_reference
 from providers.presets import PresetName, keyless, preset_get, preset_models_probe_ok
 from providers.secrets import EncryptedHeadersField, EncryptedTextField, Undecryptable
-from providers.types import BEDROCK_BASE_URL, DEFAULT_BASE_URLS, ProviderType
-from providers.validators import validate_custom_headers, validate_header_list
+from providers.types import BEDROCK_BASE_URL, DEFAULT_BASE_URLS, ProviderType, vertex_base_url
+from providers.validators import (
+    service_account_problem,
+    validate_custom_headers,
+    validate_header_list,
+    vertex_instance_problems,
+)
 
 MAX_ACCOUNT_GROUP = 32
 
@@ -73,6 +78,14 @@ class Provider(models.Model):
             "AWS Bedrock only (required there), e.g. us-east-1 or a ${VAR} reference: "
             "signing and default URL."
         ),
+    )
+    # Vertex AI only: the Google Cloud project and location (region or ``global``) whose
+    # endpoint the instance calls when base_url is empty.
+    project = models.CharField(
+        max_length=100, blank=True, default="", db_default="", help_text="Vertex AI only."
+    )
+    location = models.CharField(
+        max_length=50, blank=True, default="", db_default="", help_text="Vertex AI only."
     )
     is_enabled = models.BooleanField(default=True)
     api_version = models.CharField(
@@ -138,6 +151,8 @@ class Provider(models.Model):
         default = preset.base_url if preset else DEFAULT_BASE_URLS.get(self.provider_type, "")
         if self.provider_type == ProviderType.BEDROCK and self.region:
             default = BEDROCK_BASE_URL.format(region=self.region)
+        if self.provider_type == ProviderType.VERTEX_AI and self.project and self.location:
+            default = vertex_base_url(self.project, self.location)
         return (self.base_url or default).rstrip("/")
 
     @property
@@ -169,7 +184,9 @@ class Provider(models.Model):
         elif self.region and self.provider_type != ProviderType.BEDROCK:
             errors["region"] = "a region applies to bedrock instances only"
         bedrock_default = self.provider_type == ProviderType.BEDROCK
-        if (
+        if self.provider_type == ProviderType.VERTEX_AI:
+            errors.update(vertex_instance_problems(self.project, self.location))
+        elif (
             not self.base_url
             and not self.preset
             and not bedrock_default
@@ -277,6 +294,10 @@ class ProviderKeyCredential(models.Model):
             )
         elif bedrock:
             problem = aws_credentials_problem(self.api_key or "")
+            if problem:
+                errors["api_key"] = problem
+        elif provider is not None and provider.provider_type == ProviderType.VERTEX_AI:
+            problem = service_account_problem(self.api_key)
             if problem:
                 errors["api_key"] = problem
         if self.is_primary and self.provider_id:

@@ -32,6 +32,7 @@ from providers.envsubst import RefusedEnvVar, reference_error, references
 from providers.models import Provider, ProviderKeyCredential
 from providers.selectors import provider_keys_by_name
 from providers.types import ProviderType
+from providers.validators import service_account_problem
 
 ErrorDict = dict[str, list[ValidationError]]
 
@@ -39,6 +40,7 @@ ErrorDict = dict[str, list[ValidationError]]
 ENV_MISSING = "env_missing"  # params: name, detail, and header for a custom header value
 ENV_REFUSED = "env_refused"  # params: name, detail, header (as ENV_MISSING): see envsubst.refusal
 API_KEY_REQUIRED = "api_key_required"  # params: provider_type
+SERVICE_ACCOUNT_INVALID = "service_account_invalid"  # params: problem
 PRIMARY_TWICE = "primary_twice"  # params: first (index into ``keys`` of the first primary)
 PRIMARY_ELSEWHERE = "primary_elsewhere"  # params: key_name (a stored key not in ``keys``)
 KEY_NAME_TWICE = "key_name_twice"  # params: first (index into ``keys``)
@@ -299,6 +301,13 @@ def _key_errors(
     problem = credentials_problem(key.api_key or "") if bedrock and key.api_key else None
     if problem and "api_key" not in errors:
         _add(errors, "api_key", problem, AWS_CREDENTIALS_INVALID)
+    problem = (
+        service_account_problem(key.api_key)
+        if provider.provider_type == ProviderType.VERTEX_AI and "api_key" not in errors
+        else None
+    )
+    if problem:
+        _add(errors, "api_key", "%(problem)s", SERVICE_ACCOUNT_INVALID, problem=problem)
     if env is not None:
         _reference_errors(errors, "api_key", key.api_key, env)
         _reference_errors(errors, "base_url", key.base_url, env)

@@ -15,6 +15,7 @@ class ProviderType(models.TextChoices):
     OPENAI_COMPATIBLE = "openai_compatible", "OpenAI-compatible"
     GEMINI = "gemini", "Google Gemini (AI Studio)"
     BEDROCK = "bedrock", "AWS Bedrock"
+    VERTEX_AI = "vertex_ai", "Google Vertex AI"
     MOCK = "mock", "Mock (in process)"
 
 
@@ -43,3 +44,12 @@ OPENAI_WIRE_TYPES = frozenset(
         ProviderType.MOCK,
     }
 )
+
+
+def vertex_base_url(project: str, location: str) -> str:
+    """Vertex AI's regional endpoint for ``project`` in ``location`` (``global`` has no
+    regional host)."""
+    host = "aiplatform.googleapis.com"
+    if location != "global":
+        host = f"{location}-{host}"
+    return f"https://{host}/v1/projects/{project}/locations/{location}"

@@ -5,7 +5,10 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import orjson
 from django.core.exceptions import ValidationError
+
+from providers.envsubst import has_reference
 
 # RFC 9110 token characters.
 _HEADER_NAME = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
@@ -86,3 +89,38 @@ def validate_header_list(names: Any) -> None:
             raise ValidationError(
                 f"{name!r} carries client credentials and is never forwarded", code="header_auth"
             )
+
+
+SERVICE_ACCOUNT_FIELDS = ("client_email", "private_key", "token_uri")
+_GCP_NAME = re.compile(r"^[a-z0-9][a-z0-9-]*$")
+
+
+def service_account_problem(value: str | None) -> str | None:
+    """Why ``value`` is not a usable service-account JSON (None when it is, or when it is a
+    ``${VAR}`` reference, checked when it is resolved)."""
+    if not value or has_reference(value):
+        return None
+    try:
+        info = orjson.loads(value)
+    except orjson.JSONDecodeError:
+        return "api_key must be a service-account JSON (it does not parse as JSON)"
+    if not isinstance(info, dict):
+        return "api_key must be a service-account JSON object"
+    missing = [name for name in SERVICE_ACCOUNT_FIELDS if not isinstance(info.get(name), str)]
+    if missing:
+        return f"api_key's service-account JSON lacks {', '.join(missing)}"
+    return None
+
+
+def vertex_instance_problems(project: str, location: str) -> dict[str, str]:
+    """Errors by field for a Vertex instance's project and location."""
+    errors: dict[str, str] = {}
+    if not project:
+        errors["project"] = "vertex_ai instances need a project"
+    elif not has_reference(project) and not _GCP_NAME.match(project):
+        errors["project"] = "project must be a Google Cloud project id"
+    if not location:
+        errors["location"] = "vertex_ai instances need a location (a region or global)"
+    elif not has_reference(location) and not _GCP_NAME.match(location):
+        errors["location"] = "location must be a region such as europe-west4, or global"
+    return errors

@@ -42,6 +42,7 @@ FAKE_BASE_PATHS = {
     "anthropic": "/v1",
     "gemini": "/v1beta",
     "bedrock": "",
+    "vertex_ai": "/v1/projects/test-project/locations/us-central1",
 }
 # The provider model (Azure: deployment) a mapping uses unless told otherwise.
 DEFAULT_MODELS = {
@@ -53,6 +54,7 @@ DEFAULT_MODELS = {
     "gemini": "gemini-fake",
     # A cross-region inference profile id: its ":" must travel URL-encoded in the path.
     "bedrock": "us.anthropic.claude-3-5-sonnet-20240620-v1:0",
+    "vertex_ai": "gemini-fake",
     "mock": "mock-model",
 }
 AZURE_API_VERSION = "2024-10-21"

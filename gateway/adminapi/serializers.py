@@ -93,6 +93,8 @@ class ProviderSerializer(StrictModelSerializer):
             "provider_type",
             "preset",
             "region",
+            "project",
+            "location",
             "base_url",
             "is_enabled",
             "api_version",

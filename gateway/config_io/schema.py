@@ -152,6 +152,8 @@ PROVIDER_FIELDS = (
     Field("base_url", "base_url", _str_opt),
     Field("preset", "preset", _str_opt),
     Field("region", "region", _str_opt),
+    Field("project", "project", _str_opt),  # vertex_ai
+    Field("location", "location", _str_opt),  # vertex_ai
     Field("enabled", "is_enabled", _bool),
     Field("api_version", "api_version", _version_opt),
     Field("timeout", "timeout", _float),

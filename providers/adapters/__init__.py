@@ -24,6 +24,7 @@ _REGISTRY: dict[str, str] = {
     "anthropic": "providers.adapters.anthropic:AnthropicAdapter",
     "gemini": "providers.adapters.gemini:GeminiAdapter",
     "bedrock": "providers.adapters.bedrock:BedrockAdapter",
+    "vertex_ai": "providers.adapters.vertex:VertexAdapter",
     "mock": "providers.adapters.mock:MockAdapter",
 }
 _instances: dict[str, Adapter] = {}

@@ -7,7 +7,7 @@ OpenAI's format. Adapters do no I/O: ``providers.http`` sends what they build.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -49,6 +49,9 @@ class UpstreamRequest:
     headers: dict[str, str]
     body: bytes = b""
     params: dict[str, str] = field(default_factory=dict)
+    #: Headers only known at send time (an OAuth token minted with I/O); the seam awaits it and
+    #: answers 401 on :class:`CredentialError`, so key failover moves on.
+    authorize: Callable[[], Awaitable[dict[str, str]]] | None = field(default=None, repr=False)
 
 
 class StreamTranslator:
@@ -147,6 +150,32 @@ class Adapter:
         adapters of binary-framed streams (Bedrock's event-stream) decode their own."""
         return EventSource(response).aiter_sse()
 
+    # -- Anthropic Messages natively (Anthropic's models, wherever they are hosted) -----------
+    def messages_native(self, model: str) -> bool:
+        """Whether Messages API requests for ``model`` go upstream natively (untranslated)."""
+        return False
+
+    def messages_request(
+        self,
+        *,
+        provider: ProviderSnapshot,
+        key: KeySnapshot | None,
+        body: dict[str, Any],
+        stream: bool,
+        client_headers: Mapping[str, str],
+        path: str = "messages",
+    ) -> UpstreamRequest:
+        """A native Messages API request (only where ``messages_native``)."""
+        raise UnsupportedOperation(f"{self.provider_type} instances take no native Messages")
+
+    def native_answer(self, payload: bytes) -> bool:
+        """Whether a successful answer is a native Messages API answer (relayed as is)."""
+        return False
+
+    def messages_stream(self, *, model: str) -> StreamTranslator | None:
+        """The stream translator of native Messages requests; None: the chat translation."""
+        return None
+
     # -- responses (only where ``responses_native``) ----------------------------------------
     def responses_request(
         self,
@@ -205,6 +234,10 @@ class Adapter:
 #: What reading a client body's field of an unexpected kind raises: iterating a number,
 #: ``.get`` on a string, ``int("s")``. Caught where a body is read as its API defines it.
 SHAPE_ERRORS = (TypeError, AttributeError, KeyError, ValueError, IndexError, OverflowError)
+
+
+class CredentialError(Exception):
+    """A key credential could not be turned into upstream auth (e.g. a token refused)."""
 
 
 class UnsupportedOperation(Exception):

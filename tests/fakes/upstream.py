@@ -22,7 +22,10 @@ Routes (any path prefix is accepted, so a key's own ``base_url`` shows in the lo
   ``api-version`` query), a Response object or its event stream (``tests.fakes.wire_responses``);
 - ``.../messages`` (Anthropic Messages, non-stream and SSE with the real event sequence);
 - ``.../messages/count_tokens`` (Anthropic; ``input_tokens`` = the fake's prompt word count);
-- ``.../models`` (OpenAI format, or Anthropic's when ``anthropic-version`` is sent).
+- ``.../models`` (OpenAI format, or Anthropic's when ``anthropic-version`` is sent);
+- Gemini's ``.../models/{m}:generateContent`` etc. (``tests.fakes.wire_gemini``);
+- Vertex AI's ``.../publishers/{google,anthropic}/models/{m}:{action}`` and ``.../endpoints``,
+  with a bearer token from the fake OAuth endpoint ``POST /token`` (``tests.fakes.wire_vertex``).
 
 Replies are deterministic (see ``tests.fakes.wire``). Every request is recorded
 (:class:`RecordedRequest`) with the time it arrived and, for streams, when each chunk left.
@@ -44,7 +47,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from tests.fakes import api_rules, wire, wire_bedrock, wire_gemini, wire_responses
+from tests.fakes import api_rules, wire, wire_bedrock, wire_gemini, wire_responses, wire_vertex
 
 MAX_DELAY = 30.0  # seconds: a fake never sleeps longer, whatever a test asks
 
@@ -380,6 +383,8 @@ class FakeUpstream:
                 body = (
                     wire.anthropic_error(behaviour.status, message)
                     if anthropic
+                    else wire_gemini.error(behaviour.status, message)
+                    if entry.route.startswith("vertex")
                     else wire.openai_error(behaviour.status, message)
                 )
             return self._json(entry, behaviour.status, body, behaviour.headers)
@@ -393,6 +398,11 @@ class FakeUpstream:
         body = entry.json if isinstance(entry.json, dict) else None
         if entry.route.startswith("bedrock"):
             return await self._bedrock(request, entry, behaviour, body or {})
+        if entry.route == "vertex_token":
+            status, answer = wire_vertex.token_answer(entry.body, f"{self.url}/token")
+            return self._json(entry, status, answer)
+        if entry.route.startswith("vertex"):
+            return await self._vertex(request, entry, behaviour, body or {}, n)
         if entry.route.startswith("gemini"):
             return await self._gemini(request, entry, behaviour, body or {})
         if entry.route == "unknown":
@@ -496,6 +506,8 @@ class FakeUpstream:
         entry: RecordedRequest,
         behaviour: Behaviour,
         body: dict[str, Any],
+        *,
+        bearer: bool = False,
     ) -> web.StreamResponse:
         model = entry.path.rsplit("/", 1)[-1].split(":", 1)[0]
         if model.startswith("missing"):
@@ -505,7 +517,9 @@ class FakeUpstream:
             if "x-goog-api-key" not in entry.headers:
                 return self._json(entry, 403, wire_gemini.error(403, "API key required"))
             return self._json(entry, 200, wire_gemini.embeddings(body))
-        problem = wire_gemini.request_problem(body, entry.headers)
+        # Vertex (``bearer``) checked its OAuth token instead of the API key header.
+        headers = {**entry.headers, "x-goog-api-key": "(bearer)"} if bearer else entry.headers
+        problem = wire_gemini.request_problem(body, headers)
         if problem:
             return self._json(entry, problem[0], wire_gemini.error(*problem))
         if "BLOCKME" in json.dumps(body.get("contents")):
@@ -532,6 +546,48 @@ class FakeUpstream:
         error_line = (
             b"data: " + json.dumps(wire_gemini.error(500, "Internal error")).encode() + b"\r\n\r\n"
         )
+        return await self._stream(request, entry, behaviour, lines, error_line)
+
+    async def _vertex(
+        self,
+        request: web.Request,
+        entry: RecordedRequest,
+        behaviour: Behaviour,
+        body: dict[str, Any],
+        n: int,
+    ) -> web.StreamResponse:
+        if not wire_vertex.token_valid(entry.headers):
+            return self._json(entry, 401, wire_vertex.unauthenticated())
+        if entry.route == "vertex_endpoints":
+            return self._json(entry, 200, {"endpoints": []})
+        model = entry.path.rsplit("/", 1)[-1].split(":", 1)[0]
+        if model.startswith("missing"):
+            return self._json(entry, 404, wire_vertex.not_found(model))
+        if entry.route == "vertex_embeddings":
+            return self._json(entry, 200, wire_vertex.embeddings(body))
+        if entry.route.startswith("vertex_gemini"):
+            # Same wire format as AI Studio, with the bearer token in place of the API key.
+            entry.route = entry.route.replace("vertex_", "")
+            return await self._gemini(request, entry, behaviour, body, bearer=True)
+        problem = wire_vertex.anthropic_problem(body)
+        problem = problem or api_rules.anthropic_request_problem(
+            {**body, "model": model}, {**entry.headers, "anthropic-version": "2023-06-01"}
+        )
+        if problem:
+            return self._json(entry, 400, wire.anthropic_error(400, problem))
+        decision = wire.decide_anthropic(body)
+        rid = f"msg_vrtx{n:06d}"
+        entry.usage = {
+            "prompt_tokens": decision.prompt_tokens,
+            "completion_tokens": decision.completion_tokens,
+        }
+        if entry.route == "vertex_anthropic_raw":
+            return self._json(entry, 200, wire.anthropic_message(decision, model, rid))
+        entry.stream = True
+        events = wire.anthropic_stream_events(decision, model, rid)
+        lines = [f"event: {name}\ndata: {json.dumps(data)}\n\n".encode() for name, data in events]
+        error = {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}
+        error_line = f"event: error\ndata: {json.dumps(error)}\n\n".encode()
         return await self._stream(request, entry, behaviour, lines, error_line)
 
     async def _bedrock(
@@ -715,6 +771,20 @@ def _peer(request: web.Request) -> tuple[str, int] | None:
 
 
 def _route(method: str, path: str) -> str:
+    if method == "POST" and path == "/token":
+        return "vertex_token"
+    if method == "GET" and "/locations/" in path and path.endswith("/endpoints"):
+        return "vertex_endpoints"
+    if method == "POST" and "/publishers/" in path and ":" in path.rsplit("/", 1)[-1]:
+        publisher = path.split("/publishers/", 1)[1].split("/", 1)[0]
+        action = path.rsplit(":", 1)[-1]
+        return {
+            ("google", "generateContent"): "vertex_gemini_generate",
+            ("google", "streamGenerateContent"): "vertex_gemini_stream",
+            ("google", "predict"): "vertex_embeddings",
+            ("anthropic", "rawPredict"): "vertex_anthropic_raw",
+            ("anthropic", "streamRawPredict"): "vertex_anthropic_stream",
+        }.get((publisher, action), "unknown")
     bedrock = wire_bedrock.route(method, path)
     if bedrock is not None:
         return bedrock

@@ -44,6 +44,9 @@ PARAM_KEYS = {
     "timeout",
     "max_retries",
     "organization",
+    "vertex_project",
+    "vertex_location",
+    "vertex_credentials",
     "input_cost_per_token",
     "output_cost_per_token",
 }
@@ -63,6 +66,8 @@ INSTANCE_PARAMS = {
     "timeout": "timeout",
     "max_retries": "max_retries",
     "_bedrock_region": "region",
+    "vertex_project": "project",
+    "vertex_location": "location",
 }
 
 
@@ -181,7 +186,8 @@ def _deployment(
     base_url = _normalise_base(ptype, prefix, base_url, where, result)
     if prefix == "openai" and base_url:
         ptype = infer_type(base_url) if url_host(base_url) else "openai_compatible"
-    api_key = str(params.get("api_key") or "")
+    # Vertex: the service-account JSON (inline or a ${VAR}) is the key credential.
+    api_key = str(params.get("api_key") or params.get("vertex_credentials") or "")
     if not api_key and "api_key" in env_defaults:
         api_key = "${" + env_defaults["api_key"] + "}"
         result.notes.append(f"{where}: no api_key; LiteLLM's default {api_key} is used")
@@ -193,7 +199,9 @@ def _deployment(
         api_key, region = bedrock_params(params, where, result.notes)
         model = bedrock_model(model)
         params["_bedrock_region"] = region  # no LiteLLM name: never from the file
-    group = (prefix, f"{base_url} {region}".strip(), api_key)
+    place = f"{params.get('vertex_project')}/{params.get('vertex_location')}"
+    where_to = base_url or (place if ptype == "vertex_ai" else "")
+    group = (prefix, f"{where_to} {region}".strip(), api_key)
     inst = instances.get(group)
     if inst is None:
         inst = _Instance(
@@ -343,7 +351,15 @@ def _provider(inst: _Instance, defaults: dict[str, Any], notes: list[str]) -> di
     if inst.base_url and (preset is None or inst.base_url.rstrip("/") != preset.base_url):
         out["base_url"] = inst.base_url
     fields = {**defaults, **inst.fields}
-    for name in ("region", "api_version", "timeout", "max_retries", "custom_headers"):
+    for name in (
+        "region",
+        "project",
+        "location",
+        "api_version",
+        "timeout",
+        "max_retries",
+        "custom_headers",
+    ):
         if fields.get(name) is not None:
             out[name] = fields[name]
     limits: dict[str, int] = {}

@@ -9,6 +9,7 @@ PREFIX_TYPES = {
     "anthropic": "anthropic",
     "gemini": "gemini",
     "bedrock": "bedrock",
+    "vertex_ai": "vertex_ai",
     "ollama": "ollama",
     "ollama_chat": "ollama",
     "hosted_vllm": "openai_compatible",
@@ -46,6 +47,7 @@ DEFAULT_ENV = {
     "deepinfra": {"api_key": "DEEPINFRA_API_KEY"},
     "cerebras": {"api_key": "CEREBRAS_API_KEY"},
     "gemini": {"api_key": "GEMINI_API_KEY"},
+    "vertex_ai": {"api_key": "VERTEX_SERVICE_ACCOUNT_JSON"},
 }
 # LiteLLM prefixes of the clouds with a preset: imported as ``preset`` (the base URL comes
 # with it, so an api_base equal to the preset's is left out).

@@ -21,7 +21,7 @@ from gateway.proxy.endpoints.base import Call, EndpointSpec, LocalAnswer
 from gateway.proxy.render import ANTHROPIC, model_not_found
 from gateway.proxy.token_count import count_anthropic_request
 from gateway.routing.table import Candidate, RouteTable
-from providers.adapters import UnsupportedOperation
+from providers.adapters import UnsupportedOperation, get_adapter
 from providers.adapters.anthropic import AnthropicAdapter
 from providers.adapters.anthropic.passthrough import (
     AnthropicPassthroughStream,
@@ -116,7 +116,10 @@ def dropped_header(call: Call, candidate: Candidate) -> dict[str, str]:
     """``x-gateway-dropped-params`` on an answer from an OpenAI-type candidate: the request
     fields and content block types its translation left out (none for a native instance,
     which gets the body as sent)."""
-    if candidate.provider.provider_type == ProviderType.ANTHROPIC or call.translation is None:
+    native = get_adapter(candidate.provider.provider_type).messages_native(candidate.provider_model)
+    if candidate.provider.provider_type == ProviderType.ANTHROPIC or native:
+        return {}
+    if call.translation is None:
         return {}
     _, dropped = _for_candidate(call, candidate)
     # Names come from the client's body: escaped to printable ASCII, a header cannot carry
@@ -152,7 +155,7 @@ def messages_prepare(table: RouteTable, body: dict[str, Any]) -> Call:
 def messages_build(
     call: Call, adapter: Adapter, candidate: Candidate, key: KeySnapshot | None
 ) -> UpstreamRequest:
-    if isinstance(adapter, AnthropicAdapter):
+    if isinstance(adapter, AnthropicAdapter) or adapter.messages_native(candidate.provider_model):
         native = dict(call.body)
         native["model"] = candidate.provider_model
         native["max_tokens"] = _clamped(call.body.get("max_tokens"), candidate)
@@ -177,7 +180,7 @@ def messages_build(
 
 
 def messages_parse(call: Call, adapter: Adapter, raw: bytes) -> tuple[bytes, Usage]:
-    if isinstance(adapter, AnthropicAdapter):
+    if isinstance(adapter, AnthropicAdapter) or adapter.native_answer(raw):
         return raw, native_response_usage(raw)
     payload, usage = adapter.chat_response(raw)
     answer = openai_response_to_anthropic(orjson.loads(payload), call.requested)
@@ -187,6 +190,9 @@ def messages_parse(call: Call, adapter: Adapter, raw: bytes) -> tuple[bytes, Usa
 def messages_stream(call: Call, adapter: Adapter) -> StreamTranslator:
     if isinstance(adapter, AnthropicAdapter):
         return AnthropicPassthroughStream()
+    native = adapter.messages_stream(model=call.requested)
+    if native is not None:
+        return native
     outer = OpenAIToAnthropicStream(model=call.requested)
     if adapter.openai_wire:
         return outer
