@@ -11,10 +11,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from botocore.auth import SigV4Auth
-from botocore.awsrequest import AWSRequest
-from botocore.credentials import Credentials
-
 from providers.envsubst import has_reference
 from providers.transport import url_as_sent
 
@@ -91,6 +87,12 @@ def sigv4_headers(
     SigV4 signs the path and query as they go on the wire, so the URL is first normalised as
     the transport sends it (an inference profile id's ``%3A`` leaves as ``:``).
     """
+    # botocore is imported on first use: it adds ~18 MB to every worker, and only a gateway
+    # with a Bedrock instance needs it.
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
     creds = Credentials(
         credentials.access_key_id,
         credentials.secret_access_key,

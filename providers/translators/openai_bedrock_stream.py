@@ -12,15 +12,17 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
-from botocore.eventstream import EventStreamBuffer, ParserError
 from httpx_sse import ServerSentEvent, SSEError
 
 from providers.adapters.base import StreamTranslator, sse
 from providers.translators.openai_anthropic_response import openai_usage
 from providers.translators.openai_bedrock import finish_reason, usage_from_bedrock
+
+if TYPE_CHECKING:
+    from botocore.eventstream import EventStreamBuffer
 
 EVENTSTREAM = "application/vnd.amazon.eventstream"
 
@@ -53,6 +55,9 @@ async def eventstream_events(response: httpx.Response) -> AsyncIterator[ServerSe
     ctype = response.headers.get("content-type", "").partition(";")[0].strip()
     if ctype != EVENTSTREAM:
         raise SSEError(f"expected {EVENTSTREAM}, got {ctype!r}")
+    # Imported on first use, as in providers.aws: botocore costs every worker ~18 MB.
+    from botocore.eventstream import EventStreamBuffer, ParserError
+
     buffer = EventStreamBuffer()
     async for chunk in response.aiter_bytes():
         buffer.add_data(chunk)

@@ -4,6 +4,9 @@ LiteLLM mapping."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from io import StringIO
 
 import pytest
@@ -239,3 +242,17 @@ def test_litellm_bedrock_entries() -> None:
         "titan": "amazon.titan-text-premier-v1:0",
     }
     assert not any("aws_" in d for d in str(result.dropped).split("'"))
+
+
+def test_a_gateway_without_bedrock_never_loads_botocore() -> None:
+    """botocore costs every worker ~18 MB: only a Bedrock request may import it."""
+    code = (
+        "import sys, django; django.setup(); import gateway.asgi; "
+        "from providers.adapters import get_adapter; get_adapter('bedrock'); "
+        "print('botocore' in sys.modules)"
+    )
+    env = {**os.environ, "DEBUG": "1", "DJANGO_SETTINGS_MODULE": "gateway.settings"}
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip().splitlines()[-1] == "False"
