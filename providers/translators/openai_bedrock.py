@@ -19,6 +19,7 @@ import orjson
 from providers.adapters.base import UnsupportedOperation, Usage
 from providers.translators.openai_anthropic_request import parse_arguments
 from providers.translators.openai_anthropic_response import openai_usage
+from providers.translators.openai_content import base64_image, content_text
 
 #: Converse stop reasons -> OpenAI's finish reasons.
 FINISH_REASONS = {
@@ -34,22 +35,8 @@ _IMAGE_FORMATS = {"png", "jpeg", "gif", "webp"}
 PASSTHROUGH = ("guardrailConfig", "additionalModelRequestFields", "promptVariables")
 
 
-def _text(content: Any) -> str:
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return "".join(
-            str(p.get("text") or "") for p in content if isinstance(p, dict) and "text" in p
-        )
-    return ""
-
-
 def _image_block(part: Mapping[str, Any]) -> dict[str, Any]:
-    image = part.get("image_url")
-    url = image.get("url") if isinstance(image, dict) else image
-    if not isinstance(url, str) or not url.startswith("data:") or ";base64," not in url:
-        raise UnsupportedOperation("Bedrock takes images as base64 data: URLs only")
-    head, data = url[5:].split(";base64,", 1)
+    head, data = base64_image(part, "Bedrock")
     fmt = head.removeprefix("image/").replace("jpg", "jpeg") or "png"
     if fmt not in _IMAGE_FORMATS:
         raise UnsupportedOperation(f"Bedrock takes png, jpeg, gif or webp images, not {head!r}")
@@ -93,13 +80,13 @@ def _messages(raw: list[Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]
             raise UnsupportedOperation(f"messages.{i} must be an object")
         role = message.get("role")
         if role in ("system", "developer"):
-            text = _text(message.get("content"))
+            text = content_text(message.get("content"))
             if text:
                 system.append({"text": text})
         elif role == "tool":
             result = {
                 "toolUseId": str(message.get("tool_call_id") or ""),
-                "content": [{"text": _text(message.get("content"))}],
+                "content": [{"text": content_text(message.get("content"))}],
                 "status": "success",
             }
             _append(messages, "user", [{"toolResult": result}])

@@ -16,6 +16,7 @@ import orjson
 
 from providers.adapters.base import UnsupportedOperation, Usage
 from providers.translators.openai_anthropic_response import openai_usage
+from providers.translators.openai_content import base64_image, content_text
 
 #: Gemini finish reasons -> OpenAI's. Every block for content reasons is a content filter.
 FINISH_REASONS = {
@@ -34,22 +35,8 @@ FINISH_REASONS = {
 _TOOL_MODES = {"none": "NONE", "auto": "AUTO", "required": "ANY"}
 
 
-def _text(content: Any) -> str:
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return "".join(
-            str(p.get("text") or "") for p in content if isinstance(p, dict) and "text" in p
-        )
-    return ""
-
-
 def _image_part(part: Mapping[str, Any]) -> dict[str, Any]:
-    image = part.get("image_url")
-    url = image.get("url") if isinstance(image, dict) else image
-    if not isinstance(url, str) or not url.startswith("data:") or ";base64," not in url:
-        raise UnsupportedOperation("Gemini takes images as base64 data: URLs only")
-    head, data = url[5:].split(";base64,", 1)
+    head, data = base64_image(part, "Gemini")
     return {"inlineData": {"mimeType": head or "image/png", "data": data}}
 
 
@@ -91,14 +78,14 @@ def _contents(messages: list[Any]) -> tuple[list[dict[str, Any]], list[str]]:
             raise UnsupportedOperation(f"messages.{i} must be an object")
         role = message.get("role")
         if role in ("system", "developer"):
-            system.append(_text(message.get("content")))
+            system.append(content_text(message.get("content")))
             continue
         if role == "tool":
             call_id = str(message.get("tool_call_id") or "")
             part = {
                 "functionResponse": {
                     "name": names.get(call_id, call_id),
-                    "response": {"content": _text(message.get("content"))},
+                    "response": {"content": content_text(message.get("content"))},
                 }
             }
             last = contents[-1] if contents else None
