@@ -44,6 +44,8 @@ BASE_DIR = Path(settings.BASE_DIR)
 SERVER_ENV_VAR = "GW_E2E_TEAM"
 SERVER_ENV_VALUE = "team-from-server-env"
 STARTUP_TIMEOUT = 30.0
+#: A server is ready once its route table is loaded: an unauthenticated model list is refused.
+ROUTE_TABLE_LOADED = ("/v1/models", 401)
 SYNC_TIMEOUT = 10.0
 
 _versions = itertools.count(int(time.time() * 1000))
@@ -104,13 +106,24 @@ class GatewayServer:
                 self.process.wait(timeout=5)
 
 
-def start_gateway(log_path: Path, **env_overrides: str) -> GatewayServer:
-    """Start ``manage.py serve`` on a free port against the test database; wait until ready."""
+def start_gateway(
+    log_path: Path,
+    *,
+    workers: int = 1,
+    ready: tuple[str, int] = ROUTE_TABLE_LOADED,
+    **env_overrides: str,
+) -> GatewayServer:
+    """Start ``manage.py serve`` on a free port against the test database; wait until ready.
+
+    Ready: ``GET ready[0]`` answers ``ready[1]`` (by default :data:`ROUTE_TABLE_LOADED`); a
+    server whose database is down passes ``("/health/live", 200)``.
+    """
     port = free_port()
     env = dict(os.environ)
+    if "DATABASE_URL" not in env_overrides:  # a test of a missing database names its own
+        env["DATABASE_URL"] = subprocess_database_url()
     env.update(
         {
-            "DATABASE_URL": subprocess_database_url(),
             "REDIS_URL": "",
             "GATEWAY_CONFIG_MAX_STALENESS": "0.5",
             "SECRET_KEY": settings.SECRET_KEY,
@@ -126,7 +139,7 @@ def start_gateway(log_path: Path, **env_overrides: str) -> GatewayServer:
     env.update(env_overrides)
     log = log_path.open("wb")
     process = subprocess.Popen(  # the interpreter running the tests: the project's venv
-        [sys.executable, "manage.py", "serve", "--port", str(port)],
+        [sys.executable, "manage.py", "serve", "--port", str(port), "--workers", str(workers)],
         cwd=BASE_DIR,
         env=env,
         stdout=log,
@@ -139,7 +152,7 @@ def start_gateway(log_path: Path, **env_overrides: str) -> GatewayServer:
         if process.poll() is not None:
             raise RuntimeError(f"gateway exited with {process.returncode}:\n{server.log_text()}")
         try:
-            if httpx.get(server.base_url + "/models", timeout=1).status_code == 401:
+            if httpx.get(server.url + ready[0], timeout=1).status_code == ready[1]:
                 return server
         except httpx.TransportError:
             pass
@@ -167,7 +180,9 @@ def gateway_factory(
     started: list[GatewayServer] = []
 
     def start(**env: str) -> GatewayServer:
-        server = start_gateway(tmp_path / f"server-{len(started)}.log", **env)
+        log = tmp_path / f"server-{len(started)}.log"
+        # Both keywords spelled out: ``env`` holds only environment variables.
+        server = start_gateway(log, workers=1, ready=ROUTE_TABLE_LOADED, **env)
         started.append(server)
         return server
 

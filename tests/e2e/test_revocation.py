@@ -9,20 +9,16 @@ Which worker answered is read from prometheus-client's per-process files (one pe
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-from django.conf import settings
 from prometheus_client.mmap_dict import MmapedDict
 
 from gateway.keys.models import VirtualKey, hash_key
-from tests.e2e.conftest import free_port, subprocess_database_url
+from tests.e2e.conftest import start_gateway
 from tests.factories import make_mapping, make_provider, make_vkey
 from tests.fakes.upstream import FakeUpstream
 
@@ -38,48 +34,19 @@ def two_workers(
     require_postgres: None, with_redis: str, tmp_path: Path
 ) -> Iterator[tuple[str, Path]]:
     multiproc = tmp_path / "prom"
-    port = free_port()
-    env = dict(os.environ)
-    env.update(
-        {
-            "DATABASE_URL": subprocess_database_url(),
-            "REDIS_URL": with_redis,
-            "SECRET_KEY": settings.SECRET_KEY,
-            "FIELD_ENCRYPTION_KEYS": ",".join(settings.FIELD_ENCRYPTION_KEYS),
-            "GATEWAY_STATE_DIR": str(tmp_path / "state"),
-            "PROMETHEUS_MULTIPROC_DIR": str(multiproc),
-            "GATEWAY_CONFIG_MAX_STALENESS": str(STALENESS),
-            "GATEWAY_USAGE_QUEUE": "gateway.usage.queues.DatabaseUsageQueue",
-        }
+    server = start_gateway(
+        tmp_path / "serve.log",
+        workers=2,
+        REDIS_URL=with_redis,
+        GATEWAY_STATE_DIR=str(tmp_path / "state"),
+        PROMETHEUS_MULTIPROC_DIR=str(multiproc),
+        GATEWAY_CONFIG_MAX_STALENESS=str(STALENESS),
+        GATEWAY_USAGE_QUEUE="gateway.usage.queues.DatabaseUsageQueue",
     )
-    log = tmp_path / "serve.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "manage.py", "serve", "--port", str(port), "--workers", "2"],
-            cwd=settings.BASE_DIR,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(url + "/health/live", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert process.poll() is None and time.monotonic() < deadline, log.read_text()
-            time.sleep(0.1)
-        yield url, multiproc
+        yield server.url, multiproc
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
+        server.stop()
 
 
 def served_by(multiproc: Path, alias: str) -> dict[str, float]:

@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from django.conf import settings
 
 from gateway.usage.models import UsageRecord
-from tests.e2e.conftest import free_port, subprocess_database_url
+from tests.e2e.conftest import start_gateway
 from tests.factories import make_mapping, make_provider, make_vkey
 from tests.fakes.upstream import FakeUpstream
 from tests.monitoring.test_views import _sample
@@ -29,39 +25,16 @@ def test_metrics_sum_across_server_workers(fake_upstream: FakeUpstream, tmp_path
     make_mapping("mp-alias", inst, "fake-gpt")
     _, key = make_vkey()
     multiproc = tmp_path / "prom"
-    port = free_port()
-    env = dict(os.environ)
-    env.update(
-        {
-            "DATABASE_URL": subprocess_database_url(),
-            "REDIS_URL": "",
-            "SECRET_KEY": settings.SECRET_KEY,
-            "FIELD_ENCRYPTION_KEYS": ",".join(settings.FIELD_ENCRYPTION_KEYS),
-            "GATEWAY_STATE_DIR": str(tmp_path / "state"),
-            "PROMETHEUS_MULTIPROC_DIR": str(multiproc),
-            "GATEWAY_USAGE_FLUSH_SECONDS": "0.05",
-        }
+    server = start_gateway(
+        tmp_path / "serve.log",
+        workers=2,
+        GATEWAY_STATE_DIR=str(tmp_path / "state"),
+        PROMETHEUS_MULTIPROC_DIR=str(multiproc),
+        GATEWAY_USAGE_FLUSH_SECONDS="0.05",
+        GATEWAY_USAGE_QUEUE="",  # the default: the in-process database writer
     )
-    log = tmp_path / "serve.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "manage.py", "serve", "--port", str(port), "--workers", "2"],
-            cwd=settings.BASE_DIR,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}"
+    url = server.url
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(url + "/health/live", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert process.poll() is None and time.monotonic() < deadline, log.read_text()
-            time.sleep(0.1)
         body: dict[str, Any] = {"model": "mp-alias", "messages": [{"role": "user", "content": "x"}]}
         for _ in range(N):  # a new connection each: the kernel spreads them over the workers
             r = httpx.post(
@@ -86,9 +59,4 @@ def test_metrics_sum_across_server_workers(fake_upstream: FakeUpstream, tmp_path
         health = httpx.get(url + "/health", timeout=5).json()
         assert health["providers"][str(inst.id)]["name"] == "mp-inst"
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
+        server.stop()

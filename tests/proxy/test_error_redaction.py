@@ -55,7 +55,8 @@ def test_redact_keeps_ordinary_text_and_cuts_after_redaction() -> None:
     assert redact("model gpt-4o does not exist", [KEY]) == "model gpt-4o does not exist"
     text = "x" * 195 + KEY
     out = redact(text, [KEY], limit=200)
-    # Cut first, "sk-pr" would survive as a stub no matcher recognises; cut after, no trace.
+    # Were the text cut before redaction, the key's first 5 characters ("sk-pr") would be left,
+    # too short for any matcher to recognise; redacting first leaves only the mask's start.
     assert out == "x" * 195 + MASK[:5] and leaks(out) == []
 
 
