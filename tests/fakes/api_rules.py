@@ -26,14 +26,7 @@ def openai_request_problem(body: dict[str, Any], model: str) -> str | None:
             )
         effort = body.get("reasoning_effort")
         # The fake must not refuse what the real API accepts for one of its models.
-        if effort is not None and effort not in (
-            "none",
-            "minimal",
-            "low",
-            "medium",
-            "high",
-            "xhigh",
-        ):
+        if effort is not None and effort not in OPENAI_REASONING_EFFORTS:
             return (
                 f"Invalid value: '{effort}'. Supported values are: 'none', 'minimal', 'low', "
                 "'medium', 'high' and 'xhigh'."

@@ -16,7 +16,8 @@ def request_problem(body: dict[str, Any], headers: dict[str, str]) -> tuple[int,
     if not isinstance(contents, list) or not contents:
         return 400, "* GenerateContentRequest.contents: contents is not specified"
     for i, content in enumerate(contents):
-        if not isinstance(content, dict) or content.get("role") not in ("user", "model"):
+        # ``role`` is optional in the real API (a single turn may leave it out).
+        if not isinstance(content, dict) or content.get("role") not in (None, "user", "model"):
             return 400, f"Please use a valid role: user, model. (contents[{i}])"
         if not content.get("parts"):
             return (
