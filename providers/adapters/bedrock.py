@@ -33,6 +33,7 @@ from providers.translators.openai_bedrock_stream import (
     BedrockStreamTranslator,
     eventstream_events,
 )
+from providers.translators.openai_content import openai_embeddings
 from providers.types import ProviderType
 
 _JSON = "application/json"
@@ -151,16 +152,7 @@ class BedrockAdapter(Adapter):
         else:  # Cohere: a vector per text, no token count
             vectors = list(data.get("embeddings") or [])
             tokens = 0
-        rows = [
-            {"object": "embedding", "index": i, "embedding": list(v)} for i, v in enumerate(vectors)
-        ]
-        answer = {
-            "object": "list",
-            "data": rows,
-            "model": "",
-            "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
-        }
-        return orjson.dumps(answer), Usage(prompt_tokens=tokens)
+        return openai_embeddings(vectors, tokens)
 
     # -- health -----------------------------------------------------------------------------
     def models_request(

@@ -11,6 +11,7 @@ import orjson
 
 from providers.adapters.base import Adapter, StreamTranslator, UpstreamRequest, Usage
 from providers.snapshot import KeySnapshot, ProviderSnapshot
+from providers.translators.openai_content import openai_embeddings
 from providers.translators.openai_gemini import gemini_response_to_openai, openai_request_to_gemini
 from providers.translators.openai_gemini_stream import GeminiStreamTranslator
 from providers.types import ProviderType
@@ -93,19 +94,8 @@ class GeminiAdapter(Adapter):
     def embeddings_response(self, payload: bytes) -> tuple[bytes, Usage]:
         data = orjson.loads(payload)
         vectors = data.get("embeddings") if isinstance(data, dict) else None
-        rows = [
-            {"object": "embedding", "index": i, "embedding": list(v.get("values") or [])}
-            for i, v in enumerate(vectors or [])
-        ]
         # Gemini's embedding answer reports no token count.
-        usage = Usage()
-        answer = {
-            "object": "list",
-            "data": rows,
-            "model": "",
-            "usage": {"prompt_tokens": 0, "total_tokens": 0},
-        }
-        return orjson.dumps(answer), usage
+        return openai_embeddings((v.get("values") or [] for v in vectors or []), 0)
 
     def models_request(
         self, *, provider: ProviderSnapshot, key: KeySnapshot | None

@@ -28,6 +28,7 @@ from providers.translators.openai_anthropic_response import (
     usage_from_anthropic,
 )
 from providers.translators.openai_anthropic_stream import AnthropicStreamTranslator
+from providers.translators.openai_content import openai_embeddings
 from providers.translators.openai_gemini import gemini_response_to_openai, openai_request_to_gemini
 from providers.translators.openai_gemini_stream import GeminiStreamTranslator
 from providers.types import ProviderType
@@ -235,25 +236,13 @@ class VertexAdapter(Adapter):
     def embeddings_response(self, payload: bytes) -> tuple[bytes, Usage]:
         data = orjson.loads(payload)
         predictions = data.get("predictions") if isinstance(data, dict) else None
-        rows = []
+        vectors = []
         tokens = 0
-        for i, prediction in enumerate(predictions or []):
+        for prediction in predictions or []:
             embedding = (prediction or {}).get("embeddings") or {}
             tokens += int((embedding.get("statistics") or {}).get("token_count") or 0)
-            rows.append(
-                {
-                    "object": "embedding",
-                    "index": i,
-                    "embedding": list(embedding.get("values") or []),
-                }
-            )
-        answer = {
-            "object": "list",
-            "data": rows,
-            "model": "",
-            "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
-        }
-        return orjson.dumps(answer), Usage(prompt_tokens=tokens)
+            vectors.append(embedding.get("values") or [])
+        return openai_embeddings(vectors, tokens)
 
     def models_request(
         self, *, provider: ProviderSnapshot, key: KeySnapshot | None

@@ -1,12 +1,15 @@
-"""Readings of OpenAI chat message content shared by the translators to backends that take
-text and inline images only (Gemini, Bedrock Converse)."""
+"""OpenAI-format pieces shared by the translators to backends of their own wire format
+(Gemini, Bedrock, Vertex AI): reading chat message content (text and inline images only) and
+writing an embeddings answer."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from providers.adapters.base import UnsupportedOperation
+import orjson
+
+from providers.adapters.base import UnsupportedOperation, Usage
 
 
 def content_text(content: Any) -> str:
@@ -29,3 +32,18 @@ def base64_image(part: Mapping[str, Any], backend: str) -> tuple[str, str]:
         raise UnsupportedOperation(f"{backend} takes images as base64 data: URLs only")
     media_type, data = url[5:].split(";base64,", 1)
     return media_type, data
+
+
+def openai_embeddings(vectors: Iterable[Sequence[float]], tokens: int) -> tuple[bytes, Usage]:
+    """An OpenAI embeddings answer (one row per vector, in order) and its usage: ``tokens`` is
+    what the upstream counted (0 where it reports no count)."""
+    rows = [
+        {"object": "embedding", "index": i, "embedding": list(v)} for i, v in enumerate(vectors)
+    ]
+    answer = {
+        "object": "list",
+        "data": rows,
+        "model": "",
+        "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+    }
+    return orjson.dumps(answer), Usage(prompt_tokens=tokens)
