@@ -10,16 +10,14 @@ frame's CRCs. Each frame becomes one ``(event name, JSON payload)`` event for
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 import httpx
 from httpx_sse import ServerSentEvent, SSEError
 
-from providers.adapters.base import StreamTranslator, sse
-from providers.translators.openai_anthropic_response import openai_usage
 from providers.translators.openai_bedrock import finish_reason, usage_from_bedrock
+from providers.translators.openai_content import OpenAIChunkStream
 
 if TYPE_CHECKING:
     from botocore.eventstream import EventStreamBuffer
@@ -69,34 +67,22 @@ async def eventstream_events(response: httpx.Response) -> AsyncIterator[ServerSe
             yield event
 
 
-class BedrockStreamTranslator(StreamTranslator):
+class BedrockStreamTranslator(OpenAIChunkStream):
     """Feed it one event (name, JSON data) at a time."""
 
     def __init__(self, *, include_usage: bool, model: str = "", created: int | None = None):
-        super().__init__(include_usage=include_usage)
-        self.model = model
-        self.id = f"bedrock-{time.time_ns()}"
-        self.created = int(time.time()) if created is None else created
+        super().__init__(
+            include_usage=include_usage, prefix="bedrock", model=model, created=created
+        )
         self._role_sent = False
         self._tools: dict[int, int] = {}  # content block index -> tool call index
         self._reason: str | None = None
-
-    def _chunk(self, delta: dict[str, Any], finish: str | None = None) -> bytes:
-        return sse(
-            {
-                "id": self.id,
-                "object": "chat.completion.chunk",
-                "created": self.created,
-                "model": self.model,
-                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
-            }
-        )
 
     def _role(self) -> list[bytes]:
         if self._role_sent:
             return []
         self._role_sent = True
-        return [self._chunk({"role": "assistant", "content": ""})]
+        return [self.chunk({"role": "assistant", "content": ""})]
 
     def feed(self, data: str, event: str = "") -> list[bytes]:
         if self.done:
@@ -125,23 +111,23 @@ class BedrockStreamTranslator(StreamTranslator):
                     "function": {"name": str(use.get("name") or ""), "arguments": ""},
                 }
                 self.started = True
-                out += [*self._role(), self._chunk({"tool_calls": [call]})]
+                out += [*self._role(), self.chunk({"tool_calls": [call]})]
             return out
         if event == "contentBlockDelta":
             delta = payload.get("delta") or {}
             if "text" in delta:
                 self.started = True
-                out += [*self._role(), self._chunk({"content": str(delta["text"])})]
+                out += [*self._role(), self.chunk({"content": str(delta["text"])})]
             use = delta.get("toolUse")
             if isinstance(use, dict):
                 index = self._tools.get(int(payload.get("contentBlockIndex") or 0), 0)
                 part = {"index": index, "function": {"arguments": str(use.get("input") or "")}}
-                out.append(self._chunk({"tool_calls": [part]}))
+                out.append(self.chunk({"tool_calls": [part]}))
             return out
         if event == "messageStop":
             self._reason = finish_reason(payload.get("stopReason"))
             self.started = True
-            return [*self._role(), self._chunk({}, self._reason)]
+            return [*self._role(), self.chunk({}, self._reason)]
         if event == "metadata":
             self.usage = usage_from_bedrock(payload.get("usage"))
         return out
@@ -151,19 +137,6 @@ class BedrockStreamTranslator(StreamTranslator):
             return []
         out: list[bytes] = []
         if self._reason is None and self._role_sent:
-            out.append(self._chunk({}, "stop"))
+            out.append(self.chunk({}, "stop"))
             self._reason = "stop"
-        if self.include_usage:
-            out.append(
-                sse(
-                    {
-                        "id": self.id,
-                        "object": "chat.completion.chunk",
-                        "created": self.created,
-                        "model": self.model,
-                        "choices": [],
-                        "usage": openai_usage(self.usage),
-                    }
-                )
-            )
-        return out + super().finish()
+        return out + self.usage_chunks() + super().finish()

@@ -1,15 +1,17 @@
 """OpenAI-format pieces shared by the translators to backends of their own wire format
-(Gemini, Bedrock, Vertex AI): reading chat message content (text and inline images only) and
-writing an embeddings answer."""
+(Gemini, Bedrock, Vertex AI): reading chat message content (text and inline images only),
+writing an embeddings answer, and writing a streamed answer as chat completion chunks."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import orjson
 
-from providers.adapters.base import UnsupportedOperation, Usage
+from providers.adapters.base import StreamTranslator, UnsupportedOperation, Usage, sse
+from providers.translators.openai_anthropic_response import openai_usage
 
 
 def content_text(content: Any) -> str:
@@ -47,3 +49,45 @@ def openai_embeddings(vectors: Iterable[Sequence[float]], tokens: int) -> tuple[
         "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
     }
     return orjson.dumps(answer), Usage(prompt_tokens=tokens)
+
+
+class OpenAIChunkStream(StreamTranslator):
+    """A stream translator that writes one answer as OpenAI ``chat.completion.chunk`` lines;
+    its ``id``, ``model`` and ``created`` are fixed when it is made."""
+
+    def __init__(
+        self, *, include_usage: bool, prefix: str, model: str = "", created: int | None = None
+    ) -> None:
+        super().__init__(include_usage=include_usage)
+        self.model = model
+        self.id = f"{prefix}-{time.time_ns()}"
+        self.created = int(time.time()) if created is None else created
+
+    def chunk(self, delta: dict[str, Any], finish: str | None = None) -> bytes:
+        """One chunk of the only choice."""
+        return sse(
+            {
+                "id": self.id,
+                "object": "chat.completion.chunk",
+                "created": self.created,
+                "model": self.model,
+                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+            }
+        )
+
+    def usage_chunks(self) -> list[bytes]:
+        """The closing usage chunk, when the client asked for one (``include_usage``)."""
+        if not self.include_usage:
+            return []
+        return [
+            sse(
+                {
+                    "id": self.id,
+                    "object": "chat.completion.chunk",
+                    "created": self.created,
+                    "model": self.model,
+                    "choices": [],
+                    "usage": openai_usage(self.usage),
+                }
+            )
+        ]

@@ -7,36 +7,18 @@ reason and the final ``usageMetadata``.
 
 from __future__ import annotations
 
-import time
-from typing import Any
-
-from providers.adapters.base import StreamTranslator, sse
-from providers.translators.openai_anthropic_response import openai_usage
+from providers.translators.openai_content import OpenAIChunkStream
 from providers.translators.openai_gemini import candidate_delta, finish_reason, usage_from_gemini
 
 
-class GeminiStreamTranslator(StreamTranslator):
+class GeminiStreamTranslator(OpenAIChunkStream):
     """Feed it one SSE event's data at a time."""
 
     def __init__(self, *, include_usage: bool, model: str = "", created: int | None = None):
-        super().__init__(include_usage=include_usage)
-        self.model = model
-        self.id = f"gemini-{time.time_ns()}"
-        self.created = int(time.time()) if created is None else created
+        super().__init__(include_usage=include_usage, prefix="gemini", model=model, created=created)
         self._role_sent = False
         self._tools = 0
         self._finished = False
-
-    def _chunk(self, delta: dict[str, Any], finish: str | None = None) -> bytes:
-        return sse(
-            {
-                "id": self.id,
-                "object": "chat.completion.chunk",
-                "created": self.created,
-                "model": self.model,
-                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
-            }
-        )
 
     def feed(self, data: str, event: str = "") -> list[bytes]:
         if self.done:
@@ -53,25 +35,25 @@ class GeminiStreamTranslator(StreamTranslator):
         out: list[bytes] = []
         if not self._role_sent:
             self._role_sent = True
-            out.append(self._chunk({"role": "assistant", "content": ""}))
+            out.append(self.chunk({"role": "assistant", "content": ""}))
         candidates = payload.get("candidates") or []
         if not candidates and (payload.get("promptFeedback") or {}).get("blockReason"):
             self.started = self._finished = True
-            out.append(self._chunk({}, "content_filter"))
+            out.append(self.chunk({}, "content_filter"))
             return out
         for candidate in candidates[:1]:
             text, calls = candidate_delta(candidate, self._tools, f"call_{self.id}")
             if text:
                 self.started = True
-                out.append(self._chunk({"content": text}))
+                out.append(self.chunk({"content": text}))
             if calls:
                 self.started = True
                 self._tools += len(calls)
-                out.append(self._chunk({"tool_calls": calls}))
+                out.append(self.chunk({"tool_calls": calls}))
             reason = finish_reason(candidate, self._tools > 0)
             if reason is not None:
                 self.started = self._finished = True
-                out.append(self._chunk({}, reason))
+                out.append(self.chunk({}, reason))
         return out
 
     def finish(self) -> list[bytes]:
@@ -79,19 +61,6 @@ class GeminiStreamTranslator(StreamTranslator):
             return []
         out: list[bytes] = []
         if not self._finished and self._role_sent:
-            out.append(self._chunk({}, "stop"))
+            out.append(self.chunk({}, "stop"))
             self._finished = True
-        if self.include_usage:
-            out.append(
-                sse(
-                    {
-                        "id": self.id,
-                        "object": "chat.completion.chunk",
-                        "created": self.created,
-                        "model": self.model,
-                        "choices": [],
-                        "usage": openai_usage(self.usage),
-                    }
-                )
-            )
-        return out + super().finish()
+        return out + self.usage_chunks() + super().finish()
