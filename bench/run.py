@@ -399,23 +399,32 @@ def _unread(client: Any, stream: str) -> int:
     return int(max(lag or 0 for lag in lags))
 
 
+def start_mode(
+    stack: ExitStack, mode: str, args: argparse.Namespace, up: dict[str, Any], tmp: Path
+) -> tuple[dict[str, str], subprocess.Popen[bytes], int]:
+    """``mode``'s throwaway database and Redis, the bench configuration, a Celery worker
+    (production) and the gateway: (its environment, process, port). ``stack`` stops them all."""
+    env = gateway_env(tmp, mode)
+    stack.enter_context(dedicated_redis(env))
+    stack.enter_context(throwaway_database(env))
+    manage(env, "migrate", "--noinput")
+    cfg = tmp / mode / "bench.yaml"
+    cfg.write_text(bench_config(up["fixed_port"], up["stream_port"], args.aliases))
+    manage(env, "gateway_config", "import", str(cfg))
+    if mode == "production":
+        stack.callback(stop, start_celery(env))
+    gw, gw_port = start_gateway(env, args.workers)
+    stack.callback(stop, gw)
+    return env, gw, gw_port
+
+
 def run_mode(
     mode: str, args: argparse.Namespace, tmp: Path, upstream: dict[str, Any]
 ) -> dict[str, Any]:
     """Start this mode's gateway and measure direct, floor and gateway back to back."""
     out: dict[str, Any] = {}
-    env = gateway_env(tmp, mode)
     with ExitStack() as stack:
-        stack.enter_context(dedicated_redis(env))
-        stack.enter_context(throwaway_database(env))
-        manage(env, "migrate", "--noinput")
-        cfg = tmp / mode / "bench.yaml"
-        cfg.write_text(bench_config(upstream["fixed_port"], upstream["stream_port"], args.aliases))
-        manage(env, "gateway_config", "import", str(cfg))
-        if mode == "production":
-            stack.callback(stop, start_celery(env))
-        gw, gw_port = start_gateway(env, args.workers)
-        stack.callback(stop, gw)
+        env, gw, gw_port = start_mode(stack, mode, args, upstream, tmp)
         out["describe"] = (
             f"database {env['DATABASE_URL'].split(':', 1)[0]}, "
             f"Redis {'yes' if env.get('REDIS_URL') else 'no'}"
@@ -512,18 +521,8 @@ def profile(args: argparse.Namespace, up: dict[str, Any], tmp: Path) -> None:
     ``DATABASE_URL`` and ``REDIS_URL`` are set, else embedded)."""
     spy = shutil.which("py-spy") or str(Path(PY).parent / "py-spy")
     mode = "production" if _production_ready() else "embedded"
-    env = gateway_env(tmp, mode)
     with ExitStack() as stack:
-        stack.enter_context(dedicated_redis(env))
-        stack.enter_context(throwaway_database(env))
-        manage(env, "migrate", "--noinput")
-        cfg = tmp / mode / "bench.yaml"
-        cfg.write_text(bench_config(up["fixed_port"], up["stream_port"], args.aliases))
-        manage(env, "gateway_config", "import", str(cfg))
-        if mode == "production":
-            stack.callback(stop, start_celery(env))
-        gw, gw_port = start_gateway(env, args.workers)
-        stack.callback(stop, gw)
+        _, gw, gw_port = start_mode(stack, mode, args, up, tmp)
         url = f"http://127.0.0.1:{gw_port}/v1/chat/completions"
         wrk(url, up["lua"]["chat"], 4, 2)
         seconds = max(5, round(args.duration))
