@@ -69,6 +69,20 @@ def protected_referrers(obj: models.Model) -> list[str]:
     return names
 
 
+class ReadOnlyAdminMixin:
+    """For records the gateway writes itself (usage, probe history): staff may look, never
+    add, change or delete them."""
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
 class GatewayModelAdmin(admin.ModelAdmin):
     """Base admin: JSON editing, deletion that explains PROTECT, enable/disable actions.
 

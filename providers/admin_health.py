@@ -22,6 +22,7 @@ from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
 
+from providers.admin_base import ReadOnlyAdminMixin
 from providers.circuit import CircuitInfo, circuit_info_all_sync
 from providers.health import ProbeResult, health_check_run
 from providers.models import HealthCheck, HealthStatus, Provider, ProviderKeyCredential
@@ -204,7 +205,7 @@ class ProviderHealthAdminMixin(admin.ModelAdmin):
 
 
 @admin.register(HealthCheck)
-class HealthCheckAdmin(admin.ModelAdmin):
+class HealthCheckAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """Probe history, read-only: written by the health probes only."""
 
     list_display = (
@@ -230,12 +231,3 @@ class HealthCheckAdmin(admin.ModelAdmin):
     @admin.display(description="status", ordering="status")
     def status_badge(self, obj: HealthCheck) -> str:
         return badge(obj.status, obj.status)
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from django.contrib import admin
-from django.http import HttpRequest
 
 from gateway.usage.models import UsageRecord
+from providers.admin_base import ReadOnlyAdminMixin
 
 
 @admin.register(UsageRecord)
-class UsageRecordAdmin(admin.ModelAdmin):
+class UsageRecordAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """Read-only: usage is money; it is written by the recorder, never by hand."""
 
     list_display = (
@@ -31,15 +29,6 @@ class UsageRecordAdmin(admin.ModelAdmin):
     search_fields = ("request_id", "model_alias")
     # A COUNT(*) over every usage record on each page load is slow on a busy gateway.
     show_full_result_count = False
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     @admin.display(description="cost (USD)", ordering="cost")
     def cost_display(self, obj: UsageRecord) -> str:
