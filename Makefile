@@ -8,16 +8,33 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 WORKERS ?= 1
 
-.PHONY: install clients demo test lint fmt serve worker beat bench bench-profile clean screenshots
+.PHONY: install lock clients demo test lint fmt serve worker beat bench bench-profile clean screenshots
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
+# Installs are reproducible: every package, direct or not, comes at the version and with the
+# hashes pinned in requirements/dev.txt (runtime + test tools; requirements/main.txt is the
+# runtime subset the Dockerfile installs). pip refuses anything whose hash differs. The project
+# itself goes in editable, without dependencies, so nothing floats past the lock.
+$(STAMP): pyproject.toml requirements/dev.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python >= 3.11 is required")'
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test]'
+	$(PY) -m pip install --quiet --require-hashes -r requirements/dev.txt
+	$(PY) -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
+
+# Re-resolve the lock after a change to pyproject.toml's dependencies: versions already pinned
+# stay where they are unless the change needs otherwise. `make lock UPGRADE=1` moves every
+# package to its newest release the bounds allow. uv (pinned in the lock itself) resolves for
+# every platform at once, so one lock serves Linux, macOS and the Docker image.
+UV_COMPILE = $(VENV)/bin/uv pip compile pyproject.toml --quiet --universal --python-version 3.11 \
+	--custom-compile-command "make lock" \
+	--generate-hashes $(if $(UPGRADE),--upgrade)
+
+lock: install
+	$(UV_COMPILE) --extra test -o requirements/dev.txt
+	$(UV_COMPILE) -c requirements/dev.txt -o requirements/main.txt
 
 # The demo runs with DEBUG on (generated development secrets, plain-HTTP cookies); DEBUG is
 # off unless set.

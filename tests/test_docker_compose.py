@@ -279,7 +279,14 @@ def test_secret_scanner_catches_planted_secrets(planted: dict[str, Any]) -> None
 def test_dockerfile_and_ignore_files() -> None:
     dockerfile = (ROOT / "Dockerfile").read_text()
     assert re.search(r"^FROM python:3\.11-slim\s*$", dockerfile, re.MULTILINE)
-    assert re.search(r"^RUN pip install \.\s*$", dockerfile, re.MULTILINE)
+    # The image installs the runtime lock, hash-checked, before the project (without deps), and
+    # the lock's file is in the build context.
+    lock = re.search(
+        r"^RUN pip install --require-hashes -r requirements/main\.txt\s*$", dockerfile, re.MULTILINE
+    )
+    project = re.search(r"^RUN pip install --no-deps \.\s*$", dockerfile, re.MULTILINE)
+    assert lock and project and lock.start() < project.start()
+    assert (ROOT / "requirements" / "main.txt").is_file()
     assert re.search(r"^USER (?!root)\S+", dockerfile, re.MULTILINE)
     dockerignore = (ROOT / ".dockerignore").read_text().split()
     for excluded in (".env", ".git", ".venv", "var"):
