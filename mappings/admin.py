@@ -22,6 +22,7 @@ from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.module_loading import import_string
 
+from mappings.admin_catalogue import CataloguePricesMixin
 from mappings.models import (
     AliasRoutingPolicy,
     ModelPrice,
@@ -221,7 +222,7 @@ class ModelPriceInline(admin.TabularInline):
 
 
 @admin.register(ModelProviderMapping)
-class ModelProviderMappingAdmin(GatewayModelAdmin):
+class ModelProviderMappingAdmin(CataloguePricesMixin, GatewayModelAdmin):
     inlines = [ModelPriceInline]
     list_display = (
         "model_alias",
@@ -235,7 +236,7 @@ class ModelProviderMappingAdmin(GatewayModelAdmin):
     list_filter = (AliasListFilter, "provider", "is_enabled")
     list_select_related = ("provider",)
     search_fields = ("model_alias",)
-    actions = ["enable_selected", "disable_selected"]
+    actions = ["enable_selected", "disable_selected", "add_catalogue_prices"]
     readonly_fields = ("created_at", "updated_at")
     fieldsets = (
         (
@@ -250,6 +251,7 @@ class ModelProviderMappingAdmin(GatewayModelAdmin):
                 )
             },
         ),
+        ("Price", {"fields": ("catalogue_price_link",)}),
         (
             "Capabilities",
             {

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Decimal
 
 from django.db import transaction
 from django.utils import timezone
 
+from mappings.catalogue import CatalogueEntry, catalogue_lookup, catalogue_provider_for
 from mappings.models import ModelPrice, ModelProviderMapping
 from mappings.selectors import PriceSnapshot, model_price_exists_for
 
@@ -45,116 +46,115 @@ def usage_cost_compute(
     return (total / _MILLION).quantize(COST_QUANTUM, rounding=ROUND_HALF_EVEN)
 
 
-@dataclass(frozen=True, slots=True)
-class DefaultPrice:
-    """A list price per million tokens (USD)."""
+class CatalogueStatus:
+    """Why a mapping did or did not get catalogue prices (``CatalogueSuggestion.status``)."""
 
-    input: Decimal
-    output: Decimal
-    cached_input: Decimal | None = None
-
-
-def _p(inp: str, out: str, cached: str | None = None) -> DefaultPrice:
-    return DefaultPrice(Decimal(inp), Decimal(out), Decimal(cached) if cached else None)
-
-
-# Public list prices (standard tier, USD per 1M tokens) as published by OpenAI and Anthropic
-# in 2025. Defaults to check against your contract: negotiated, batch, regional (Azure) and
-# long-context prices differ. Anthropic's cached input here is the cache *read* price.
-DEFAULT_PRICES: dict[str, DefaultPrice] = {
-    # OpenAI
-    "gpt-4o": _p("2.50", "10.00", "1.25"),
-    "gpt-4o-2024-08-06": _p("2.50", "10.00", "1.25"),
-    "gpt-4o-2024-11-20": _p("2.50", "10.00", "1.25"),
-    "gpt-4o-mini": _p("0.15", "0.60", "0.075"),
-    "gpt-4o-mini-2024-07-18": _p("0.15", "0.60", "0.075"),
-    "gpt-4.1": _p("2.00", "8.00", "0.50"),
-    "gpt-4.1-2025-04-14": _p("2.00", "8.00", "0.50"),
-    "gpt-4.1-mini": _p("0.40", "1.60", "0.10"),
-    "gpt-4.1-mini-2025-04-14": _p("0.40", "1.60", "0.10"),
-    "gpt-4.1-nano": _p("0.10", "0.40", "0.025"),
-    "gpt-5": _p("1.25", "10.00", "0.125"),
-    "gpt-5-mini": _p("0.25", "2.00", "0.025"),
-    "gpt-5-nano": _p("0.05", "0.40", "0.005"),
-    "o1": _p("15.00", "60.00", "7.50"),
-    "o3": _p("2.00", "8.00", "0.50"),
-    "o3-mini": _p("1.10", "4.40", "0.55"),
-    "o3-mini-2025-01-31": _p("1.10", "4.40", "0.55"),
-    "o4-mini": _p("1.10", "4.40", "0.275"),
-    "text-embedding-3-small": _p("0.02", "0"),
-    "text-embedding-3-large": _p("0.13", "0"),
-    "text-embedding-ada-002": _p("0.10", "0"),
-    # Anthropic (dated ids such as claude-sonnet-4-5-20250929 match too, see below)
-    "claude-opus-4-1": _p("15.00", "75.00", "1.50"),
-    "claude-opus-4": _p("15.00", "75.00", "1.50"),
-    "claude-sonnet-4-5": _p("3.00", "15.00", "0.30"),
-    "claude-sonnet-4": _p("3.00", "15.00", "0.30"),
-    "claude-3-7-sonnet": _p("3.00", "15.00", "0.30"),
-    "claude-haiku-4-5": _p("1.00", "5.00", "0.10"),
-    "claude-3-5-haiku": _p("0.80", "4.00", "0.08"),
-}
-
-# Anthropic snapshot ids end in -YYYYMMDD; "-latest" aliases name the same model.
-_SNAPSHOT_SUFFIX = re.compile(r"-(\d{8}|latest)$")
-
-
-def default_price_find(*, provider_model: str) -> DefaultPrice | None:
-    """The default list price for a provider model name, if it is a known model."""
-    name = provider_model.strip().lower()
-    if name in DEFAULT_PRICES:
-        return DEFAULT_PRICES[name]
-    return DEFAULT_PRICES.get(_SNAPSHOT_SUFFIX.sub("", name))
+    NEW = "new"
+    ALREADY_PRICED = "already priced"
+    UNKNOWN_MODEL = "unknown model"
+    NO_CATALOGUE = "no list price for this provider type"
 
 
 @dataclass(frozen=True, slots=True)
-class DefaultPriceResult:
+class CatalogueSuggestion:
+    """One mapping against the catalogue: the price rows it would get, or why none."""
+
+    mapping: ModelProviderMapping
+    status: str
+    entry: CatalogueEntry | None = None
+    prices: tuple[ModelPrice, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class CataloguePriceResult:
     created: list[ModelPrice]
     already_priced: int
     unknown: list[str]
+    suggestions: list[CatalogueSuggestion]
 
 
-@transaction.atomic
-def default_prices_load(*, dry_run: bool = False) -> DefaultPriceResult:
-    """Give every unpriced mapping of a known model a provider + provider model price.
+def catalogue_suggestions(*, mappings: Iterable[ModelProviderMapping]) -> list[CatalogueSuggestion]:
+    """What the catalogue would add for each mapping (nothing is written).
 
-    Idempotent and conservative: a mapping or target that has any price (even a future one)
-    is left alone, and existing prices are never changed. New prices take effect now, so
-    records made before stay as they were (unpriced records are not re-priced).
+    Conservative: a mapping or target that has any price (even a future one) gets nothing, and
+    two mappings of one target share its rows (suggested once, for the first).
     """
-    created: list[ModelPrice] = []
-    already = 0
-    unknown: set[str] = set()
-    done: set[tuple[int, str]] = set()
-    now = timezone.now()
-    for mapping in ModelProviderMapping.objects.order_by("id"):
+    out: list[CatalogueSuggestion] = []
+    seen: set[tuple[int, str]] = set()
+    for mapping in mappings:
         target = (mapping.provider_id, mapping.provider_model_id)
-        if target in done:
-            continue
-        if model_price_exists_for(
+        if target in seen or model_price_exists_for(
             mapping_id=mapping.id,
             provider_id=mapping.provider_id,
             provider_model=mapping.provider_model_id,
         ):
-            already += 1
+            out.append(CatalogueSuggestion(mapping, CatalogueStatus.ALREADY_PRICED))
             continue
-        default = default_price_find(provider_model=mapping.provider_model_id)
-        if default is None:
-            unknown.add(mapping.provider_model_id)
+        provider = mapping.provider
+        if (
+            catalogue_provider_for(provider_type=provider.provider_type, preset=provider.preset)
+            is None
+        ):
+            out.append(CatalogueSuggestion(mapping, CatalogueStatus.NO_CATALOGUE))
             continue
-        done.add(target)
-        price = ModelPrice(
-            provider_id=mapping.provider_id,
-            provider_model_id=mapping.provider_model_id,
-            input_per_million=default.input,
-            output_per_million=default.output,
-            cached_input_per_million=default.cached_input,
-            effective_from=now,
+        entry = catalogue_lookup(
+            provider_type=provider.provider_type,
+            preset=provider.preset,
+            provider_model=mapping.provider_model_id,
         )
-        price.full_clean()
-        if not dry_run:
-            price.save()
-        created.append(price)
-    return DefaultPriceResult(created=created, already_priced=already, unknown=sorted(unknown))
+        if entry is None:
+            out.append(CatalogueSuggestion(mapping, CatalogueStatus.UNKNOWN_MODEL))
+            continue
+        seen.add(target)
+        prices = tuple(
+            ModelPrice(
+                provider_id=mapping.provider_id,
+                provider_model_id=mapping.provider_model_id,
+                input_per_million=period.input,
+                output_per_million=period.output,
+                cached_input_per_million=period.cached_input,
+                effective_from=period.effective_from,
+            )
+            for period in entry.periods
+        )
+        out.append(CatalogueSuggestion(mapping, CatalogueStatus.NEW, entry, prices))
+    return out
+
+
+@transaction.atomic
+def catalogue_prices_load(
+    *, dry_run: bool = False, mapping_ids: Iterable[int] | None = None
+) -> CataloguePriceResult:
+    """Give every unpriced mapping (or those of ``mapping_ids``) its catalogue price history.
+
+    Each dated period of the catalogue becomes a provider + provider model ``ModelPrice`` with
+    that ``effective_from``, so the history reads as the catalogue does. Idempotent: a second
+    run finds the target priced and adds nothing. Existing prices are never changed, records
+    already made are not re-priced, and a model the catalogue does not know stays unpriced.
+    """
+    mappings = ModelProviderMapping.objects.select_related("provider").order_by("id")
+    if mapping_ids is not None:
+        mappings = mappings.filter(id__in=list(mapping_ids))
+    suggestions = catalogue_suggestions(mappings=mappings)
+    created: list[ModelPrice] = []
+    for suggestion in suggestions:
+        for price in suggestion.prices:
+            price.full_clean()
+            if not dry_run:
+                price.save()
+            created.append(price)
+    return CataloguePriceResult(
+        created=created,
+        already_priced=sum(s.status == CatalogueStatus.ALREADY_PRICED for s in suggestions),
+        unknown=sorted(
+            {
+                s.mapping.provider_model_id
+                for s in suggestions
+                if s.status in (CatalogueStatus.UNKNOWN_MODEL, CatalogueStatus.NO_CATALOGUE)
+            }
+        ),
+        suggestions=suggestions,
+    )
 
 
 class PriceLocked(Exception):

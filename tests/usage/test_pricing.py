@@ -6,7 +6,6 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-from django.core.management import call_command
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
@@ -15,7 +14,7 @@ from gateway.usage.models import UsageRecord
 from gateway.usage.recorder import usage_events_record
 from mappings.models import ModelPrice
 from mappings.selectors import PriceSnapshot, price_for_usage
-from mappings.services import default_price_find, usage_cost_compute
+from mappings.services import usage_cost_compute
 from tests.factories import make_mapping_row, make_mock_provider
 from tests.usage.conftest import event, price_target
 
@@ -139,45 +138,3 @@ def test_deleted_references_are_recorded_as_null_instead_of_failing_forever() ->
     assert usage_events_record(events=[e.to_dict()]) == 1
     record = UsageRecord.objects.get(request_id=e.request_id)
     assert (record.virtual_key_id, record.provider_id, record.mapping_id) == (None, None, None)
-
-
-def test_load_default_prices_seeds_unpriced_known_models_idempotently() -> None:
-    provider = make_mock_provider()
-    dated = make_mapping_row(provider, alias="sonnet", model="claude-sonnet-4-5-20250929")
-    make_mapping_row(provider, alias="mini", model="gpt-4o-mini")
-    make_mapping_row(provider, alias="local", model="llama-3-8b")
-    priced = make_mapping_row(provider, alias="mine", model="gpt-4o")
-    own = price_target(provider, "gpt-4o", "9", "9")
-
-    call_command("load_default_prices", stdout=open("/dev/null", "w"))  # noqa: SIM115
-    sonnet = ModelPrice.objects.get(provider=provider, provider_model_id=dated.provider_model_id)
-    assert (sonnet.input_per_million, sonnet.output_per_million) == (Decimal(3), Decimal(15))
-    assert sonnet.cached_input_per_million == Decimal("0.3")
-    assert ModelPrice.objects.filter(provider_model_id="gpt-4o-mini").count() == 1
-    assert not ModelPrice.objects.filter(provider_model_id="llama-3-8b").exists()
-    own.refresh_from_db()
-    assert own.input_per_million == Decimal(9)  # an existing price is never changed
-    assert ModelPrice.objects.filter(provider_model_id=priced.provider_model_id).count() == 1
-
-    count = ModelPrice.objects.count()
-    call_command("load_default_prices", stdout=open("/dev/null", "w"))  # noqa: SIM115
-    assert ModelPrice.objects.count() == count
-
-
-def test_default_price_table_covers_the_common_models() -> None:
-    for name in (
-        "gpt-4o",
-        "gpt-4o-mini",
-        "gpt-4.1",
-        "gpt-4.1-mini",
-        "o3-mini",
-        "claude-sonnet-4-5",
-        "claude-haiku-4-5-20251001",
-        "claude-opus-4-1",
-        "text-embedding-3-small",
-        "text-embedding-3-large",
-    ):
-        price = default_price_find(provider_model=name)
-        assert price is not None, name
-        assert price.input > 0
-    assert default_price_find(provider_model="my-finetune") is None

@@ -1,4 +1,4 @@
-"""``manage.py load_default_prices``: seed list prices for mappings of well-known models."""
+"""``manage.py load_default_prices``: list prices from the genai-prices catalogue for mappings."""
 
 from __future__ import annotations
 
@@ -6,46 +6,56 @@ from typing import Any
 
 from django.core.management.base import BaseCommand
 
-from mappings.services import DEFAULT_PRICES, default_prices_load
+from mappings.catalogue import catalogue_version
+from mappings.services import CatalogueStatus, catalogue_prices_load
 
 
 class Command(BaseCommand):
     help = (
-        "Add a default price (public 2025 list price, USD per 1M tokens) for every mapping whose "
-        "provider model is a well-known model (gpt-4o, gpt-4.1, o3-mini, claude-sonnet-4-5, "
-        "text-embedding-3-small, ...) and that has no price yet. Existing prices are never "
-        "changed; running it twice adds nothing. These are DEFAULTS TO CHECK against your "
-        "contract (negotiated, batch, regional and long-context prices differ); edit them by "
-        "adding a newer price in admin."
+        "Give every mapping that has no price yet its list price history from the genai-prices "
+        "catalogue, looked up by the instance's provider type (or preset) and the provider "
+        "model: one price row per dated catalogue period. Existing prices are never changed; "
+        "running it twice adds nothing; models the catalogue does not know stay unpriced. These "
+        "are list prices TO CHECK against your contract (negotiated, batch, regional and "
+        "long-context prices differ); change one by adding a newer price in admin."
     )
 
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument("--dry-run", action="store_true", help="Show, write nothing.")
         parser.add_argument(
-            "--list", action="store_true", help="Print the default price table and exit."
+            "--list",
+            action="store_true",
+            help="Show what the catalogue says for every mapping (priced or not) and exit.",
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
+        dry_run = options["dry_run"] or options["list"]
+        result = catalogue_prices_load(dry_run=dry_run)
+        self.stdout.write(f"genai-prices {catalogue_version()}")
         if options["list"]:
-            for name, default in sorted(DEFAULT_PRICES.items()):
-                cached = default.cached_input if default.cached_input is not None else "-"
-                self.stdout.write(
-                    f"{name:28} in {default.input:>7} out {default.output:>7} cached {cached}"
-                )
+            for s in result.suggestions:
+                line = f"{s.mapping.model_alias} -> {s.mapping.provider_model_id}: {s.status}"
+                if s.entry is not None:
+                    line += f" ({s.entry.provider_id}/{s.entry.model_id})"
+                self.stdout.write(line)
             return
-        result = default_prices_load(dry_run=options["dry_run"])
-        verb = "would add" if options["dry_run"] else "added"
+        verb = "would add" if dry_run else "added"
         for price in result.created:
-            self.stdout.write(
-                f"{verb} {price.provider_model_id} on provider #{price.provider_id}: "
-                f"in {price.input_per_million} / out {price.output_per_million}"
-                + (
-                    f" / cached {price.cached_input_per_million}"
-                    if price.cached_input_per_million is not None
-                    else ""
-                )
-                + " per 1M tokens"
+            cached = (
+                f" / cached {price.cached_input_per_million}"
+                if price.cached_input_per_million is not None
+                else ""
             )
+            self.stdout.write(
+                f"{verb} {price.provider_model_id} on provider #{price.provider_id} from "
+                f"{price.effective_from:%Y-%m-%d}: in {price.input_per_million} / out "
+                f"{price.output_per_million}{cached} per 1M tokens"
+            )
+        for s in result.suggestions:
+            if s.entry is not None and s.entry.notes:
+                self.stdout.write(
+                    f"note for {s.mapping.provider_model_id}: " + "; ".join(s.entry.notes)
+                )
         self.stdout.write(
             self.style.SUCCESS(
                 f"{len(result.created)} price(s) {verb}; {result.already_priced} mapping(s) "
@@ -54,5 +64,7 @@ class Command(BaseCommand):
         )
         if result.unknown:
             self.stdout.write(
-                "no default price for: " + ", ".join(result.unknown) + " (add them in admin)"
+                f"no list price ({CatalogueStatus.UNKNOWN_MODEL} or provider type) for: "
+                + ", ".join(result.unknown)
+                + " (these stay unpriced; add prices in admin)"
             )
