@@ -15,6 +15,7 @@ import os
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+import redis
 from django.conf import settings
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest, multiprocess
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -66,7 +67,7 @@ def usage_queue_depth() -> list[tuple[str, int]]:
         try:
             pending: Any = client.xpending(stream, group)
             found.append(("redis_pending", int(pending["pending"])))
-        except Exception:  # no group yet (no drain has run): nothing is pending
+        except redis.ResponseError:  # no group yet (no drain has run): nothing is pending
             found.append(("redis_pending", 0))
     finally:
         client.close()
