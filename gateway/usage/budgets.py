@@ -2,8 +2,8 @@
 
 The periodic ``budgets_check`` task computes every budgeted key's spend for its current
 period (UTC), publishes the set of keys over budget (Redis, read by every gateway process in
-the background: no SQL and no Redis round trip on a request) and fires each alert kind once
-per key and period.
+the background: no SQL and no Redis round trip on a request) with each key's spend (read by
+``/metrics``), and fires each alert kind once per key and period.
 """
 
 from __future__ import annotations
