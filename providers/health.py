@@ -33,6 +33,7 @@ from providers import http, redaction
 from providers.adapters import get_adapter
 from providers.adapters.base import UpstreamRequest
 from providers.circuit import CircuitState, circuit_record_probe_sync
+from providers.health_counts import health_outcome_count
 from providers.models import (
     HealthCheck,
     HealthErrorCategory,
@@ -249,6 +250,7 @@ def health_check_run(*, provider_id: int) -> ProbeResult | None:
         error_message=outcome.error_message,
         checked_at=timezone.now(),
     )
+    health_outcome_count(provider_id=provider.id, status=outcome.status)
     threshold, recovery = circuit_policy()
     circuit = circuit_record_probe_sync(
         provider.id, ok=outcome.ok, failure_threshold=threshold, recovery_timeout=recovery

@@ -133,7 +133,12 @@ def filled_dotenv(example: dict[str, str]) -> dict[str, str]:
 
 
 def test_services(compose: dict[str, Any]) -> None:
-    assert set(compose["services"]) == {"postgres", "redis", "web", "worker", "beat"}
+    default = {name for name, svc in compose["services"].items() if not svc.get("profiles")}
+    assert default == {"postgres", "redis", "web", "worker", "beat"}
+    observability = set(compose["services"]) - default
+    assert observability == {"prometheus", "grafana"}
+    for name in observability:
+        assert compose["services"][name]["profiles"] == ["observability"], name
     assert compose["services"]["postgres"]["image"] == "postgres:16"
     assert compose["services"]["redis"]["image"] == "redis:7"
     for name in GATEWAY_SERVICES:
@@ -252,6 +257,30 @@ def test_env_example_lists_every_secret_with_an_empty_value(env_example: dict[st
 
 
 # --- no secrets in files that are committed or copied into the image -------------------------
+
+
+def test_observability_services_mount_the_deploy_files(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    mounts = {
+        name: {v.split(":")[0]: v.split(":")[1] for v in services[name]["volumes"]}
+        for name in ("prometheus", "grafana")
+    }
+    assert mounts["prometheus"]["./deploy/prometheus"] == "/etc/prometheus"
+    assert mounts["grafana"]["./deploy/grafana/provisioning"] == "/etc/grafana/provisioning"
+    assert mounts["grafana"]["./deploy/grafana/dashboards"] == "/var/lib/grafana/dashboards"
+    for host_path in (*mounts["prometheus"], *mounts["grafana"]):
+        if host_path.startswith("./"):
+            assert (ROOT / host_path).is_dir(), host_path
+    # The scrape job's token file is the compose secret, filled from the environment.
+    assert services["prometheus"]["secrets"] == ["gateway_metrics_token"]
+    assert compose["secrets"]["gateway_metrics_token"] == {"environment": "GATEWAY_METRICS_TOKEN"}
+    scrape = yaml.safe_load((ROOT / "deploy/prometheus/prometheus.yml").read_text())
+    job = scrape["scrape_configs"][0]
+    assert job["authorization"]["credentials_file"] == "/run/secrets/gateway_metrics_token"
+    # Prometheus scrapes web:8000: the gateway must accept that Host (default and example).
+    host = job["static_configs"][0]["targets"][0].split(":")[0]
+    assert host in services["web"]["environment"]["ALLOWED_HOSTS"]
+    assert host in parse_env_file((ROOT / ".env.example").read_text())["ALLOWED_HOSTS"].split(",")
 
 
 def test_no_secret_literal_in_compose_file(compose: dict[str, Any]) -> None:

@@ -21,8 +21,8 @@ from django.db import connections
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.http import require_GET
 
-from gateway.monitoring.metrics import CONTENT_TYPE_LATEST, metrics_render
 from gateway.monitoring.persistence import redis_aof_warning
+from gateway.monitoring.scrape import CONTENT_TYPE_LATEST, metrics_render
 from providers.circuit import CircuitState, circuit_info_all_sync
 from providers.health import health_checks_last_outcomes, health_checks_latest
 from providers.models import HealthStatus, Provider

@@ -2,18 +2,20 @@
 
 The periodic ``budgets_check`` task computes every budgeted key's spend for its current
 period (UTC), publishes the set of keys over budget (Redis, read by every gateway process in
-the background: no SQL and no Redis round trip on a request) and fires each alert kind once
-per key and period.
+the background: no SQL and no Redis round trip on a request) with each key's spend (read by
+``/metrics``), and fires each alert kind once per key and period.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 
 import httpx
+import orjson
 import redis
 from django.conf import settings
 from django.core.mail import send_mail
@@ -29,6 +31,8 @@ logger = logging.getLogger(__name__)
 
 OVER_KEY = "gw:budget:over"
 CHECKED_KEY = "gw:budget:checked"
+#: Hash of budgeted key id -> JSON [name, period, spend, amount], for the metrics scrape.
+USE_KEY = "gw:budget:use"
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -109,16 +113,27 @@ def budget_over_key_ids(*, now: datetime | None = None) -> frozenset[int]:
     return frozenset(s.virtual_key_id for s in budget_statuses(now=now) if s.over)
 
 
-def budget_state_publish(*, over: frozenset[int]) -> bool:
-    """Replace the shared over-budget set in Redis atomically; False without Redis."""
+def budget_state_publish(*, over: frozenset[int], statuses: Sequence[BudgetStatus] = ()) -> bool:
+    """Replace the shared over-budget set (and the spend of ``statuses``, which ``/metrics``
+    reads) in Redis atomically; False without Redis."""
     client = sync_redis()
     if client is None:
         return False
     try:
         pipe = client.pipeline(transaction=True)
-        pipe.delete(OVER_KEY)
+        pipe.delete(OVER_KEY, USE_KEY)
         if over:
             pipe.sadd(OVER_KEY, *sorted(over))
+        if statuses:
+            pipe.hset(
+                USE_KEY,
+                mapping={
+                    str(s.virtual_key_id): orjson.dumps(
+                        [s.name, s.period, str(s.spend), str(s.amount)]
+                    )
+                    for s in statuses
+                },
+            )
         pipe.set(CHECKED_KEY, timezone.now().isoformat())
         pipe.execute()
     except redis.RedisError:
@@ -126,6 +141,42 @@ def budget_state_publish(*, over: frozenset[int]) -> bool:
         logger.warning("budget: could not publish the over-budget set to Redis")
         return False
     return True
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetUse:
+    """A budgeted key's spend and budget as last published (what ``/metrics`` shows)."""
+
+    virtual_key_id: int
+    name: str
+    period: str
+    spend: Decimal
+    amount: Decimal
+
+
+def budget_use_latest(*, limit: int) -> list[BudgetUse]:
+    """The ``limit`` keys with the largest share of their budget used.
+
+    With Redis: what the last ``budgets_check`` published (one HGETALL, no SQL; empty before
+    its first run). Without Redis: computed now from the usage records.
+    """
+    client = sync_redis()
+    if client is None:
+        uses = [
+            BudgetUse(s.virtual_key_id, s.name, s.period, s.spend, s.amount)
+            for s in budget_statuses()
+        ]
+    else:
+        try:
+            raw: dict[bytes, bytes] = client.hgetall(USE_KEY)  # type: ignore[assignment]
+        finally:
+            client.close()
+        uses = []
+        for field, value in raw.items():
+            name, period, spend, amount = orjson.loads(value)
+            uses.append(BudgetUse(int(field), name, period, Decimal(spend), Decimal(amount)))
+    uses.sort(key=lambda u: (-(u.spend / u.amount if u.amount else Decimal(0)), u.virtual_key_id))
+    return uses[:limit]
 
 
 @dataclass(slots=True)
@@ -165,7 +216,7 @@ def budgets_check(*, now: datetime | None = None) -> BudgetCheckResult:
     """Compute spend, publish the over-budget set, fire new alerts."""
     statuses = budget_statuses(now=now)
     over = frozenset(s.virtual_key_id for s in statuses if s.over)
-    budget_state_publish(over=over)
+    budget_state_publish(over=over, statuses=statuses)
     fired: list[int] = []
     for status in statuses:
         kinds = []
