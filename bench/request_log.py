@@ -31,6 +31,7 @@ def _django() -> None:
     if not url.startswith("postgres"):
         sys.exit("set DATABASE_URL to a throwaway PostgreSQL database")
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "gateway.settings")
+    os.environ.setdefault("DEBUG", "1")  # generated development secrets: a scratch run
     os.environ.setdefault("REDIS_URL", "")
     import django
 
@@ -41,55 +42,20 @@ def _generate(n: int) -> dict[str, Any]:
     from django.core.management import call_command
     from django.db import connection
 
-    from gateway.keys.models import VirtualKey
-    from gateway.keys.services import virtual_key_create
+    from bench.usage_rows import bench_rows_insert, bench_rows_setup
     from gateway.usage.models import UsageRecord
-    from providers.models import Provider
 
     call_command("migrate", verbosity=0)
     UsageRecord.objects.all().delete()
-    providers = [
-        Provider.objects.get_or_create(name=f"bench-{i}", defaults={"provider_type": "mock"})[0].pk
-        for i in range(20)
-    ]
-    vkeys = [
-        (VirtualKey.objects.filter(name=f"bench-app-{i}").first()
-         or virtual_key_create(name=f"bench-app-{i}")[0]).pk
-        for i in range(200)
-    ]  # fmt: skip
+    refs = bench_rows_setup()
     t0 = time.perf_counter()
+    bench_rows_insert(refs, first=1, count=n, total=n)
     with connection.cursor() as cur:
-        cur.execute(
-            """
-            INSERT INTO gateway_usagerecord (request_id, created_at, endpoint, virtual_key_id,
-                model_alias, provider_id, account_group, provider_model, stream, status_code,
-                error_type, prompt_tokens, completion_tokens, cached_tokens, latency_ms, ttft_ms,
-                attempts, cost)
-            SELECT 'bench-' || g,
-                   now() - (g::float / %(n)s) * interval '90 days',
-                   'chat',
-                   (%(vkeys)s::int[])[(1 + (g * 7919) %% 200)::int],
-                   'alias-' || (g * 31) %% 12,
-                   (%(providers)s::int[])[(1 + (g * 17) %% 20)::int],
-                   (g * 13) %% 4,
-                   'model-' || (g * 31) %% 12,
-                   g %% 10 = 0,
-                   CASE WHEN g %% 33 = 0 THEN 502 WHEN g %% 20 = 0 THEN 429 ELSE 200 END,
-                   '',
-                   (g * 37) %% 4000, (g * 11) %% 800, 0,
-                   50 + (g * 7) %% 2000, NULL,
-                   '[{"provider_id": 1, "provider_name": "bench-1", "key_name": "k",
-                      "status": 200, "error": "", "duration_ms": 120.0}]'::jsonb,
-                   ((g %% 1000) / 100000.0)::numeric
-            FROM generate_series(1::bigint, %(n)s::bigint) AS g
-            """,
-            {"n": n, "vkeys": vkeys, "providers": providers},
-        )
         cur.execute("ANALYZE gateway_usagerecord")
     return {
         "seconds": time.perf_counter() - t0,
-        "provider": providers[3],
-        "vkey": vkeys[42],
+        "provider": refs["providers"][3],
+        "vkey": refs["vkeys"][42],
     }
 
 

@@ -71,6 +71,19 @@ def envint(name: str, default: int) -> int:
         raise _invalid(name, raw, "an integer") from None
 
 
+def envretention(name: str, *, window: int) -> int:
+    """Read a retention in days that must outlast ``window`` days of late rewrites (0: keep
+    everything)."""
+    days = envint(name, 0)
+    if days < 0 or 0 < days <= window + 1:
+        raise ImproperlyConfigured(
+            f"{name}={days}: late usage events are folded into the daily rollups for {window} "
+            f"days, so raw records must be kept longer: set more than {window + 1} days, or 0 to "
+            "keep them all"
+        )
+    return days
+
+
 def envfloat(name: str, default: float) -> float:
     """Read a float setting (a plain decimal number such as ``0.5`` or ``30``)."""
     raw = _read(name)

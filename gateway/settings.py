@@ -19,6 +19,7 @@ from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
 
+from gateway import env as env_readers
 from gateway.env import ENV_NAMES_READ, env, envbool, envfloat, envint, envlist, envstr
 
 # === Paths and environment helpers ===========================================================
@@ -411,6 +412,14 @@ BUDGET_ALERT_WEBHOOK_TIMEOUT = envfloat("BUDGET_ALERT_WEBHOOK_TIMEOUT", 5.0)
 # --- health checks and metrics (providers/health.py, gateway/monitoring/metrics.py) -----------
 # Probe history kept this many days (the health_checks_purge task deletes older rows).
 HEALTH_CHECK_RETENTION_DAYS = envint("HEALTH_CHECK_RETENTION_DAYS", 7)
+# Usage records (gateway/usage/partitions.py): months created ahead on PostgreSQL; raw records
+# older than USAGE_RETENTION_DAYS dropped once rolled up (0 keeps them). The rollups re-read the
+# last USAGE_ROLLUP_WINDOW_DAYS for late events, so a retention inside that window is refused.
+USAGE_PARTITIONS_AHEAD = envint("USAGE_PARTITIONS_AHEAD", 3)
+USAGE_ROLLUP_WINDOW_DAYS = 7
+USAGE_RETENTION_DAYS = env_readers.envretention(
+    "USAGE_RETENTION_DAYS", window=USAGE_ROLLUP_WINDOW_DAYS
+)
 # An instance that answers a probe slower than this is "degraded" (still routable).
 HEALTH_CHECK_DEGRADED_MS = envint("HEALTH_CHECK_DEGRADED_MS", 5000)
 # A probe gives up after this many seconds (capped by the instance's own timeouts).

@@ -16,12 +16,14 @@ from providers.models import Provider, ProviderKeyCredential
 class UsageRecord(models.Model):
     """One request through the gateway: who, where it went, tokens, latency, cost.
 
-    ``request_id`` is unique, so recording a redelivered event changes nothing. ``cost`` is
+    ``(request_id, created_at)`` is unique, so recording a redelivered event changes nothing
+    (``created_at`` comes from the event itself; on PostgreSQL the table is partitioned by
+    month on it: ``gateway.usage.partitions``). ``cost`` is
     ``None`` when no price applied (shown as unpriced, never as $0). Provider FK is PROTECT:
     an instance with usage cannot be deleted (disable it), or cost history would dangle.
     """
 
-    request_id = models.CharField(max_length=64, unique=True)
+    request_id = models.CharField(max_length=64)
     created_at = models.DateTimeField(db_index=True)
     endpoint = models.CharField(max_length=32)
     virtual_key = models.ForeignKey(
@@ -54,6 +56,10 @@ class UsageRecord(models.Model):
         indexes = [
             models.Index(fields=["provider", "created_at"], name="usage_provider_time"),
             models.Index(fields=["virtual_key", "created_at"], name="usage_vkey_time"),
+        ]
+        constraints = [
+            # The partition key must be part of every unique key of a partitioned table.
+            models.UniqueConstraint(fields=["request_id", "created_at"], name="usage_request_once")
         ]
 
     def __str__(self) -> str:

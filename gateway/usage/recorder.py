@@ -100,11 +100,14 @@ def usage_events_record(*, events: Sequence[Mapping[str, Any]]) -> int:
             logger.error("usage event without request_id dropped: %r", event)
     if not by_id:
         return 0
+    # A redelivered event carries its own created_at, so its earlier copy lies in this range:
+    # bounding the lookup by it lets PostgreSQL read only the months concerned (partitions).
+    ats = [_created_at(e) for e in by_id.values()]
     with transaction.atomic():
         seen = set(
-            UsageRecord.objects.filter(request_id__in=list(by_id)).values_list(
-                "request_id", flat=True
-            )
+            UsageRecord.objects.filter(
+                request_id__in=list(by_id), created_at__gte=min(ats), created_at__lte=max(ats)
+            ).values_list("request_id", flat=True)
         )
         fresh = [e for rid, e in by_id.items() if rid not in seen]
         if not fresh:
@@ -187,6 +190,13 @@ def _insert(rows: list[dict[str, Any]]) -> int:
     return int(inserted)
 
 
+def _created_at(event: Mapping[str, Any]) -> datetime:
+    """When the request ended, from the event itself (part of the record's unique key, so a
+    redelivery lands on the same key). Producers always set it; a malformed event without one
+    is recorded now rather than lost."""
+    return datetime.fromtimestamp(float(event.get("created_at") or time.time()), tz=UTC)
+
+
 def _row(event: Mapping[str, Any], alive: dict[str, set[int]], book: PriceBook) -> dict[str, Any]:
     def ref(name: str) -> int | None:
         value = _opt_int(event.get(name))
@@ -200,7 +210,7 @@ def _row(event: Mapping[str, Any], alive: dict[str, set[int]], book: PriceBook) 
             return None
         return value
 
-    at = datetime.fromtimestamp(float(event.get("created_at") or time.time()), tz=UTC)
+    at = _created_at(event)
     ttft = event.get("ttft_ms")
     return dict(
         request_id=_text(event.get("request_id"), 64),

@@ -23,6 +23,7 @@ def test_setup_schedules_is_idempotent_and_keeps_admin_changes() -> None:
         "providers.health_checks_dispatch",
         "providers.health_checks_purge",
         "reports.rollups_update",  # daily usage rollups for the cost reports
+        "reports.usage_partitions_maintain",  # usage months ahead and retention
     }
     assert tasks["gateway.usage_drain"].interval.every == 2
     assert tasks["gateway.budgets_check"].interval.every == 60

@@ -65,6 +65,16 @@ SCHEDULES = [
         expire_seconds=600,
         description="Rebuilds the daily usage rollups of complete days whose records changed.",
     ),
+    Schedule(
+        name="reports: usage partitions and retention",
+        task="reports.usage_partitions_maintain",
+        every_seconds=3600,
+        expire_seconds=3000,
+        description=(
+            "Creates the usage table's months ahead (PostgreSQL) and drops raw usage older than "
+            "USAGE_RETENTION_DAYS once rolled up."
+        ),
+    ),
 ]
 
 
