@@ -139,7 +139,8 @@ class SentinelSet:
         return f"redis+sentinel://127.0.0.1:{self.sentinel_port}/{self.name}/0"
 
     def start(self) -> None:
-        self.servers.start(self.master_port)
+        # No 5 s wait before the first (diskless) sync: the replica is a copy from the start.
+        self.servers.start(self.master_port, "--repl-diskless-sync-delay", "0")
         self.servers.start(self.replica_port, "--replicaof", "127.0.0.1", str(self.master_port))
         config = (
             f"sentinel monitor {self.name} 127.0.0.1 {self.master_port} 1\n"
@@ -148,6 +149,7 @@ class SentinelSet:
             f"sentinel parallel-syncs {self.name} 1\n"
         )
         self.servers.start(self.sentinel_port, config=config)
+        wait_for(self._replica_synced, "the replica's first sync")
         wait_for(self._replica_known, "the Sentinel to see the replica")
 
     def sentinel(self) -> redis.Redis:
@@ -155,7 +157,14 @@ class SentinelSet:
 
     def master_address(self) -> tuple[str, int] | None:
         found = self.sentinel().sentinel_get_master_addr_by_name(self.name)
-        return (found[0], int(found[1])) if found else None
+        if not found:
+            return None
+        host = found[0].decode() if isinstance(found[0], bytes) else str(found[0])
+        return host, int(found[1])
+
+    def _replica_synced(self) -> bool:
+        info = redis.Redis(port=self.replica_port, socket_timeout=1).info("replication")
+        return bool(info.get("master_link_status") == "up")
 
     def _replica_known(self) -> bool:
         return bool(self.sentinel().sentinel_slaves(self.name))
