@@ -3,6 +3,7 @@ requests that remember what was answered, and draining the usage stream into the
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -55,11 +56,9 @@ def drain_until_recorded(request_ids: list[str]) -> dict[str, int]:
     record or the bounded wait ends; the count of records per answered id."""
     deadline = time.monotonic() + RECORD_TIMEOUT
     while True:
-        try:
+        # Right after a failover a drain may fail: the periodic drain task would run again.
+        with contextlib.suppress(redis.RedisError):
             usage_stream_drain(max_seconds=2, claim_idle_seconds=1)
-        except redis.RedisError:
-            # Right after a failover: the periodic drain task would simply run again.
-            pass
         rows = UsageRecord.objects.filter(request_id__in=request_ids)
         found: dict[str, int] = {}
         for rid in rows.values_list("request_id", flat=True):
