@@ -14,8 +14,6 @@ from pathlib import Path
 
 import redis
 
-from tests.conftest import missing_service
-
 READY_TIMEOUT = 20.0
 
 
@@ -29,6 +27,8 @@ def wait_for(ready: Callable[[], object], what: str, timeout: float = READY_TIME
 
 
 def binaries() -> tuple[str, str]:
+    from tests.conftest import missing_service  # tests/conftest.py imports these fixtures
+
     server, cli = shutil.which("redis-server"), shutil.which("redis-cli")
     if server is None or cli is None:
         missing_service("redis-server and redis-cli (apt-get install redis-server)")
@@ -54,16 +54,13 @@ class Servers:
         server, _ = binaries()
         home = self.workdir / str(port)
         home.mkdir(parents=True, exist_ok=True)
-        args = [server]
-        if config is not None:  # a Sentinel rewrites its configuration file
+        args = [server, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(home)]
+        if config is None:
+            args += ["--save", "", "--appendonly", "yes", "--appendfsync", "always", *extra]
+        else:  # a Sentinel: its configuration file first (it rewrites it), no persistence
             path = home / "sentinel.conf"
             path.write_text(config)
-            args += [str(path), "--sentinel"]
-        args += ["--port", str(port), "--bind", "127.0.0.1", "--dir", str(home), "--save", ""]
-        args += ["--appendonly", "yes", "--appendfsync", "always", *extra]
-        if config is not None:
-            args = [a for a in args if a not in ("--save", "", "--appendonly", "yes")]
-            args = [a for a in args if a not in ("--appendfsync", "always")]
+            args = [server, str(path), "--sentinel", *args[1:], *extra]
         log = (home / "log").open("ab")
         self.processes[port] = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
         log.close()
@@ -75,8 +72,10 @@ class Servers:
         process.wait(10)
 
     def stop_all(self) -> None:
+        """Kill every server and remove their directories (teardown)."""
         for port in list(self.processes):
             self.kill(port)
+        shutil.rmtree(self.workdir, ignore_errors=True)
 
 
 @dataclass

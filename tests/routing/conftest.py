@@ -4,4 +4,3 @@ from __future__ import annotations
 
 from tests.fakes.upstream import fake_upstream, fake_upstream_server  # noqa: F401
 from tests.proxy.conftest import gateway, install_table, usage_queue  # noqa: F401
-from tests.redis_topologies.fixtures import redis_cluster, redis_sentinel  # noqa: F401
