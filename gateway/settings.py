@@ -21,6 +21,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from gateway import env as env_readers
 from gateway.env import ENV_NAMES_READ, env, envbool, envfloat, envint, envlist, envstr
+from gateway.redis_env import redis_settings
 
 # === Paths and environment helpers ===========================================================
 
@@ -189,14 +190,18 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # Optional: without it the gateway keeps config version, circuit and rate-limit state per
 # process and the usage queue in process (fine for one process, the demo and tests).
-REDIS_URL = envstr("REDIS_URL", "")
+# redis://, rediss://, redis+sentinel://host:port[,...]/MASTER[/db] (or REDIS_SENTINELS +
+# REDIS_SENTINEL_MASTER), REDIS_CLUSTER=1: see gateway/redis_env.py and README.
+_redis = redis_settings()
+REDIS_URL = _redis.url
+REDIS_CLUSTER = _redis.cluster
 
 # === Celery (gateway/celery.py): usage recording, rollups, health probes, budget alerts ======
 
 # The broker is Redis when configured. Without one, tasks run eagerly in the calling process so
 # `make demo` works with nothing but SQLite (nothing periodic runs then: the gateway writes
 # usage itself and computes budget state in process).
-CELERY_BROKER_URL = envstr("CELERY_BROKER_URL", REDIS_URL)
+CELERY_BROKER_URL = _redis.broker_url
 CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
 CELERY_TASK_EAGER_PROPAGATES = True
 # At-least-once delivery, because usage events are billed and must not be lost: a task is
@@ -211,6 +216,7 @@ CELERY_TASK_TIME_LIMIT = envint("CELERY_TASK_TIME_LIMIT", 300)
 # any task may run (the hard time limit), or a slow task would run twice at the same time.
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     "visibility_timeout": envint("CELERY_VISIBILITY_TIMEOUT", 3600),
+    **_redis.broker_options,
 }
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_IGNORE_RESULT = True
@@ -273,11 +279,7 @@ if not AXES_HANDLER:
 AXES_CACHE = "axes"
 CACHES = {
     "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
-    "axes": (
-        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
-        if REDIS_URL
-        else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "axes"}
-    ),
+    "axes": _redis.axes_cache,
 }
 # The client's address is REMOTE_ADDR: `serve` (uvicorn) takes it from X-Forwarded-For only
 # when the peer is in FORWARDED_ALLOW_IPS (default 127.0.0.1), so clients cannot pick theirs.

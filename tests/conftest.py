@@ -16,6 +16,10 @@ from django.conf import settings
 from providers import db_thread, secrets
 from providers.redis_conn import reset_clients
 
+# Session-wide real Redis Cluster and Sentinel (tests/redis_topologies/fixtures.py): defined
+# here, once, so every directory shares the one set of processes on its fixed ports.
+from tests.redis_topologies.fixtures import redis_cluster, redis_sentinel  # noqa: F401
+
 REQUIRE_SERVICES = os.environ.get("CI_REQUIRE_SERVICES") == "1"
 
 

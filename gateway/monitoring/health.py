@@ -26,7 +26,8 @@ from gateway.monitoring.scrape import CONTENT_TYPE_LATEST, metrics_render
 from providers.circuit import CircuitState, circuit_info_all_sync
 from providers.health import health_checks_last_outcomes, health_checks_latest
 from providers.models import HealthStatus, Provider
-from providers.redis_conn import sync_redis
+from providers.redis_conn import redis_ready
+from providers.redis_conn import topology as redis_topology
 
 logger = logging.getLogger(__name__)
 
@@ -162,19 +163,15 @@ def readiness() -> tuple[bool, dict[str, str]]:
         checks["database"] = "ok"
     except Exception as exc:
         checks["database"] = f"error: {type(exc).__name__}"
-    client = sync_redis()
-    if client is not None:
-        try:
-            client.ping()
-            checks["redis"] = "ok"
-        except Exception as exc:
-            checks["redis"] = f"error: {type(exc).__name__}"
+    if redis_topology() is not None:
+        # Sentinel: a master is named and answers; Cluster: every slot served, masters answer.
+        checks["redis"] = redis_ready()[1]
     return all(v == "ok" for v in checks.values()), checks
 
 
 @require_GET
 def ready(request: HttpRequest) -> JsonResponse:
-    """Database and (when configured) Redis reachable: 200, else 503."""
+    """Database and (when configured) Redis usable: 200, else 503 naming what is not."""
     ok, checks = readiness()
     body: dict[str, Any] = {"status": "ready" if ok else "unavailable", "checks": checks}
     warning = redis_aof_warning() if ok else None

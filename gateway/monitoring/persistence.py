@@ -45,6 +45,9 @@ def redis_aof_warning() -> str | None:
         info: dict[str, Any] = client.info("persistence")
     except (redis.RedisError, OSError):
         return None
+    except AttributeError:
+        # redis-py's cluster client, asked while its slot map is being rebuilt, fails this way.
+        return None
     finally:
         client.close()
     if str(info.get("aof_enabled", "0")) == "1":

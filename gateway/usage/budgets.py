@@ -29,10 +29,11 @@ from providers.redis_conn import sync_redis
 
 logger = logging.getLogger(__name__)
 
-OVER_KEY = "gw:budget:over"
-CHECKED_KEY = "gw:budget:checked"
+# One hash tag: they are replaced in one MULTI, which a Redis Cluster runs on one slot only.
+OVER_KEY = "gw:{budget}:over"
+CHECKED_KEY = "gw:{budget}:checked"
 #: Hash of budgeted key id -> JSON [name, period, spend, amount], for the metrics scrape.
-USE_KEY = "gw:budget:use"
+USE_KEY = "gw:{budget}:use"
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 

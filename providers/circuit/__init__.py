@@ -18,11 +18,11 @@ from __future__ import annotations
 
 from providers.circuit.local import LocalBreakers, local_breakers
 from providers.circuit.model import (
-    KEY_PREFIX,
     TRIAL_STALE_SECONDS,
     CircuitInfo,
     CircuitState,
     circuit_key,
+    instance_tag,
 )
 from providers.circuit.shared import (
     CIRCUIT_LUA,
@@ -39,7 +39,6 @@ from providers.circuit.shared import (
 
 __all__ = [
     "CIRCUIT_LUA",
-    "KEY_PREFIX",
     "REDIS_RETRY_SECONDS",
     "TRIAL_STALE_SECONDS",
     "CircuitInfo",
@@ -49,6 +48,7 @@ __all__ = [
     "circuit_key",
     "circuit_record_probe_sync",
     "circuit_reset_sync",
+    "instance_tag",
     "local_breakers",
     "local_state_clear",
     "redis_failed",

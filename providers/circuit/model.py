@@ -6,7 +6,6 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-KEY_PREFIX = "gw:cb:"
 # A trial that never reported back (its process died) is given up after this long, so a
 # half-open circuit cannot stay stuck: another trial is allowed.
 TRIAL_STALE_SECONDS = 120.0
@@ -42,9 +41,15 @@ class CircuitInfo:
         }
 
 
+def instance_tag(provider_id: int) -> str:
+    """The Redis Cluster hash tag of every key of one instance (breaker, routing state): one
+    slot, so a script touching several of them runs on one node."""
+    return f"{{i:{provider_id}}}"
+
+
 def circuit_key(provider_id: int) -> str:
-    """The Redis hash of an instance's breaker."""
-    return f"{KEY_PREFIX}{provider_id}"
+    """The Redis hash of an instance's breaker: ``gw:{i:<id>}:cb``."""
+    return f"gw:{instance_tag(provider_id)}:cb"
 
 
 def _num(value: Any) -> float | None:

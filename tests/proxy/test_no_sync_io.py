@@ -220,11 +220,11 @@ def shared_state(client: redis.Redis, world: World) -> dict[str, float]:
     def window_total(pattern: str) -> float:
         return sum(float(client.get(key) or 0) for key in client.scan_iter(pattern))
 
-    out = {"key rpm": window_total(f"gw:rl:k:{world.vkey_ids['limited']}:r:*")}
+    out = {"key rpm": window_total(f"gw:{{v:{world.vkey_ids['limited']}}}:rl:r:*")}
     for name, pid in world.provider_ids.items():
-        out[f"{name} rpm"] = window_total(f"gw:rl:p:{pid}:r:*")
+        out[f"{name} rpm"] = window_total(f"gw:{{i:{pid}}}:rl:r:*")
         out[f"{name} breaker last_success"] = float(
-            client.hget(f"gw:cb:{pid}", "last_success") or 0
+            client.hget(circuit.circuit_key(pid), "last_success") or 0
         )
     return out
 

@@ -1,6 +1,7 @@
 """Routing and failover through the in-process gateway and the loopback fake upstream.
 
-Every test runs twice: with per-process state (no Redis) and with Redis. Gaps are measured
+Every test runs in four worlds: per-process state (no Redis), Redis, a Redis Cluster and a
+Sentinel-watched Redis. Gaps are measured
 from the fake's request log, never from the test's wall clock; time-dependent state (circuit
 recovery) runs on a clock the test moves, and requests are held in flight by a gate the test
 opens, so no outcome depends on how fast the machine is.
@@ -31,6 +32,7 @@ from providers.circuit import shared as circuit_shared
 from tests.factories import Instance, make_mapping, make_provider, make_vkey
 from tests.fakes.upstream import Behaviour, FakeUpstream, Gate
 from tests.proxy.conftest import InProcessGateway
+from tests.redis_topologies.fixtures import use_topology
 
 CHAT = {"model": "m", "messages": [{"role": "user", "content": "three little words"}]}
 
@@ -63,11 +65,15 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
     return fake
 
 
-@pytest.fixture(params=["local", "redis"])
+@pytest.fixture(params=["local", "redis", "cluster", "sentinel"])
 def world(request: pytest.FixtureRequest) -> Iterator[str]:
-    """Per-process state, or Redis (skips without REDIS_URL, fails under CI)."""
+    """Per-process state, or Redis (skips without REDIS_URL, fails under CI), or a real Redis
+    Cluster or Sentinel set (tests/redis_topologies; skip without redis-server): the same
+    outcomes in every world."""
     if request.param == "redis":
         request.getfixturevalue("with_redis")
+    elif request.param in ("cluster", "sentinel"):
+        use_topology(str(request.param), request)
     routing_state.local_clear()
     yield str(request.param)
     routing_state.local_clear()

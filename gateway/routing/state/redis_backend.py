@@ -7,11 +7,19 @@ does not know it yet. Arguments travel as one JSON object (``ARGV[1]``, named fi
 with cjson): measured cheaper than a dozen positional arguments, which redis-py encodes one by
 one. Every function here raises ``redis.RedisError`` for the caller to fall back to the
 in-process twin (:mod:`gateway.routing.state.local_backend`).
+
+Redis Cluster runs a script on one hash slot only. Acquire and release touch one instance's
+keys (one slot: ``windows.py``'s hash tags); the view touches the key's windows, the alias's
+round-robin counter and every candidate instance, so on a cluster it runs as several calls of
+the same ``view.lua``, one per slot (:func:`_view_per_slot`), whose replies are put together
+into the reply the single call gives. Plain Redis and Sentinel keep the one round trip.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
+from typing import Any
 
 import orjson
 import redis.asyncio as aioredis
@@ -28,7 +36,7 @@ from gateway.routing.state.windows import (
     window_ttl,
 )
 from providers.circuit import CIRCUIT_LUA, TRIAL_STALE_SECONDS, CircuitState, circuit_key
-from providers.redis_conn import lua_source
+from providers.redis_conn import is_cluster, lua_source
 
 _PACKAGE = "gateway.routing.state"
 VIEW_LUA = "\n".join((CIRCUIT_LUA, lua_source(_PACKAGE, "limits.lua", "view.lua")))
@@ -88,28 +96,28 @@ async def read_view(
         keys.append(round_robin_key(alias))
     group_counts: list[int] = []
     for pid, groups in provider_groups.items():
-        keys += [circuit_key(pid), instance_key(pid), *window_keys("p", pid, now)]
-        keys += [cooling_key(pid, g) for g in groups]
+        keys += _candidate_keys(pid, groups, now)
         group_counts.append(len(groups))
-    args = orjson.dumps(
-        {
-            "frac": frac,
-            "consume": consume_key,
-            "key_limited": vkey_id is not None,
-            "key_rpm": limit_arg(vkey_rpm),
-            "key_tpm": limit_arg(vkey_tpm),
-            "cost": est_tokens,
-            "ttl": window_ttl(),
-            "round_robin": round_robin,
-            "acquire": acquire is not None,
-            "now": now,
-            "stale": TRIAL_STALE_SECONDS,
-            "inst_rpm": limit_arg(acquire[0] if acquire else None),
-            "inst_tpm": limit_arg(acquire[1] if acquire else None),
-            "groups": group_counts,
-        }
-    )
-    results = list(await scripts_for(client).view(keys, (args,)))
+    fields: dict[str, Any] = {
+        "frac": frac,
+        "consume": consume_key,
+        "key_limited": vkey_id is not None,
+        "key_rpm": limit_arg(vkey_rpm),
+        "key_tpm": limit_arg(vkey_tpm),
+        "cost": est_tokens,
+        "ttl": window_ttl(),
+        "round_robin": round_robin,
+        "acquire": acquire is not None,
+        "now": now,
+        "stale": TRIAL_STALE_SECONDS,
+        "inst_rpm": limit_arg(acquire[0] if acquire else None),
+        "inst_tpm": limit_arg(acquire[1] if acquire else None),
+        "groups": group_counts,
+    }
+    if is_cluster(client):
+        results = await _view_per_slot(client, fields, keys, vkey_id is not None, provider_groups)
+    else:
+        results = list(await scripts_for(client).view(keys, (orjson.dumps(fields),)))
     ok, which, cur, prev = (int(x) for x in results.pop(0))
     if not ok:
         limit = int(vkey_rpm if which == 1 else vkey_tpm)  # type: ignore[arg-type]
@@ -141,6 +149,54 @@ async def read_view(
             cooling=cooling,
         )
     return view, acquire is not None and int(results.pop(0)) == ACQUIRE_OK
+
+
+def _candidate_keys(pid: int, groups: Sequence[int], now: float) -> list[str]:
+    """One candidate's keys in ``view.lua``'s order (all in the instance's hash slot)."""
+    keys = [circuit_key(pid), instance_key(pid), *window_keys("p", pid, now)]
+    return keys + [cooling_key(pid, g) for g in groups]
+
+
+async def _view_per_slot(
+    client: aioredis.Redis,
+    fields: dict[str, Any],
+    keys: list[str],
+    key_limited: bool,
+    provider_groups: dict[int, Sequence[int]],
+) -> list[Any]:
+    """``view.lua`` on a Redis Cluster: one call per hash slot, the single call's reply.
+
+    The key's windows first (over its limit: nothing else is counted, as in the single
+    call); then the round-robin counter and each candidate concurrently, the lone candidate's
+    acquire in its own call. A failure after the key was counted leaves it counted, as a
+    request that failed later would.
+    """
+    view = scripts_for(client).view
+    alone: dict[str, Any] = {**fields, "key_limited": False, "round_robin": False}
+    alone.update(acquire=False, groups=[])
+    at = 0
+    if key_limited:
+        at = 4
+        if fields["consume"]:  # only counting touches the key's windows
+            reply = await view(keys[:4], (orjson.dumps({**alone, "key_limited": True}),))
+            if not int(reply[0][0]):
+                return list(reply)
+    calls = []
+    if fields["round_robin"]:
+        calls.append(view(keys[at : at + 1], (orjson.dumps({**alone, "round_robin": True}),)))
+        at += 1
+    for n, groups in enumerate(provider_groups.values()):
+        size = 6 + len(groups)
+        one = {**alone, "groups": [len(groups)], "acquire": fields["acquire"] and n == 0}
+        calls.append(view(keys[at : at + size], (orjson.dumps(one),)))
+        at += size
+    replies = list(await asyncio.gather(*calls))
+    rr = replies.pop(0)[1] if fields["round_robin"] else 0
+    results: list[Any] = [[1, 0, 0, 0], rr]
+    results += [reply[2] for reply in replies]
+    if fields["acquire"] and replies:
+        results.append(replies[0][3])
+    return results
 
 
 async def acquire(

@@ -1,5 +1,11 @@
 """Rate-limit windows and the Redis key names of the routing state, shared by both backends.
 
+Key names carry a Redis Cluster hash tag (the ``{...}`` part): every key of one virtual key
+(``{v:<id>}``) lives in one hash slot, and every key of one instance (``{i:<id>}``: its
+breaker, in-flight hash, windows and cooling keys) in one slot, so a script that touches one
+key's or one instance's keys runs on one cluster node. ``instance_tag`` is shared with the
+breaker's key (:func:`providers.circuit.circuit_key`).
+
 Rate limits are sliding windows approximated by two fixed windows (the previous one weighted
 by how much of it still overlaps): O(1) memory and one GET per counter, accurate to a few
 percent, the approach Cloudflare and the ``limits`` library's "sliding window counter" use.
@@ -10,6 +16,8 @@ from __future__ import annotations
 import math
 
 from django.conf import settings
+
+from providers.circuit import instance_tag
 
 
 def window() -> float:
@@ -34,18 +42,18 @@ def window_keys(scope: str, ident: int, now: float) -> list[str]:
     ``scope``: "k" a virtual key, "p" a provider instance.
     """
     idx, _ = window_at(now)
-    base = f"gw:rl:{scope}:{ident}"
+    base = f"gw:{{v:{ident}}}:rl" if scope == "k" else f"gw:{instance_tag(ident)}:rl"
     return [f"{base}:r:{idx}", f"{base}:r:{idx - 1}", f"{base}:t:{idx}", f"{base}:t:{idx - 1}"]
 
 
 def instance_key(pid: int) -> str:
     """The hash of an instance's in-flight count and latency average."""
-    return f"gw:inst:{pid}"
+    return f"gw:{instance_tag(pid)}:inst"
 
 
 def cooling_key(pid: int, group: int) -> str:
     """Present (with a TTL) while an account group of an instance is cooling."""
-    return f"gw:cool:{pid}:{group}"
+    return f"gw:{instance_tag(pid)}:cool:{group}"
 
 
 def round_robin_key(alias: str) -> str:

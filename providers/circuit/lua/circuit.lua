@@ -3,7 +3,7 @@
 -- probe.lua and the routing state's view, acquire and release scripts), so that a breaker
 -- step runs in the same atomic script as the checks around it.
 --
--- One hash per instance (key "gw:cb:<instance id>"), fields: state ("closed", "open",
+-- One hash per instance (key "gw:{i:<instance id>}:cb"), fields: state ("closed", "open",
 -- "half_open"; absent = closed), failures, opened_at, retry_at, last_success, last_failure,
 -- trial_at (when the half-open trial was handed out; "" = not handed out yet).
 -- Times are Unix seconds, stored in the string form the caller sent.

@@ -4,7 +4,8 @@
 --
 -- A limit is a sliding window approximated by two fixed windows: the previous one weighted
 -- by how much of it still overlaps (``frac`` is how far into the current window we are).
--- Window keys hold plain counters: "gw:rl:<k|p>:<id>:<r|t>:<window index>".
+-- Window keys hold plain counters: "gw:{v:<key id>}:rl:<r|t>:<window index>" for a virtual
+-- key, "gw:{i:<instance id>}:rl:<r|t>:<window index>" for an instance (windows.py).
 
 -- The sliding count of a limit, and the current and previous windows' raw counts.
 local function rl_used(cur, prev, frac)

@@ -1,0 +1,97 @@
+"""Session fixtures: a real 3-master Redis Cluster and a Sentinel-watched master + replica, and
+``in_topology`` to point this process's gateway settings at one of them (the routing tests'
+extra worlds, the topology tests). Import them into a conftest to use them."""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+import redis.cluster
+
+from providers.redis_conn import reset_clients
+from tests.redis_topologies.services import Cluster, SentinelSet, Servers
+
+
+@pytest.fixture(scope="session")
+def redis_cluster() -> Iterator[Cluster]:
+    servers = Servers(Path(tempfile.mkdtemp(prefix="gw-redis-cluster-")))
+    cluster = Cluster(servers)
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        servers.stop_all()
+
+
+@pytest.fixture(scope="session")
+def redis_sentinel() -> Iterator[SentinelSet]:
+    servers = Servers(Path(tempfile.mkdtemp(prefix="gw-redis-sentinel-")))
+    sentinel = SentinelSet(servers)
+    try:
+        sentinel.start()
+        yield sentinel
+    finally:
+        servers.stop_all()
+
+
+def flush(kind: str, url: str) -> None:
+    """Empty every master of the topology."""
+    if kind == "cluster":
+        client: Any = redis.cluster.RedisCluster.from_url(url)
+        client.flushall(target_nodes=redis.cluster.RedisCluster.PRIMARIES)
+    else:
+        from providers.redis_conn import build_sync_client
+        from providers.redis_topology import redis_topology
+
+        topo = redis_topology(url, cluster=False)
+        assert topo is not None
+        client = build_sync_client(topo)
+        client.flushdb()
+    client.close()
+
+
+def topology_env(kind: str, request: pytest.FixtureRequest) -> dict[str, str]:
+    """The environment a gateway process needs for topology ``kind``."""
+    if kind == "cluster":
+        cluster: Cluster = request.getfixturevalue("redis_cluster")
+        return {"REDIS_URL": cluster.url, "REDIS_CLUSTER": "1", "CELERY_BROKER_URL": ""}
+    sentinel: SentinelSet = request.getfixturevalue("redis_sentinel")
+    return {"REDIS_URL": sentinel.url, "REDIS_CLUSTER": "0"}
+
+
+class _Fallbacks(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.seen: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.seen.append(record.getMessage())
+
+
+def use_topology(kind: str, request: pytest.FixtureRequest) -> dict[str, str]:
+    """Point this process's settings at topology ``kind`` (emptied now and at teardown)."""
+    env = topology_env(kind, request)
+    settings = request.getfixturevalue("settings")
+    settings.REDIS_URL = env["REDIS_URL"]
+    settings.REDIS_CLUSTER = env["REDIS_CLUSTER"] == "1"
+    flush(kind, env["REDIS_URL"])
+    reset_clients()
+    # A Redis error makes the gateway fall back to per-process state, which would pass most
+    # tests unnoticed: any fallback fails the test's teardown.
+    fallbacks = _Fallbacks()
+    logging.getLogger("providers.circuit.shared").addHandler(fallbacks)
+
+    def done() -> None:
+        logging.getLogger("providers.circuit.shared").removeHandler(fallbacks)
+        reset_clients()
+        flush(kind, env["REDIS_URL"])
+        assert not fallbacks.seen, f"fell back to local state in {kind}: {fallbacks.seen}"
+
+    request.addfinalizer(done)
+    return env
