@@ -391,7 +391,8 @@ GATEWAY_USAGE_DRAIN_SECONDS = envfloat("GATEWAY_USAGE_DRAIN_SECONDS", 20.0)
 # After Redis failed, spool without retrying for this long (then try again).
 GATEWAY_USAGE_RETRY_SECONDS = envfloat("GATEWAY_USAGE_RETRY_SECONDS", 1.0)
 # After the first event of a batch, the flusher waits this long for more before sending (one
-# round trip per batch, not per request).
+# round trip per batch, not per request). Queued routing releases ride that batch; their own
+# timer sends them after twice this when no batch comes (0: every release sent at once).
 GATEWAY_USAGE_LINGER_SECONDS = envfloat("GATEWAY_USAGE_LINGER_SECONDS", 0.01)
 # The in-process database writer (no Redis) flushes at least this often.
 GATEWAY_USAGE_FLUSH_SECONDS = envfloat("GATEWAY_USAGE_FLUSH_SECONDS", 0.5)

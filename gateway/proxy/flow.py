@@ -151,7 +151,7 @@ async def serve(
         return ProxyResult(200, headers, body=payload)
 
     def on_end(status: int, error_type: str, usage: Usage, ttft: float | None) -> None:
-        # The event goes out now; the release, which awaits Redis, after the stream.
+        # The event goes out now; the release (which may await Redis) after the stream.
         release_later = settle(
             ctx, status=status, served=served, usage=usage, error_type=error_type, ttft=ttft
         )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+from gateway.routing.state import releases_flush
 from gateway.usage.budget_state import budget_state
 from gateway.usage.events import get_usage_queue
 
@@ -23,8 +24,10 @@ async def usage_startup() -> None:
 
 
 async def usage_shutdown() -> None:
-    """Drain the usage buffer before the process exits (spooling what cannot be sent)."""
+    """Drain the usage buffer and the queued routing releases before the process exits
+    (spooling the usage that cannot be sent; releases Redis refuses go to local state)."""
     queue = get_usage_queue()
     aclose = getattr(queue, "aclose", None)
     if aclose is not None:
         await aclose()
+    await releases_flush()

@@ -29,6 +29,7 @@ import redis
 from django.conf import settings
 
 from gateway.monitoring.metrics import usage_event_observe
+from gateway.routing.state.releases import release_queue
 from gateway.usage.events import UsageEvent
 from gateway.usage.spool import Spool, orphans_claim
 from providers.db_thread import run_db
@@ -244,12 +245,24 @@ class RedisStreamUsageQueue(BufferedUsageQueue):
             pipe.xadd(stream, {_FIELD: payload}, maxlen=maxlen, approximate=True)
 
     async def deliver(self, payloads: list[bytes]) -> None:
+        """XADD ``payloads``; the routing releases queued meanwhile ride the same pipeline
+        (first, so a failing XADD cannot hide their results; they never raise here)."""
         client = async_redis()
         if client is None:
             raise redis.ConnectionError("REDIS_URL is not set")
         pipe = client.pipeline(transaction=False)
+        carried = release_queue.take()
+        n = carried.queue(pipe)
         self._xadd_all(pipe, payloads)
-        await pipe.execute()
+        try:
+            results = await pipe.execute(raise_on_error=False)
+        except BaseException as exc:
+            carried.fallback(exc)
+            raise
+        await carried.settle(results[:n], client)
+        for result in results[n:]:
+            if isinstance(result, Exception):
+                raise result
 
     def deliver_sync(self, payloads: list[bytes]) -> None:
         client = sync_redis()

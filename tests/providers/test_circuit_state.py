@@ -82,6 +82,8 @@ def test_opens_after_threshold_then_one_trial_then_closes(world: str) -> None:
         [trial] = trials
         assert trial is not None
         await trial.release(ok=True, failure_threshold=3, recovery_timeout=0.3)
+        # A success is queued (sent within the linger); the sync client reads Redis directly.
+        await routing_state.releases_flush()
         info = circuit.circuit_info_all_sync([7])[7]
         assert info.state == CircuitState.CLOSED and info.failure_count == 0
         assert info.last_success is not None

@@ -16,6 +16,7 @@ from django.db.backends.utils import CursorWrapper
 
 from gateway.proxy.app import GatewayApp
 from gateway.routing.holder import route_tables
+from gateway.routing.state import releases_flush
 from gateway.routing.table import RouteTable, route_table_build
 from gateway.usage.events import InMemoryUsageQueue, set_usage_queue
 from providers import http
@@ -41,7 +42,11 @@ class InProcessGateway:
         )
 
     def run(self, fn: Callable[[httpx.AsyncClient], Awaitable[T]]) -> T:
-        return self.loop.run_until_complete(fn(self.client))
+        result = self.loop.run_until_complete(fn(self.client))
+        # The loop stops between calls, so a queued release's timer cannot fire: send them
+        # now, as the linger would have, for tests that read the shared state directly.
+        self.loop.run_until_complete(releases_flush())
+        return result
 
     def close(self) -> None:
         self.loop.run_until_complete(self.client.aclose())

@@ -13,7 +13,10 @@ Per request the pipeline makes, with Redis:
    first attempt's acquire runs inside step 1's script instead: the order cannot change what
    is tried first, so a round trip is saved;
 3. one Lua call when the attempt ends (:meth:`Lease.release`, ``lua/release.lua``): in-flight
-   down, latency average, circuit success/failure, token correction.
+   down, latency average, circuit success/failure, token correction. It is queued, not
+   awaited, and sent in the usage flusher's pipeline with the ``XADD``s (failures at once;
+   see :mod:`~gateway.routing.state.releases` for the staleness bound), so it costs the
+   request no round trip of its own.
 
 Every script runs by EVALSHA (the source is sent only when Redis does not know it yet).
 Without Redis, or while it errors, the same logic runs on per-process dicts
@@ -32,6 +35,7 @@ from gateway.routing.state.api import (
     local_clear,
     route_view_read,
 )
+from gateway.routing.state.releases import releases_flush
 from gateway.routing.state.views import (
     ACQUIRE_CIRCUIT,
     ACQUIRE_OK,
@@ -60,6 +64,7 @@ __all__ = [
     "instance_acquire",
     "key_tokens_correct",
     "local_clear",
+    "releases_flush",
     "retry_after_for",
     "route_view_read",
 ]

@@ -13,6 +13,12 @@ import redis
 
 from gateway.routing.state import redis_backend
 from gateway.routing.state.local_backend import local_routing
+from gateway.routing.state.releases import (
+    PendingRelease,
+    PendingTokens,
+    release_call,
+    release_queue,
+)
 from gateway.routing.state.views import ACQUIRE_OK, RouteView
 from providers.circuit import local_state_clear, redis_failed, shared_async
 
@@ -95,26 +101,14 @@ class Lease:
         pid = self.provider_id
         now = time.time()
         delta = actual_tokens - self.est_tokens if actual_tokens is not None else 0
-        client = shared_async()
-        if client is not None:
-            try:
-                await redis_backend.release(
-                    client,
-                    pid,
-                    now,
-                    ok,
-                    latency_ms,
-                    EWMA_ALPHA,
-                    failure_threshold,
-                    recovery_timeout,
-                    delta,
-                )
-                return
-            except redis.RedisError as exc:
-                redis_failed(exc)
-        local_routing.release(
-            pid, now, ok, latency_ms, EWMA_ALPHA, failure_threshold, recovery_timeout, delta
-        )
+        args = (pid, now, ok, latency_ms, EWMA_ALPHA, failure_threshold, recovery_timeout, delta)
+        if shared_async() is not None:
+            # Queued, not awaited (releases.py): it rides the usage flush's pipeline. A
+            # failure counts toward the circuit, so it goes out at once.
+            keys, argv = release_call(*args)
+            await release_queue.add(PendingRelease(keys, argv, args), urgent=ok is False)
+            return
+        local_routing.release(*args)
 
 
 async def instance_acquire(
@@ -152,13 +146,9 @@ async def key_tokens_correct(vkey_id: int, delta: int) -> None:
     if not delta:
         return
     now = time.time()
-    client = shared_async()
-    if client is not None:
-        try:
-            await redis_backend.key_tokens_add(client, vkey_id, delta, now)
-            return
-        except redis.RedisError as exc:
-            redis_failed(exc)
+    if shared_async() is not None:
+        await release_queue.add(PendingTokens(vkey_id, delta, now))
+        return
     local_routing.key_tokens_add(vkey_id, delta, now)
 
 
@@ -178,6 +168,7 @@ async def group_cool(provider_id: int, group: int, seconds: float) -> None:
 def local_clear() -> None:
     """Forget all per-process routing and breaker state (tests)."""
     local_routing.clear()
+    release_queue.clear()
     local_state_clear()
 
 

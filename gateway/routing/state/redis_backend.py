@@ -1,6 +1,9 @@
 """The routing state in Redis: one EVALSHA per step, shared by every gateway process.
 
-The scripts are ``lua/view.lua``, ``lua/acquire.lua`` and ``lua/release.lua``, each prefixed
+Steps 1 and 2 are awaited here, with the process's queued releases in the same pipeline (so
+the process reads its own releases); step 3 (the release) is queued and sent batched by
+:mod:`~gateway.routing.state.releases`. The scripts are ``lua/view.lua``,
+``lua/acquire.lua`` and ``lua/release.lua`` (the last kept in ``releases.py``), each prefixed
 with the function libraries it calls (the breaker's ``circuit.lua``, ``lua/limits.lua``) and
 registered with redis-py's ``register_script``: EVALSHA, the source is sent only when Redis
 does not know it yet. Arguments travel as one JSON object (``ARGV[1]``, named fields, decoded
@@ -24,6 +27,7 @@ from typing import Any
 import orjson
 import redis.asyncio as aioredis
 
+from gateway.routing.state.releases import releases_flush, run_script
 from gateway.routing.state.views import ACQUIRE_OK, InstanceView, KeyRateLimited, RouteView
 from gateway.routing.state.windows import (
     cooling_key,
@@ -41,19 +45,17 @@ from providers.redis_conn import is_cluster, lua_source
 _PACKAGE = "gateway.routing.state"
 VIEW_LUA = "\n".join((CIRCUIT_LUA, lua_source(_PACKAGE, "limits.lua", "view.lua")))
 ACQUIRE_LUA = "\n".join((CIRCUIT_LUA, lua_source(_PACKAGE, "limits.lua", "acquire.lua")))
-RELEASE_LUA = "\n".join((CIRCUIT_LUA, lua_source(_PACKAGE, "release.lua")))
 
 
 class Scripts:
     """The routing scripts registered on one asyncio client."""
 
-    __slots__ = ("acquire", "client", "release", "view")
+    __slots__ = ("acquire", "client", "view")
 
     def __init__(self, client: aioredis.Redis) -> None:
         self.client = client
         self.view = client.register_script(VIEW_LUA)
         self.acquire = client.register_script(ACQUIRE_LUA)
-        self.release = client.register_script(RELEASE_LUA)
 
 
 # The scripts of the last client used. A gateway process runs one event loop, so one client
@@ -115,9 +117,12 @@ async def read_view(
         "groups": group_counts,
     }
     if is_cluster(client):
+        # The queued releases go first (the process reads its own), then the per-slot calls.
+        await releases_flush()
         results = await _view_per_slot(client, fields, keys, vkey_id is not None, provider_groups)
     else:
-        results = list(await scripts_for(client).view(keys, (orjson.dumps(fields),)))
+        script = scripts_for(client).view
+        results = list(await run_script(client, script, keys, orjson.dumps(fields)))
     ok, which, cur, prev = (int(x) for x in results.pop(0))
     if not ok:
         limit = int(vkey_rpm if which == 1 else vkey_tpm)  # type: ignore[arg-type]
@@ -224,48 +229,7 @@ async def acquire(
             "force": force,
         }
     )
-    return int(await scripts_for(client).acquire(keys, (args,)))
-
-
-async def release(
-    client: aioredis.Redis,
-    provider_id: int,
-    now: float,
-    ok: bool | None,
-    latency_ms: float | None,
-    alpha: float,
-    failure_threshold: int,
-    recovery_timeout: float,
-    delta: int,
-) -> None:
-    """Step 3 (``lua/release.lua``)."""
-    fields: dict[str, object] = {
-        "alpha": alpha,
-        "now": repr(now),  # a string: stored as is in the breaker
-        "threshold": failure_threshold,
-        "recovery": recovery_timeout,
-        "delta": delta,
-        "ttl": window_ttl(),
-    }
-    # Absent, not null: cjson decodes null to a value that is true in Lua.
-    if latency_ms is not None:
-        fields["latency"] = latency_ms
-    if ok is not None:
-        fields["ok"] = ok
-    tokens_window = window_keys("p", provider_id, now)[2]
-    await scripts_for(client).release(
-        [instance_key(provider_id), circuit_key(provider_id), tokens_window],
-        (orjson.dumps(fields),),
-    )
-
-
-async def key_tokens_add(client: aioredis.Redis, vkey_id: int, delta: int, now: float) -> None:
-    """Add ``delta`` to the key's current tokens window."""
-    key = window_keys("k", vkey_id, now)[2]
-    async with client.pipeline(transaction=False) as pipe:
-        pipe.incrby(key, delta)
-        pipe.expire(key, window_ttl())
-        await pipe.execute()
+    return int(await run_script(client, scripts_for(client).acquire, keys, args))
 
 
 async def group_cool(client: aioredis.Redis, provider_id: int, group: int, seconds: float) -> None:

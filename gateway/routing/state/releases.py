@@ -1,0 +1,259 @@
+"""Releases without their own round trip: the end of an attempt, queued and sent in batches.
+
+A release (``lua/release.lua``: in-flight down, latency average, circuit outcome, the
+instance's token window corrected) and the key's token correction are queued here instead of
+being awaited. The usage flusher (:class:`~gateway.usage.queues.RedisStreamUsageQueue`) takes
+what is queued into the pipeline that carries its ``XADD``s, so with Redis a request costs
+one round trip of its own (the route view) and shares the other with every request that ended
+in the same linger. A timer flushes on its own what the usage flusher did not carry (usage
+written to the database, usage spooled while Redis is down) after twice the linger.
+
+Staleness: another process sees a success's release at most ``2 *
+GATEWAY_USAGE_LINGER_SECONDS`` (plus one round trip) after the attempt ended, usually within
+one linger. A failure (``ok=False``: it counts toward the circuit) is sent at once, with
+whatever is queued, and awaited: the breaker stays as prompt across processes as before. A
+linger of 0 sends every release at once, as before batching.
+
+The pipeline is not transactional (each command routes on its own keys, as Redis Cluster
+needs) and the script runs by EVALSHA; a Redis that does not know the script yet gets it
+loaded and only the refused commands again. A Redis error applies the batch to the
+in-process twin (the same fallback as an unbatched release), never to the caller.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+import redis
+from django.conf import settings
+
+from gateway.routing.state.local_backend import local_routing
+from gateway.routing.state.windows import instance_key, window_keys, window_ttl
+from providers.circuit import CIRCUIT_LUA, circuit_key, redis_failed, shared_async
+from providers.redis_conn import lua_source
+
+logger = logging.getLogger(__name__)
+
+RELEASE_LUA = "\n".join((CIRCUIT_LUA, lua_source("gateway.routing.state", "release.lua")))
+# EVALSHA inside a pipeline: the script's id, as redis-py's Script computes it.
+RELEASE_SHA = hashlib.sha1(RELEASE_LUA.encode(), usedforsecurity=False).hexdigest()
+
+
+def release_call(
+    provider_id: int,
+    now: float,
+    ok: bool | None,
+    latency_ms: float | None,
+    alpha: float,
+    failure_threshold: int,
+    recovery_timeout: float,
+    delta: int,
+) -> tuple[list[str], bytes]:
+    """Step 3 (``lua/release.lua``): its KEYS and ARGV[1], sent batched by ``releases.py``."""
+    fields: dict[str, object] = {
+        "alpha": alpha,
+        "now": repr(now),  # a string: stored as is in the breaker
+        "threshold": failure_threshold,
+        "recovery": recovery_timeout,
+        "delta": delta,
+        "ttl": window_ttl(),
+    }
+    # Absent, not null: cjson decodes null to a value that is true in Lua.
+    if latency_ms is not None:
+        fields["latency"] = latency_ms
+    if ok is not None:
+        fields["ok"] = ok
+    tokens_window = window_keys("p", provider_id, now)[2]
+    keys = [instance_key(provider_id), circuit_key(provider_id), tokens_window]
+    return keys, orjson.dumps(fields)
+
+
+@dataclass(slots=True)
+class PendingRelease:
+    """One attempt's ``release.lua`` call, and the same step for the in-process twin."""
+
+    keys: list[str]
+    args: bytes
+    local: tuple[Any, ...]  # local_routing.release's arguments
+
+    def queue(self, pipe: Any) -> int:
+        pipe.evalsha(RELEASE_SHA, len(self.keys), *self.keys, self.args)
+        return 1
+
+    def apply_locally(self) -> None:
+        local_routing.release(*self.local)
+
+
+@dataclass(slots=True)
+class PendingTokens:
+    """A key's token window corrected by ``actual - estimated``."""
+
+    vkey_id: int
+    delta: int
+    now: float
+
+    def queue(self, pipe: Any) -> int:
+        key = window_keys("k", self.vkey_id, self.now)[2]
+        pipe.incrby(key, self.delta)
+        pipe.expire(key, window_ttl())
+        return 2
+
+    def apply_locally(self) -> None:
+        local_routing.key_tokens_add(self.vkey_id, self.delta, self.now)
+
+
+Pending = PendingRelease | PendingTokens
+
+
+class Carried:
+    """Releases taken into someone's pipeline: queue them, then settle with its results."""
+
+    __slots__ = ("ops", "widths")
+
+    def __init__(self, ops: list[Pending]) -> None:
+        self.ops = ops
+        self.widths: list[int] = []
+
+    def queue(self, pipe: Any) -> int:
+        """Add the commands to ``pipe``; the number of results they take (first in order)."""
+        self.widths = [op.queue(pipe) for op in self.ops]
+        return sum(self.widths)
+
+    def fallback(self, exc: BaseException) -> None:
+        """The pipeline failed: whether or not Redis applied them, the twin gets them."""
+        if self.ops and isinstance(exc, Exception):
+            redis_failed(exc)
+        for op in self.ops:
+            op.apply_locally()
+
+    async def settle(self, results: list[Any], client: Any) -> None:
+        """Check the results (``execute(raise_on_error=False)``): NOSCRIPT ones are sent
+        again after loading the script (they did not run), other errors fall back."""
+        retry: list[Pending] = []
+        failed: list[Pending] = []
+        error: BaseException | None = None
+        i = 0
+        for op, width in zip(self.ops, self.widths, strict=True):
+            errors = [r for r in results[i : i + width] if isinstance(r, Exception)]
+            i += width
+            if not errors:
+                continue
+            if isinstance(errors[0], redis.exceptions.NoScriptError):
+                retry.append(op)
+            else:
+                failed.append(op)
+                error = errors[0]
+        if error is not None:
+            Carried(failed).fallback(error)
+        if retry:
+            try:
+                await client.script_load(RELEASE_LUA)
+            except redis.RedisError as exc:
+                Carried(retry).fallback(exc)
+                return
+            await send(client, retry)
+
+
+async def send(client: Any, ops: list[Pending]) -> None:
+    """Send ``ops`` in one pipeline of their own; never raises a Redis error."""
+    carried = Carried(ops)
+    pipe = client.pipeline(transaction=False)
+    carried.queue(pipe)
+    try:
+        results = await pipe.execute(raise_on_error=False)
+    except redis.RedisError as exc:
+        carried.fallback(exc)
+        return
+    await carried.settle(list(results), client)
+
+
+class ReleaseQueue:
+    """The process's queued releases, flushed by the usage flusher or by its own timer."""
+
+    def __init__(self) -> None:
+        self._pending: list[Pending] = []
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_loop: asyncio.AbstractEventLoop | None = None
+        self._flushes: set[asyncio.Task[None]] = set()
+
+    def __len__(self) -> int:
+        return len(self._pending)
+
+    async def add(self, op: Pending, *, urgent: bool = False) -> None:
+        """Queue ``op``; ``urgent`` (a failure) or a linger of 0: send everything now."""
+        self._pending.append(op)
+        linger = settings.GATEWAY_USAGE_LINGER_SECONDS
+        if urgent or linger <= 0:
+            await self.flush()
+            return
+        loop = asyncio.get_running_loop()
+        if self._timer is None or self._timer_loop is not loop or self._timer.cancelled():
+            self._timer_loop = loop
+            self._timer = loop.call_later(2 * linger, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        if self._pending:
+            task = asyncio.get_running_loop().create_task(self.flush())
+            # Keep a reference until done: the loop holds tasks only weakly.
+            self._flushes.add(task)
+            task.add_done_callback(self._flushes.discard)
+
+    def take(self) -> Carried:
+        """Everything queued, for a pipeline someone else sends (see :class:`Carried`)."""
+        ops, self._pending = self._pending, []
+        return Carried(ops)
+
+    async def flush(self) -> None:
+        """Send everything queued now, in one pipeline (the twin gets it without Redis)."""
+        carried = self.take()
+        if not carried.ops:
+            return
+        client = shared_async()
+        if client is None:
+            for op in carried.ops:
+                op.apply_locally()
+            return
+        await send(client, carried.ops)
+
+    def clear(self) -> None:
+        """Forget what is queued (tests)."""
+        self._pending = []
+        self._timer = None
+
+
+release_queue = ReleaseQueue()
+
+
+async def releases_flush() -> None:
+    """Send the queued releases now (process shutdown; tests that read state directly)."""
+    await release_queue.flush()
+
+
+async def run_script(client: Any, script: Any, keys: list[str], args: bytes) -> Any:
+    """Run a registered ``script`` (redis-py ``AsyncScript``) on ``client``, with the queued
+    releases ahead of it in the same pipeline: the process reads its own releases, and
+    they cost no round trip of their own. Raises what the script raises."""
+    if not release_queue:
+        return await script(keys, (args,))
+    carried = release_queue.take()
+    pipe = client.pipeline(transaction=False)
+    n = carried.queue(pipe)
+    pipe.evalsha(script.sha, len(keys), *keys, args)
+    try:
+        results = await pipe.execute(raise_on_error=False)
+    except BaseException as exc:
+        carried.fallback(exc)
+        raise
+    await carried.settle(results[:n], client)
+    result = results[n]
+    if isinstance(result, redis.exceptions.NoScriptError):
+        return await script(keys, (args,))  # loads it, then runs it
+    if isinstance(result, Exception):
+        raise result
+    return result
