@@ -82,7 +82,9 @@ class PendingRelease:
     local: tuple[Any, ...]  # local_routing.release's arguments
 
     def queue(self, pipe: Any) -> int:
-        pipe.evalsha(RELEASE_SHA, len(self.keys), *self.keys, self.args)
+        # execute_command, not pipe.evalsha: redis-py's cluster pipeline refuses the named
+        # method, while the command itself routes by its keys (one slot: the instance's tag).
+        pipe.execute_command("EVALSHA", RELEASE_SHA, len(self.keys), *self.keys, self.args)
         return 1
 
     def apply_locally(self) -> None:
@@ -244,7 +246,7 @@ async def run_script(client: Any, script: Any, keys: list[str], args: bytes) -> 
     carried = release_queue.take()
     pipe = client.pipeline(transaction=False)
     n = carried.queue(pipe)
-    pipe.evalsha(script.sha, len(keys), *keys, args)
+    pipe.execute_command("EVALSHA", script.sha, len(keys), *keys, args)  # see PendingRelease
     try:
         results = await pipe.execute(raise_on_error=False)
     except BaseException as exc:
