@@ -188,10 +188,8 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # === Cache / Redis ===========================================================================
 
-# Optional: without it the gateway keeps config version, circuit and rate-limit state per
-# process and the usage queue in process (fine for one process, the demo and tests).
-# redis://, rediss://, redis+sentinel://host:port[,...]/MASTER[/db] (or REDIS_SENTINELS +
-# REDIS_SENTINEL_MASTER), REDIS_CLUSTER=1: see gateway/redis_env.py and README.
+# Optional (without it state and the usage queue are per process: one process, demo, tests).
+# One server, Sentinel or Cluster (REDIS_URL, REDIS_SENTINELS, REDIS_CLUSTER): redis_env.py.
 _redis = redis_settings()
 REDIS_URL = _redis.url
 REDIS_CLUSTER = _redis.cluster
@@ -390,9 +388,8 @@ GATEWAY_USAGE_CLAIM_IDLE_SECONDS = envfloat("GATEWAY_USAGE_CLAIM_IDLE_SECONDS", 
 GATEWAY_USAGE_DRAIN_SECONDS = envfloat("GATEWAY_USAGE_DRAIN_SECONDS", 20.0)
 # After Redis failed, spool without retrying for this long (then try again).
 GATEWAY_USAGE_RETRY_SECONDS = envfloat("GATEWAY_USAGE_RETRY_SECONDS", 1.0)
-# After the first event of a batch, the flusher waits this long for more before sending (one
-# round trip per batch, not per request). Queued routing releases ride that batch; their own
-# timer sends them after twice this when no batch comes (0: every release sent at once).
+# The usage flusher waits this long after a batch's first event (one round trip per batch);
+# queued routing releases ride it, or their timer sends them after twice this (0: at once).
 GATEWAY_USAGE_LINGER_SECONDS = envfloat("GATEWAY_USAGE_LINGER_SECONDS", 0.01)
 # The in-process database writer (no Redis) flushes at least this often.
 GATEWAY_USAGE_FLUSH_SECONDS = envfloat("GATEWAY_USAGE_FLUSH_SECONDS", 0.5)
@@ -415,9 +412,8 @@ BUDGET_ALERT_WEBHOOK_TIMEOUT = envfloat("BUDGET_ALERT_WEBHOOK_TIMEOUT", 5.0)
 # --- health checks and metrics (providers/health.py, gateway/monitoring/metrics.py) -----------
 # Probe history kept this many days (the health_checks_purge task deletes older rows).
 HEALTH_CHECK_RETENTION_DAYS = envint("HEALTH_CHECK_RETENTION_DAYS", 7)
-# Usage records (gateway/usage/partitions.py): months created ahead on PostgreSQL; raw records
-# older than USAGE_RETENTION_DAYS dropped once rolled up (0 keeps them). The rollups re-read the
-# last USAGE_ROLLUP_WINDOW_DAYS for late events, so a retention inside that window is refused.
+# Usage records (gateway/usage/partitions.py): PostgreSQL months created ahead; raw records
+# older than USAGE_RETENTION_DAYS (0: kept) dropped once rolled up (rollups re-read 7 days).
 USAGE_PARTITIONS_AHEAD = envint("USAGE_PARTITIONS_AHEAD", 3)
 USAGE_ROLLUP_WINDOW_DAYS = 7
 USAGE_RETENTION_DAYS = env_readers.envretention(
