@@ -63,8 +63,16 @@ def report(results: dict[str, Any]) -> str:
     rl, br, k = results["rate_limit"], results["breaker"], results["kill"]
     acc = k["account"]
     rd = results["redis"]
-    pg, rc = results["postgres"], results["redis_cost"]
+    pg, rc, dr = results["postgres"], results["redis_cost"], results["drains"]
     lost = k["answered_without_record"]
+    verdict = (
+        "yes"
+        if lost == 0
+        else (
+            f"NO ({lost} lost, {k['lost_answered_by_killed']} answered by the killed process, "
+            f"ending {k['lost_ended_ms_before_kill']} ms before the kill call)"
+        )
+    )
     lines += [
         "",
         "| check | expected | measured | ok |",
@@ -87,20 +95,27 @@ def report(results: dict[str, Any]) -> str:
         f"{'yes' if acc['failed'] == acc['failed_on_dead'] <= a['connections'] else 'NO'} |",
         f"| c. usage records vs 2xx answers (by request id) | none lost | "
         f"{k['answered_without_record']} of {acc['answered_2xx']:,} 2xx answers without a "
-        f"record; records by status {k['usage_records']} ({k['records_for_client_gone']} for "
-        f"the 499s, {k['records_without_answer']} for answers nginx logged without an id: "
-        "the 499s, wrk gone first) | "
-        f"{'yes' if lost == 0 else f'NO ({lost} lost)'} |",
+        f"record; records by status {k['usage_records']}, {k['records_without_answer']} of "
+        f"them for requests without a 2xx in nginx's log (the {acc['client_gone']} 499s, "
+        "and requests killed after their usage event left) | "
+        f"{verdict} |",
         "",
         redis_line(rd),
         "Redis cost during the throughput phase (INFO, whole server): EVALSHA "
         f"{rc['evalsha_us_per_call']:.1f} us per call, XADD {rc['xadd_us_per_call']:.1f} us; "
         f"server CPU {rc['server_cpu_us_per_request']:.0f} us per gateway request (upper bound: "
         "other databases' clients share the server)",
-        f"PostgreSQL during the throughput phase and its drain ({pg['seconds']:.0f} s): "
-        f"{pg['usage_rows']:,} usage rows, {pg['commits']:,} commits in the database "
-        f"({pg['usage_rows'] / max(pg['commits'], 1):.0f} rows per commit, "
-        f"{pg['commits'] / max(pg['seconds'], 1):.1f} commits/s)",
+        f"PostgreSQL during the throughput phase and its drain ({pg['seconds']:.0f} s, the "
+        f"bench's database only): {pg['usage_rows']:,} usage rows "
+        f"({pg['usage_rows'] / max(pg['seconds'], 1):,.0f}/s), "
+        f"{pg['inserted'] / max(pg['usage_rows'], 1):.2f} tuples inserted and "
+        f"{pg['updated'] / max(pg['usage_rows'], 1):.3f} updated or deleted per usage row "
+        f"(COPY into a temporary table, then INSERT ... SELECT), {pg['commits']:,} "
+        "transactions (autocommit reads included)",
+        f"Usage drains with rows in that time: {dr['drains']}, {dr['rows']:,} rows "
+        f"({dr['rows'] / max(dr['drains'], 1):,.0f} per drain, in transactions of up to 500), "
+        f"{dr['seconds']:.2f} s of drain time: {dr['rows'] / max(dr['seconds'], 1e-9):,.0f} "
+        "rows/s while draining",
         f"JSON: bench/results/{path.name}",
     ]
     return "\n".join(lines)

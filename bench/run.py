@@ -342,7 +342,7 @@ def start_floor(
 
 
 def start_celery(
-    env: dict[str, str], *, beat: bool = True, name: str = "celery"
+    env: dict[str, str], *, beat: bool = True, name: str = "celery", loglevel: str = "WARNING"
 ) -> subprocess.Popen[bytes]:
     """A Celery worker, with beat (the usage drain every 2 s) unless ``beat`` is false, as the
     README runs them; ``name`` tells several workers on one host apart (node name, log)."""
@@ -358,7 +358,7 @@ def start_celery(
             str(state / "beat"),
         ]
     return subprocess.Popen(
-        [*command, "--concurrency", "1", "--loglevel", "WARNING"],
+        [*command, "--concurrency", "1", "--loglevel", loglevel],
         env=env,
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
