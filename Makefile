@@ -8,7 +8,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 WORKERS ?= 1
 
-.PHONY: install lock clients demo test lint fmt serve worker beat bench bench-profile clean screenshots
+.PHONY: install lock clients demo test lint fmt serve worker beat bench bench-profile bench-cluster clean screenshots
 
 install: $(STAMP)
 
@@ -113,3 +113,11 @@ bench-profile: install
 	$(BENCH_TOOLS)
 	@test -x $(VENV)/bin/py-spy || $(PY) -m pip install --quiet py-spy
 	$(PY) bench/run.py --profile bench/profile.svg $(BENCH_ARGS)
+
+# Scale-out on one machine (README "Scale-out"): three `serve --workers 1` processes and two
+# Celery workers behind nginx; throughput 1 vs 3, shared rate limit and breaker, a web process
+# SIGKILLed under load. Needs DATABASE_URL=postgres://... and an empty REDIS_URL database, like
+# `make bench`. BENCH_ARGS=--quick for the short run.
+bench-cluster: install
+	$(BENCH_TOOLS)
+	$(PY) bench/cluster.py $(BENCH_ARGS)

@@ -225,7 +225,18 @@ def dedicated_redis(env: dict[str, str]) -> Iterator[None]:
         client.close()
 
 
-def bench_config(fixed_port: int, stream_port: int, extra_aliases: int) -> str:
+def bench_config(
+    fixed_port: int,
+    stream_port: int,
+    extra_aliases: int,
+    *,
+    providers: tuple[str, ...] = (),
+    mappings: tuple[str, ...] = (),
+    keys: tuple[str, ...] = (),
+    routing: str = "",
+) -> str:
+    """The bench's configuration file; the keyword arguments add YAML lines (list entries
+    already indented) to its sections, for benches that need more than the defaults."""
     lines = [
         "providers:",
         "  - name: bench-fixed",
@@ -255,6 +266,7 @@ def bench_config(fixed_port: int, stream_port: int, extra_aliases: int) -> str:
             "    keys:",
             f"      - {{name: k, api_key: sk-filler-{i}, primary: true}}",
         ]
+    lines += providers
     lines += [
         "mappings:",
         "  - {alias: bench-chat, provider: bench-fixed, model: gpt-4o-mini, priority: 1,"
@@ -264,7 +276,10 @@ def bench_config(fixed_port: int, stream_port: int, extra_aliases: int) -> str:
     ]
     for i in range(extra_aliases):
         lines.append(f"  - {{alias: filler-alias-{i}, provider: filler-{i % 1000}, model: m{i}}}")
-    lines += ["virtual_keys:", f"  - {{name: bench, key: {VKEY}}}"]
+    lines += mappings
+    lines += ["virtual_keys:", f"  - {{name: bench, key: {VKEY}}}", *keys]
+    if routing:
+        lines.append(f"routing: {routing}")
     return "\n".join(lines) + "\n"
 
 
@@ -277,7 +292,9 @@ def manage(env: dict[str, str], *args: str) -> str:
     return out.stdout
 
 
-def start_gateway(env: dict[str, str], workers: int) -> tuple[subprocess.Popen[bytes], int]:
+def start_gateway(
+    env: dict[str, str], workers: int, log: str = "serve.log"
+) -> tuple[subprocess.Popen[bytes], int]:
     port = free_port()
     proc = subprocess.Popen(
         [
@@ -294,7 +311,7 @@ def start_gateway(env: dict[str, str], workers: int) -> tuple[subprocess.Popen[b
         env=env,
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
-        stderr=open(Path(env["GATEWAY_STATE_DIR"]) / "serve.log", "wb"),  # noqa: SIM115
+        stderr=open(Path(env["GATEWAY_STATE_DIR"]) / log, "wb"),  # noqa: SIM115
         start_new_session=True,
     )
     wait_port(port)
@@ -324,29 +341,28 @@ def start_floor(
     return proc, port
 
 
-def start_celery(env: dict[str, str]) -> subprocess.Popen[bytes]:
-    """A Celery worker with beat (the usage drain every 2 s), as the README runs them."""
-    manage(env, "setup_schedules")
-    return subprocess.Popen(
-        [
-            str(Path(PY).parent / "celery"),
-            "-A",
-            "gateway",
-            "worker",
+def start_celery(
+    env: dict[str, str], *, beat: bool = True, name: str = "celery", loglevel: str = "WARNING"
+) -> subprocess.Popen[bytes]:
+    """A Celery worker, with beat (the usage drain every 2 s) unless ``beat`` is false, as the
+    README runs them; ``name`` tells several workers on one host apart (node name, log)."""
+    state = Path(env["GATEWAY_STATE_DIR"])
+    command = [str(Path(PY).parent / "celery"), "-A", "gateway", "worker", "-n", f"{name}@%h"]
+    if beat:
+        manage(env, "setup_schedules")
+        command += [
             "-B",
-            "--concurrency",
-            "1",
-            "--loglevel",
-            "WARNING",
             "--scheduler",
             "django_celery_beat.schedulers:DatabaseScheduler",
             "--schedule",
-            str(Path(env["GATEWAY_STATE_DIR"]) / "beat"),
-        ],
+            str(state / "beat"),
+        ]
+    return subprocess.Popen(
+        [*command, "--concurrency", "1", "--loglevel", loglevel],
         env=env,
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
-        stderr=open(Path(env["GATEWAY_STATE_DIR"]) / "celery.log", "wb"),
+        stderr=open(state / f"{name}.log", "wb"),
         start_new_session=True,
     )
 
@@ -399,18 +415,27 @@ def _unread(client: Any, stream: str) -> int:
     return int(max(lag or 0 for lag in lags))
 
 
-def start_mode(
-    stack: ExitStack, mode: str, args: argparse.Namespace, up: dict[str, Any], tmp: Path
-) -> tuple[dict[str, str], subprocess.Popen[bytes], int]:
-    """``mode``'s throwaway database and Redis, the bench configuration, a Celery worker
-    (production) and the gateway: (its environment, process, port). ``stack`` stops them all."""
+def prepare_mode(stack: ExitStack, mode: str, tmp: Path, config: str) -> dict[str, str]:
+    """``mode``'s environment with its throwaway database (migrated, ``config`` imported) and
+    checked-empty Redis database; ``stack`` drops and empties them."""
     env = gateway_env(tmp, mode)
     stack.enter_context(dedicated_redis(env))
     stack.enter_context(throwaway_database(env))
     manage(env, "migrate", "--noinput")
     cfg = tmp / mode / "bench.yaml"
-    cfg.write_text(bench_config(up["fixed_port"], up["stream_port"], args.aliases))
+    cfg.write_text(config)
     manage(env, "gateway_config", "import", str(cfg))
+    return env
+
+
+def start_mode(
+    stack: ExitStack, mode: str, args: argparse.Namespace, up: dict[str, Any], tmp: Path
+) -> tuple[dict[str, str], subprocess.Popen[bytes], int]:
+    """``mode``'s throwaway database and Redis, the bench configuration, a Celery worker
+    (production) and the gateway: (its environment, process, port). ``stack`` stops them all."""
+    env = prepare_mode(
+        stack, mode, tmp, bench_config(up["fixed_port"], up["stream_port"], args.aliases)
+    )
     if mode == "production":
         stack.callback(stop, start_celery(env))
     gw, gw_port = start_gateway(env, args.workers)

@@ -6,6 +6,10 @@ streams, which nginx cannot pace).
 ``POST .../chat/completions`` answers a fixed chat completion; with ``"stream": true`` it sends
 ``n_chunks`` SSE chunks (default 20; the body's ``bench_chunks`` overrides) spaced by
 ``bench_delay`` seconds, the first one at once.
+
+A failing instance for breaker benches (bench/cluster.py): ``POST /fail/...`` answers 500 and
+counts the call, ``GET /fail/.../models`` (the health probe) answers a model list, and
+``GET /calls`` returns ``{"fail": calls so far}``.
 """
 
 from __future__ import annotations
@@ -46,7 +50,13 @@ def _chunk(content: str | None, finish: str | None = None) -> bytes:
     return b"data: " + json.dumps(payload).encode() + b"\n\n"
 
 
+CALLS = web.AppKey("calls", dict)
+
+
 async def chat(request: web.Request) -> web.StreamResponse:
+    if request.path.startswith("/fail/"):
+        request.app[CALLS]["fail"] += 1
+        return web.json_response({"error": {"message": "bench: failing on purpose"}}, status=500)
     body = await request.json()
     if not body.get("stream"):
         return web.Response(body=BODY, content_type="application/json")
@@ -73,11 +83,22 @@ async def chat(request: web.Request) -> web.StreamResponse:
     return response
 
 
+async def models(request: web.Request) -> web.Response:
+    return web.json_response({"object": "list", "data": [{"id": "gpt-4o-mini"}]})
+
+
+async def calls(request: web.Request) -> web.Response:
+    return web.json_response(request.app[CALLS])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, default=18081)
     args = parser.parse_args()
     app = web.Application()
+    app[CALLS] = {"fail": 0}
+    app.router.add_get("/calls", calls)
+    app.router.add_get("/{tail:.*}", models)
     app.router.add_post("/{tail:.*}", chat)
     web.run_app(app, host="127.0.0.1", port=args.port, print=None, access_log=None)
 
