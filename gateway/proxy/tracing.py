@@ -157,30 +157,32 @@ def request_start(endpoint: str, client_headers: Mapping[str, str]) -> Span:
     """The SERVER span of one request; a client's ``traceparent`` becomes its parent."""
     operation = OPERATIONS.get(endpoint, endpoint)
     parent = _propagate.extract(client_headers) if "traceparent" in client_headers else None
-    span = _tracer.start_span(operation, context=parent, kind=_api.SpanKind.SERVER)
-    span.set_attribute("gen_ai.operation.name", operation)
-    span.set_attribute("gateway.endpoint", endpoint)
-    return span
+    # Attributes go in one call per span and step: each ``set_attribute`` takes the span's lock.
+    attributes = {"gen_ai.operation.name": operation, "gateway.endpoint": endpoint}
+    return _tracer.start_span(
+        operation, context=parent, kind=_api.SpanKind.SERVER, attributes=attributes
+    )
 
 
 def request_model(ctx: RequestContext, call: Call) -> None:
     """The model is known: name the span ``{operation} {model}``, capture the input if on."""
     span = ctx.span
     model = call.requested or call.alias
-    operation = OPERATIONS.get(ctx.endpoint, ctx.endpoint)
-    span.update_name(f"{operation} {model}")
-    span.set_attribute("gen_ai.request.model", model)
-    span.set_attribute("gateway.request_id", ctx.request_id)
-    span.set_attribute("gateway.virtual_key.id", ctx.vkey.id)
-    if call.stream:
-        span.set_attribute("gateway.stream", True)
+    span.update_name(f"{OPERATIONS.get(ctx.endpoint, ctx.endpoint)} {model}")
+    attributes: dict[str, Any] = {
+        "gen_ai.request.model": model,
+        "gateway.request_id": ctx.request_id,
+        "gateway.virtual_key.id": ctx.vkey.id,
+        "gateway.stream": call.stream,
+    }
     if CAPTURE_CONTENT:
         body = call.body
         messages = body.get("messages", body.get("input"))
         if messages is not None:
-            span.set_attribute("gen_ai.input.messages", _json(messages))
+            attributes["gen_ai.input.messages"] = _json(messages)
         if body.get("system") is not None:
-            span.set_attribute("gen_ai.system_instructions", _json(body["system"]))
+            attributes["gen_ai.system_instructions"] = _json(body["system"])
+    span.set_attributes(attributes)
 
 
 def request_answered(ctx: RequestContext, payload: bytes) -> None:
@@ -217,24 +219,33 @@ def request_end(span: Span, ctx: RequestContext | None, status: int, error_type:
     span.end()
 
 
-def attempt_start(ctx: RequestContext, candidate: Candidate, key: KeySnapshot | None) -> dict:
+def _instance(candidate: Candidate, key: KeySnapshot | None) -> dict[str, Any]:
+    provider = candidate.provider
+    attributes: dict[str, Any] = {
+        "gen_ai.provider.name": PROVIDER_NAMES.get(provider.provider_type, provider.provider_type),
+        "gateway.provider_instance.id": provider.id,
+        "gateway.provider_instance.name": provider.name,
+    }
+    if key is not None and key.account_group is not None:
+        attributes["gateway.account_group"] = key.account_group
+    return attributes
+
+
+def attempt_start(
+    ctx: RequestContext, candidate: Candidate, key: KeySnapshot | None
+) -> dict[str, str]:
     """Open the CLIENT span of one upstream attempt; its ``traceparent`` (and ``tracestate``)
     for the upstream request."""
-    provider = candidate.provider
     operation = OPERATIONS.get(ctx.endpoint, ctx.endpoint)
-    parent = _api.set_span_in_context(ctx.span)
+    attributes = _instance(candidate, key)
+    attributes["gen_ai.operation.name"] = operation
+    attributes["gen_ai.request.model"] = candidate.provider_model
     span = _tracer.start_span(
-        f"{operation} {candidate.provider_model}", context=parent, kind=_api.SpanKind.CLIENT
+        f"{operation} {candidate.provider_model}",
+        context=_api.set_span_in_context(ctx.span),
+        kind=_api.SpanKind.CLIENT,
+        attributes=attributes,
     )
-    span.set_attribute("gen_ai.operation.name", operation)
-    span.set_attribute("gen_ai.request.model", candidate.provider_model)
-    span.set_attribute(
-        "gen_ai.provider.name", PROVIDER_NAMES.get(provider.provider_type, provider.provider_type)
-    )
-    span.set_attribute("gateway.provider_instance.id", provider.id)
-    span.set_attribute("gateway.provider_instance.name", provider.name)
-    if key is not None and key.account_group is not None:
-        span.set_attribute("gateway.account_group", key.account_group)
     ctx.attempt_span = span
     headers: dict[str, str] = {}
     _propagate.inject(headers, context=_api.set_span_in_context(span))
@@ -245,17 +256,19 @@ def attempt_recorded(ctx: RequestContext, attempt: Attempt) -> None:
     """An attempt is over: end its span, unless it is serving (the span then ends with the
     request, with its usage: for a stream, when the stream ends)."""
     span, ctx.attempt_span = ctx.attempt_span, None
-    if attempt.status is not None:
-        span.set_attribute("http.response.status_code", attempt.status)
     if not attempt.error and attempt.status is not None and attempt.status < 300:
         ctx.serving_span = span
         return
     outcome = OUTCOMES.get(attempt.error, "fatal")
-    span.set_attribute("gateway.attempt.outcome", outcome)
-    span.set_attribute(
-        "error.type",
-        attempt.error if outcome == "transport" else str(attempt.status or attempt.error),
-    )
+    attributes: dict[str, Any] = {
+        "gateway.attempt.outcome": outcome,
+        "error.type": attempt.error
+        if outcome == "transport"
+        else str(attempt.status or attempt.error),
+    }
+    if attempt.status is not None:
+        attributes["http.response.status_code"] = attempt.status
+    span.set_attributes(attributes)
     span.set_status(_api.StatusCode.ERROR)
     span.end()
 
@@ -272,32 +285,25 @@ def request_settled(
 ) -> None:
     """The request is over (whole answer, error, or a stream's end): what it used, on the
     SERVER span and the serving attempt's."""
-    span = ctx.span
-    span.set_attribute("gateway.attempts", len(ctx.attempts))
+    usage: dict[str, Any] = {
+        "gen_ai.usage.input_tokens": prompt_tokens,
+        "gen_ai.usage.output_tokens": completion_tokens,
+    }
+    attributes: dict[str, Any] = {"gateway.attempts": len(ctx.attempts), **usage}
     if candidate is not None:
-        provider = candidate.provider
-        span.set_attribute("gen_ai.response.model", candidate.provider_model)
-        span.set_attribute(
-            "gen_ai.provider.name",
-            PROVIDER_NAMES.get(provider.provider_type, provider.provider_type),
-        )
-        span.set_attribute("gateway.provider_instance.id", provider.id)
-        span.set_attribute("gateway.provider_instance.name", provider.name)
-    if key is not None and key.account_group is not None:
-        span.set_attribute("gateway.account_group", key.account_group)
+        attributes.update(_instance(candidate, key))
+        attributes["gen_ai.response.model"] = candidate.provider_model
+    ctx.span.set_attributes(attributes)
     serving, ctx.serving_span = ctx.serving_span, None
-    for target in (span, serving):
-        if target is None or (status >= 400 and target is serving):
-            continue
-        target.set_attribute("gen_ai.usage.input_tokens", prompt_tokens)
-        target.set_attribute("gen_ai.usage.output_tokens", completion_tokens)
     if serving is not None:
+        usage["gateway.attempt.outcome"] = "ok"
+        usage["http.response.status_code"] = 200
         if candidate is not None:
-            serving.set_attribute("gen_ai.response.model", candidate.provider_model)
-        serving.set_attribute("gateway.attempt.outcome", "ok")
+            usage["gen_ai.response.model"] = candidate.provider_model
         if error_type:  # a stream that broke after its first content
-            serving.set_attribute("error.type", error_type)
+            usage["error.type"] = error_type
             serving.set_status(_api.StatusCode.ERROR)
+        serving.set_attributes(usage)
         serving.end()
     ctx.span_status = (status, error_type)
 

@@ -161,3 +161,14 @@ def test_unreachable_collector_drops_spans_and_warns_once_a_minute(
     # Two spans a request: 4 in the first warning, the 8 of the next four requests in the second.
     assert "4 dropped" in found[0].getMessage() and "8 dropped" in found[1].getMessage()
     assert all(endpoint not in r.getMessage() for r in found)
+
+
+def test_configure_from_env_turns_tracing_on_with_the_otlp_exporter() -> None:
+    env = {"OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{closed_port()}"}
+    try:
+        assert tracing.tracing_configure_from_env(env) is True
+        assert tracing.ON and not tracing.CAPTURE_CONTENT
+    finally:
+        tracing.tracing_shutdown()
+    assert not tracing.ON
+    assert tracing.tracing_configure_from_env({}) is False

@@ -143,6 +143,27 @@ def test_failover_shows_two_attempt_spans_with_outcomes(
     assert (server.attributes or {})["gateway.attempts"] == 2
 
 
+def test_transport_failure_is_a_transport_attempt(
+    install_table: Callable[[], RouteTable],
+    gateway: InProcessGateway,
+    fake_upstream: FakeUpstream,
+    spans: InMemorySpanExporter,
+) -> None:
+    a = make_provider("a", upstream_url=fake_upstream.url)
+    b = make_provider("b", upstream_url=fake_upstream.url)
+    make_mapping("m", a, "fake-gpt", priority=1)
+    make_mapping("m", b, "fake-gpt", priority=2)
+    key = make_vkey().plaintext
+    install_table()
+    fake_upstream.behave(Behaviour(mode="reset"), key=a.api_keys["primary"])
+    assert post(gateway, key, chat()).status_code == 200
+    _, [first, second] = tree(spans)
+    f = first.attributes or {}
+    assert f["gateway.attempt.outcome"] == "transport" and f["error.type"] == "connect_error"
+    assert "http.response.status_code" not in f
+    assert (second.attributes or {})["gateway.attempt.outcome"] == "ok"
+
+
 def test_auth_failure_of_every_key_is_an_error_span(
     one: tuple[Instance, str],
     gateway: InProcessGateway,
