@@ -285,6 +285,7 @@ class GatewayApp:
                 render.error_headers(error, ctx),
             )
         except asyncio.CancelledError:
+            status, error_type = 499, "client_disconnected"
             raise
         except Exception:
             logger.exception("unhandled error on %s", path)
