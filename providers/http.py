@@ -32,6 +32,7 @@ def instance_headers(
     provider: ProviderSnapshot,
     headers: Mapping[str, str],
     client_headers: Mapping[str, str] | None = None,
+    trace_headers: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
     """The final header set of one upstream request to ``provider``.
 
@@ -40,7 +41,10 @@ def instance_headers(
     replaces one of them, whatever its case. Only client headers the instance allow-lists
     are forwarded (never the client's own credentials: validators refuse to allow-list
     them), and of an ``anthropic-beta`` only the flags the instance admits (providers.betas).
-    Custom headers come last and win over the adapter's.
+    ``trace_headers`` (W3C ``traceparent``/``tracestate`` of the attempt, when tracing is on)
+    replace the client's forwarded ones, whatever their case; without them a forwarded
+    ``traceparent`` passes as any allow-listed header. Custom headers come last and win over
+    the adapter's.
     """
     out = dict(headers)
     custom = {name.lower() for name, _ in provider.custom_headers}
@@ -55,6 +59,9 @@ def instance_headers(
                 if not value:
                     continue
             out[name] = value
+    if trace_headers:
+        out = {name: value for name, value in out.items() if name.lower() not in trace_headers}
+        out.update(trace_headers)
     if custom:
         out = {name: value for name, value in out.items() if name.lower() not in custom}
         for name, value in provider.custom_headers:
@@ -80,10 +87,12 @@ async def send(
     client_headers: Mapping[str, str] | None = None,
     stream: bool = False,
     deadline: float | None = None,
+    trace_headers: Mapping[str, str] | None = None,
 ) -> httpx.Response:
     """Send ``request`` to ``provider``; the caller must close the response (``aclose``).
 
     With ``stream`` the body is not read: the caller relays it chunk by chunk.
+    ``trace_headers``: see :func:`instance_headers`.
     In-process adapters (``mock``) answer here without a network round trip, after the same
     header handling, so tests of the seam cover them too.
     """
@@ -95,7 +104,7 @@ async def send(
             logger.warning("provider %s: key credential unusable (%s)", provider.name, exc)
             error = {"error": {"code": 401, "message": str(exc), "status": "UNAUTHENTICATED"}}
             return httpx.Response(401, json=error)
-    headers = instance_headers(provider, request.headers, client_headers)
+    headers = instance_headers(provider, request.headers, client_headers, trace_headers)
     adapter = get_adapter(provider.provider_type)
     if adapter.in_process:
         request.headers = headers

@@ -27,7 +27,7 @@ from gateway.core.errors import (
     NotFound,
     RequestTooLarge,
 )
-from gateway.proxy import flow, render
+from gateway.proxy import flow, render, tracing
 from gateway.proxy.context import ProxyResult, RequestContext, background_settled
 from gateway.proxy.endpoints.anthropic import COUNT_TOKENS, MESSAGES
 from gateway.proxy.endpoints.base import EndpointSpec, ReadSpec
@@ -233,6 +233,7 @@ class GatewayApp:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
+                tracing.tracing_configure_from_env()
                 await route_tables.startup()
                 await usage_lifespan.usage_startup()
                 freeze_startup_heap()
@@ -242,6 +243,8 @@ class GatewayApp:
                 await background_settled(timeout=5.0)  # releases still on their way
                 await usage_lifespan.usage_shutdown()
                 await http.close_client()
+                # Flushing may wait for the collector (its timeout): not on the loop.
+                await asyncio.get_running_loop().run_in_executor(None, tracing.tracing_shutdown)
                 await db_thread.aclose_connections()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
@@ -252,9 +255,13 @@ class GatewayApp:
         path: str = scope["path"]
         fmt = render.ANTHROPIC if path.startswith("/v1/messages") else render.OPENAI
         ctx: RequestContext | None = None
+        span = None  # the request's trace span, when tracing is on (gateway.proxy.tracing)
+        status, error_type = 200, ""
         try:
             spec, rest = _route(scope["method"], path)
             headers = _headers(scope)
+            if tracing.ON and isinstance(spec, EndpointSpec):
+                span = tracing.request_start(spec.name, headers)
             table = await route_tables.get()
             vkey = flow.authenticate(table, presented_key(headers))
             if isinstance(spec, ReadSpec):
@@ -266,19 +273,25 @@ class GatewayApp:
             # Authenticated before the body is read: an unauthenticated caller cannot make the
             # gateway buffer a large body.
             body = spec.validate(parse_json(await read_body(receive, headers)))
-            ctx = RequestContext(vkey=vkey, endpoint=spec.name, client_headers=headers)
+            ctx = RequestContext(vkey=vkey, endpoint=spec.name, client_headers=headers, span=span)
             result = await flow.serve(spec, table, ctx, body)
             await send_result(result, receive, send)
         except GatewayError as error:
+            status, error_type = render.status_of(error), error.code or error.type or ""
             await send_json(
                 send,
-                render.status_of(error),
+                status,
                 render.error_body(error, fmt),
                 render.error_headers(error, ctx),
             )
         except asyncio.CancelledError:
+            status, error_type = 499, "client_disconnected"
             raise
         except Exception:
             logger.exception("unhandled error on %s", path)
+            status, error_type = 500, "internal_error"
             internal = InternalError("The gateway failed to process the request.")
             await send_json(send, 500, render.error_body(internal, fmt))
+        finally:
+            if span is not None:
+                tracing.request_end(span, ctx, status, error_type)

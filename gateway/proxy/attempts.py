@@ -32,6 +32,7 @@ from gateway.core.errors import (
     UpstreamTimeout,
     UpstreamUnreachable,
 )
+from gateway.proxy import tracing
 from gateway.proxy.context import RequestContext
 from gateway.proxy.endpoints.base import Call, EndpointSpec, LocalAnswer
 from gateway.routing import state
@@ -274,13 +275,14 @@ class AttemptLoop:
                     client_headers=ctx.client_headers,
                     stream=call.stream,
                     deadline=max(0.001, ctx.remaining()),
+                    trace_headers=ctx.span and tracing.attempt_start(ctx, candidate, key),
                 )
             status = response.status_code
             if status < 300:
                 ctx.ttfb_ms = (time.perf_counter() - t) * 1000
                 result = await self.accept(self.spec, call, adapter, candidate, response)
                 ctx.upstream_s += time.perf_counter() - t
-                ctx.attempts.append(_record(candidate, key, status, "", t))
+                ctx.record(_record(candidate, key, status, "", t))
                 ctx.last_key = key
                 inst.outcome = True
                 ctx.lease = inst.lease
@@ -291,7 +293,7 @@ class AttemptLoop:
             kind = classify(status)
             if kind == "fatal":
                 ctx.upstream_s += time.perf_counter() - t
-                ctx.attempts.append(_record(candidate, key, status, error.type or "", t))
+                ctx.record(_record(candidate, key, status, error.type or "", t))
                 raise error  # the request is wrong, the instance is fine (outcome None)
             raise AttemptFailed(
                 status, kind, error, retry_after_seconds(response.headers.get("retry-after"))
@@ -302,14 +304,14 @@ class AttemptLoop:
             if response is not None and not response.is_closed:
                 await response.aclose()
             ctx.upstream_s += time.perf_counter() - t
-            ctx.attempts.append(_record(candidate, key, failure.status, failure.kind, t))
+            ctx.record(_record(candidate, key, failure.status, failure.kind, t))
             raise
         except (httpx.TimeoutException, httpx.TransportError) as exc:
             if response is not None:
                 await response.aclose()
             ctx.upstream_s += time.perf_counter() - t
             what = "timeout" if isinstance(exc, httpx.TimeoutException) else "connect_error"
-            ctx.attempts.append(_record(candidate, key, None, what, t))
+            ctx.record(_record(candidate, key, None, what, t))
             raise
 
     # --- one method per way an attempt fails: True to try again on this instance ----------

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 
+from gateway.proxy import tracing
 from gateway.routing.table import Candidate, RoutingPolicy, VirtualKeySnapshot
 from gateway.usage.events import Attempt
 from providers.snapshot import KeySnapshot
@@ -49,6 +50,13 @@ class RequestContext:
     last_candidate: Candidate | None = None
     last_key: KeySnapshot | None = None
     ttfb_ms: float | None = None
+    # Tracing (gateway.proxy.tracing): None unless it is on. The request's SERVER span, the
+    # attempt in flight's CLIENT span, the serving attempt's (ended when the request is), and
+    # the (status, error type) the request settled with.
+    span: Any = None
+    attempt_span: Any = None
+    serving_span: Any = None
+    span_status: tuple[int, str] | None = None
 
     def __post_init__(self) -> None:
         if not self.deadline:
@@ -59,6 +67,12 @@ class RequestContext:
 
     def overhead_ms(self) -> float:
         return max(0.0, (time.perf_counter() - self.t0 - self.upstream_s) * 1000)
+
+    def record(self, attempt: Attempt) -> None:
+        """Add an attempt that is over (to the usage event, and to the trace when on)."""
+        self.attempts.append(attempt)
+        if self.attempt_span is not None:
+            tracing.attempt_recorded(self, attempt)
 
     def attempt_trail(self) -> str:
         return ", ".join(a.header() for a in self.attempts)

@@ -19,7 +19,7 @@ from gateway.core.errors import (
     Unsupported,
 )
 from gateway.keys.models import hash_key
-from gateway.proxy import render
+from gateway.proxy import render, tracing
 from gateway.proxy.attempts import AttemptLoop, Served
 from gateway.proxy.context import ProxyResult, RequestContext, run_later
 from gateway.proxy.endpoints.base import Call, EndpointSpec
@@ -121,6 +121,8 @@ async def serve(
         call = spec.prepare(table, body)
         call.client_headers = ctx.client_headers
         ctx.alias, ctx.stream = table.known_alias(call.alias), call.stream
+        if ctx.span is not None:
+            tracing.request_model(ctx, call)
         if spec.load is not None:
             await spec.load(call, ctx)
         candidates = resolve(
@@ -145,6 +147,8 @@ async def serve(
     if not call.stream:
         payload, usage = served.result
         headers["content-type"] = "application/json"
+        if ctx.span is not None:
+            tracing.request_answered(ctx, payload)
         if spec.after_answer is not None:
             await spec.after_answer(call, ctx, payload)
         await settle(ctx, status=200, served=served, usage=usage)
@@ -228,6 +232,16 @@ def settle(
         ttft_ms=(ttft - ctx.t0) * 1000 if ttft is not None else None,
         attempts=list(ctx.attempts),
     )
+    if ctx.span is not None:
+        tracing.request_settled(
+            ctx,
+            status=status,
+            candidate=candidate,
+            key=key,
+            prompt_tokens=usage.prompt_tokens,
+            completion_tokens=usage.completion_tokens,
+            error_type=error_type,
+        )
     try:
         get_usage_queue().put(event)
     except Exception:
