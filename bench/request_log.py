@@ -15,7 +15,6 @@ first pages under each filter, through the same selector the page uses
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 import time
@@ -27,15 +26,9 @@ sys.path.insert(0, str(ROOT))
 
 
 def _django() -> None:
-    url = os.environ.get("DATABASE_URL", "")
-    if not url.startswith("postgres"):
-        sys.exit("set DATABASE_URL to a throwaway PostgreSQL database")
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "gateway.settings")
-    os.environ.setdefault("DEBUG", "1")  # generated development secrets: a scratch run
-    os.environ.setdefault("REDIS_URL", "")
-    import django
+    from bench.usage_rows import bench_django_setup
 
-    django.setup()
+    bench_django_setup()
 
 
 def _generate(n: int) -> dict[str, Any]:

@@ -7,7 +7,22 @@ aliases, account groups), 3% 5xx, 5% 429 and 10% streamed.
 
 from __future__ import annotations
 
+import os
+import sys
 from typing import Any
+
+
+def bench_django_setup() -> None:
+    """Django against ``DATABASE_URL``, which must be a throwaway PostgreSQL database."""
+    if not os.environ.get("DATABASE_URL", "").startswith("postgres"):
+        sys.exit("set DATABASE_URL to a throwaway PostgreSQL database")
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "gateway.settings")
+    os.environ.setdefault("DEBUG", "1")  # generated development secrets: a scratch run
+    os.environ.setdefault("REDIS_URL", "")
+    os.environ.setdefault("LOG_LEVEL", "WARNING")
+    import django
+
+    django.setup()
 
 
 def bench_rows_setup(*, instances: int = 20, vkeys: int = 200) -> dict[str, list[int]]:

@@ -23,7 +23,6 @@ Mind the disk: 20M rows take about 9 GB here (the run prints it). Drop the datab
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 import time
@@ -37,16 +36,9 @@ sys.path.insert(0, str(ROOT))
 
 
 def _django() -> None:
-    url = os.environ.get("DATABASE_URL", "")
-    if not url.startswith("postgres"):
-        sys.exit("set DATABASE_URL to a throwaway PostgreSQL database")
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "gateway.settings")
-    os.environ.setdefault("DEBUG", "1")  # generated development secrets: a scratch run
-    os.environ.setdefault("REDIS_URL", "")
-    os.environ.setdefault("LOG_LEVEL", "WARNING")
-    import django
+    from bench.usage_rows import bench_django_setup
 
-    django.setup()
+    bench_django_setup()
 
 
 def _median_ms(fn: Any, runs: int = 5) -> float:

@@ -29,7 +29,7 @@ import redis
 from django.conf import settings
 
 from gateway.monitoring.metrics import usage_event_observe
-from gateway.routing.state.releases import release_queue
+from gateway.routing.state.releases import execute_with_releases
 from gateway.usage.events import UsageEvent
 from gateway.usage.spool import Spool, orphans_claim
 from providers.db_thread import run_db
@@ -250,17 +250,9 @@ class RedisStreamUsageQueue(BufferedUsageQueue):
         client = async_redis()
         if client is None:
             raise redis.ConnectionError("REDIS_URL is not set")
-        pipe = client.pipeline(transaction=False)
-        carried = release_queue.take()
-        n = carried.queue(pipe)
-        self._xadd_all(pipe, payloads)
-        try:
-            results = await pipe.execute(raise_on_error=False)
-        except BaseException as exc:
-            carried.fallback(exc)
-            raise
-        await carried.settle(results[:n], client)
-        for result in results[n:]:
+        # The process's queued routing releases ride the same round trip.
+        results = await execute_with_releases(client, lambda pipe: self._xadd_all(pipe, payloads))
+        for result in results:
             if isinstance(result, Exception):
                 raise result
 

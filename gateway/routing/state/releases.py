@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -243,19 +244,29 @@ async def run_script(client: Any, script: Any, keys: list[str], args: bytes) -> 
     they cost no round trip of their own. Raises what the script raises."""
     if not release_queue:
         return await script(keys, (args,))
+    # execute_command, not pipe.evalsha: see PendingRelease.queue.
+    (result,) = await execute_with_releases(
+        client, lambda pipe: pipe.execute_command("EVALSHA", script.sha, len(keys), *keys, args)
+    )
+    if isinstance(result, redis.exceptions.NoScriptError):
+        return await script(keys, (args,))  # loads it, then runs it
+    if isinstance(result, Exception):
+        raise result
+    return result
+
+
+async def execute_with_releases(client: Any, add: Callable[[Any], object]) -> list[Any]:
+    """Send one non-transactional pipeline: the queued releases first, then what ``add`` puts
+    in it; settle the releases and return ``add``'s results (errors as values). A pipeline
+    that fails as a whole hands the releases to the in-process twin and raises."""
     carried = release_queue.take()
     pipe = client.pipeline(transaction=False)
     n = carried.queue(pipe)
-    pipe.execute_command("EVALSHA", script.sha, len(keys), *keys, args)  # see PendingRelease
+    add(pipe)
     try:
         results = await pipe.execute(raise_on_error=False)
     except BaseException as exc:
         carried.fallback(exc)
         raise
     await carried.settle(results[:n], client)
-    result = results[n]
-    if isinstance(result, redis.exceptions.NoScriptError):
-        return await script(keys, (args,))  # loads it, then runs it
-    if isinstance(result, Exception):
-        raise result
-    return result
+    return list(results[n:])
