@@ -114,9 +114,6 @@ def request_problem(body: dict[str, Any]) -> str | None:
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
         return "A conversation must start with a user message."
-    extra = sorted({"model", "stream"} & set(body))
-    if extra:
-        return f"Malformed input request: extraneous key [{extra[0]}] is not permitted"
     if messages[0].get("role") != "user":
         return "A conversation must start with a user message."
     uses: set[str] = set()
