@@ -11,7 +11,7 @@ import orjson
 
 from providers.adapters.base import Adapter, StreamTranslator, UpstreamRequest, Usage
 from providers.snapshot import KeySnapshot, ProviderSnapshot
-from providers.translators.openai_content import openai_embeddings
+from providers.translators.openai_content import embedding_inputs, openai_embeddings
 from providers.translators.openai_gemini import gemini_response_to_openai, openai_request_to_gemini
 from providers.translators.openai_gemini_stream import GeminiStreamTranslator
 from providers.types import ProviderType
@@ -75,8 +75,7 @@ class GeminiAdapter(Adapter):
         model: str,
         body: dict[str, Any],
     ) -> UpstreamRequest:
-        texts = body.get("input")
-        items = [texts] if isinstance(texts, str) else list(texts or [])
+        items = embedding_inputs(body)
         name = f"models/{self._model(model)}"
         requests: list[dict[str, Any]] = [
             {"model": name, "content": {"parts": [{"text": str(text)}]}} for text in items

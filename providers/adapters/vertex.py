@@ -28,7 +28,7 @@ from providers.translators.openai_anthropic_response import (
     usage_from_anthropic,
 )
 from providers.translators.openai_anthropic_stream import AnthropicStreamTranslator
-from providers.translators.openai_content import openai_embeddings
+from providers.translators.openai_content import embedding_inputs, openai_embeddings
 from providers.translators.openai_gemini import gemini_response_to_openai, openai_request_to_gemini
 from providers.translators.openai_gemini_stream import GeminiStreamTranslator
 from providers.types import ProviderType
@@ -225,8 +225,7 @@ class VertexAdapter(Adapter):
         model: str,
         body: dict[str, Any],
     ) -> UpstreamRequest:
-        texts = body.get("input")
-        items = [texts] if isinstance(texts, str) else list(texts or [])
+        items = embedding_inputs(body)
         payload: dict[str, Any] = {"instances": [{"content": str(text)} for text in items]}
         if body.get("dimensions"):
             payload["parameters"] = {"outputDimensionality": body["dimensions"]}

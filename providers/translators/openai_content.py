@@ -1,6 +1,7 @@
 """OpenAI-format pieces shared by the translators to backends of their own wire format
 (Gemini, Bedrock, Vertex AI): reading chat message content (text and inline images only),
-writing an embeddings answer, and writing a streamed answer as chat completion chunks."""
+reading an embeddings request's inputs and writing its answer, and writing a streamed answer
+as chat completion chunks."""
 
 from __future__ import annotations
 
@@ -34,6 +35,12 @@ def base64_image(part: Mapping[str, Any], backend: str) -> tuple[str, str]:
         raise UnsupportedOperation(f"{backend} takes images as base64 data: URLs only")
     media_type, data = url[5:].split(";base64,", 1)
     return media_type, data
+
+
+def embedding_inputs(body: Mapping[str, Any]) -> list[Any]:
+    """The items of an embeddings request's ``input``: one string, or its list as sent."""
+    texts = body.get("input")
+    return [texts] if isinstance(texts, str) else list(texts or [])
 
 
 def openai_embeddings(vectors: Iterable[Sequence[float]], tokens: int) -> tuple[bytes, Usage]:
