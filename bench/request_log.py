@@ -15,7 +15,6 @@ first pages under each filter, through the same selector the page uses
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -52,17 +51,9 @@ def _generate(n: int) -> dict[str, Any]:
     }
 
 
-def _time(fn: Any, runs: int) -> float:
-    fn()  # warm the cache: pages are read from a warm server
-    samples = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        fn()
-        samples.append((time.perf_counter() - t0) * 1000)
-    return statistics.median(samples)
-
-
 def main() -> None:
+    from bench.usage_rows import median_ms
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--records", type=int, default=3_000_000)
     parser.add_argument("--runs", type=int, default=7)
@@ -105,7 +96,7 @@ def main() -> None:
     }
     print(f"{'query':<48} {'median ms':>10}")
     for name, fn in cases.items():
-        print(f"{name:<48} {_time(fn, args.runs):>10.2f}")
+        print(f"{name:<48} {median_ms(fn, args.runs):>10.2f}")
     from django.db.models import Q
 
     from gateway.reports.request_log import filtered

@@ -8,7 +8,10 @@ aliases, account groups), 3% 5xx, 5% 429 and 10% streamed.
 from __future__ import annotations
 
 import os
+import statistics
 import sys
+import time
+from collections.abc import Callable
 from typing import Any
 
 
@@ -23,6 +26,18 @@ def bench_django_setup() -> None:
     import django
 
     django.setup()
+
+
+def median_ms(fn: Callable[[], object], runs: int = 5) -> float:
+    """Median wall time of ``fn`` in ms over ``runs``, after one warm-up call (pages are read
+    from a warm server)."""
+    fn()
+    samples = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        fn()
+        samples.append((time.perf_counter() - t0) * 1000)
+    return statistics.median(samples)
 
 
 def bench_rows_setup(*, instances: int = 20, vkeys: int = 200) -> dict[str, list[int]]:

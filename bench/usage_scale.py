@@ -23,7 +23,6 @@ Mind the disk: 20M rows take about 9 GB here (the run prints it). Drop the datab
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import time
 import uuid
@@ -39,16 +38,6 @@ def _django() -> None:
     from bench.usage_rows import bench_django_setup
 
     bench_django_setup()
-
-
-def _median_ms(fn: Any, runs: int = 5) -> float:
-    fn()  # warm: pages are read from a warm server
-    samples = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        fn()
-        samples.append((time.perf_counter() - t0) * 1000)
-    return statistics.median(samples)
 
 
 def _size_bytes() -> int:
@@ -124,6 +113,8 @@ def _recorder_rate(sample: int) -> float:
 
 
 def main() -> None:
+    from bench.usage_rows import median_ms
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--records", type=int, default=20_000_000)
     parser.add_argument("--days", type=int, default=90)
@@ -153,12 +144,12 @@ def main() -> None:
     today = utc_today()
     filters = ReportFilters(start=today - timedelta(days=29), end=today)
     for group in ("provider", "virtual_key"):
-        out[f"cost_report_30d_{group}_ms"] = _median_ms(
+        out[f"cost_report_30d_{group}_ms"] = median_ms(
             lambda g=group: cost_report(filters=filters, group_by=g)
         )
-    out["request_log_first_page_ms"] = _median_ms(lambda: log_page({}))
+    out["request_log_first_page_ms"] = median_ms(lambda: log_page({}))
     deep = UsageRecord.objects.order_by("-created_at", "-id").values_list("id", flat=True)[100_000]
-    out["request_log_100k_deep_ms"] = _median_ms(lambda: log_page({"before": deep}))
+    out["request_log_100k_deep_ms"] = median_ms(lambda: log_page({"before": deep}))
     oldest = partitions_list()[0]
     keep_days = (today - oldest.end.date()).days  # the oldest month is just past the cutoff
     t0 = time.perf_counter()
