@@ -102,18 +102,20 @@ def usage_events_record(*, events: Sequence[Mapping[str, Any]]) -> int:
         return 0
     # A redelivered event carries its own created_at, so its earlier copy lies in this range:
     # bounding the lookup by it lets PostgreSQL read only the months concerned (partitions).
-    ats = [_created_at(e) for e in by_id.values()]
+    at = {rid: _created_at(e) for rid, e in by_id.items()}
     with transaction.atomic():
         seen = set(
             UsageRecord.objects.filter(
-                request_id__in=list(by_id), created_at__gte=min(ats), created_at__lte=max(ats)
+                request_id__in=list(by_id),
+                created_at__gte=min(at.values()),
+                created_at__lte=max(at.values()),
             ).values_list("request_id", flat=True)
         )
-        fresh = [e for rid, e in by_id.items() if rid not in seen]
+        fresh = [(e, at[rid]) for rid, e in by_id.items() if rid not in seen]
         if not fresh:
             return 0
         refs = {
-            name: {int(e[name]) for e in fresh if e.get(name) is not None}
+            name: {int(e[name]) for e, _ in fresh if e.get(name) is not None}
             for name in ("virtual_key_id", "provider_id", "key_id", "mapping_id")
         }
         alive = {
@@ -126,11 +128,11 @@ def usage_events_record(*, events: Sequence[Mapping[str, Any]]) -> int:
             mapping_ids=refs["mapping_id"],
             targets={
                 (int(e["provider_id"]), str(e.get("provider_model") or ""))
-                for e in fresh
+                for e, _ in fresh
                 if e.get("provider_id") is not None
             },
         )
-        return _insert([_row(e, alive, book) for e in fresh])
+        return _insert([_row(e, when, alive, book) for e, when in fresh])
 
 
 def _insert(rows: list[dict[str, Any]]) -> int:
@@ -197,7 +199,9 @@ def _created_at(event: Mapping[str, Any]) -> datetime:
     return datetime.fromtimestamp(float(event.get("created_at") or time.time()), tz=UTC)
 
 
-def _row(event: Mapping[str, Any], alive: dict[str, set[int]], book: PriceBook) -> dict[str, Any]:
+def _row(
+    event: Mapping[str, Any], at: datetime, alive: dict[str, set[int]], book: PriceBook
+) -> dict[str, Any]:
     def ref(name: str) -> int | None:
         value = _opt_int(event.get(name))
         if value is not None and value not in alive[name]:
@@ -210,7 +214,6 @@ def _row(event: Mapping[str, Any], alive: dict[str, set[int]], book: PriceBook) 
             return None
         return value
 
-    at = _created_at(event)
     ttft = event.get("ttft_ms")
     return dict(
         request_id=_text(event.get("request_id"), 64),

@@ -82,7 +82,7 @@ def test_a_request_id_recorded_meanwhile_is_skipped_not_overwritten() -> None:
     }
     book = price_book_load(mapping_ids=set(), targets=set())
     rows = [
-        recorder._row(e, alive, book)
+        recorder._row(e, recorder._created_at(e), alive, book)
         for e in ({**first.to_dict(), "prompt_tokens": 999}, fresh.to_dict())
     ]
     with transaction.atomic():
