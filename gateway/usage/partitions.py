@@ -73,8 +73,9 @@ def is_partitioned(conn: BaseDatabaseWrapper | None = None) -> bool:
 
 
 def partitions_list() -> list[Partition]:
-    """The month partitions, oldest first (the default partition is not listed)."""
-    if not is_partitioned():
+    """The month partitions, oldest first (the default partition is not listed); none for a
+    plain table, which has no partitions to list."""
+    if connection.vendor != "postgresql":
         return []
     with connection.cursor() as cursor:
         cursor.execute(
