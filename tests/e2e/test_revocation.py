@@ -3,7 +3,8 @@
 A key disabled while the gateway is idle is refused by every request starting
 ``GATEWAY_CONFIG_MAX_STALENESS`` (plus a small margin) later, on both workers, with no request
 in between to trigger a refresh; an alias added the same way is routed by the next request.
-Which worker answered is read from prometheus-client's per-process files (one per pid).
+Which worker answered is read from prometheus-client's per-process files (one per pid); each
+phase then talks to both workers over two kept-alive connections, one pinned to each.
 """
 
 from __future__ import annotations
@@ -61,43 +62,69 @@ def served_by(multiproc: Path, alias: str) -> dict[str, float]:
     return counts
 
 
-def chat(url: str, key: str, model: str) -> httpx.Response:
-    # A new connection each: the kernel spreads them over the workers.
-    return httpx.post(
-        url + "/v1/chat/completions",
+def chat(client: httpx.Client, key: str, model: str) -> httpx.Response:
+    return client.post(
+        "/v1/chat/completions",
         json={"model": model, "messages": [{"role": "user", "content": "hi"}]},
         headers={"authorization": f"Bearer {key}"},
-        timeout=10,
     )
 
 
+@pytest.fixture
+def pinned() -> Iterator[list[httpx.Client]]:
+    """Clients opened by the test, closed after it."""
+    clients: list[httpx.Client] = []
+    yield clients
+    for client in clients:
+        client.close()
+
+
+def pin_both_workers(
+    clients: list[httpx.Client], url: str, key: str, model: str, multiproc: Path
+) -> dict[str, httpx.Client]:
+    """Two clients, by worker pid, whose one kept-alive connection went to different workers.
+
+    The kernel picks the worker per new connection, so clients are opened until two
+    distinct pids have answered; requests on a client then stay on its worker.
+    """
+    by_pid: dict[str, httpx.Client] = {}
+    for _ in range(60):
+        client = httpx.Client(base_url=url, timeout=10, limits=httpx.Limits(max_connections=1))
+        clients.append(client)
+        before = served_by(multiproc, model)
+        response = chat(client, key, model)
+        assert response.status_code == 200, response.text
+        after = served_by(multiproc, model)
+        (pid,) = [p for p in after if after[p] != before.get(p, 0)]
+        by_pid.setdefault(pid, client)
+        if len(by_pid) == 2:
+            break
+    assert len(by_pid) == 2, "new connections never reached both workers"
+    return by_pid
+
+
 def test_disable_and_add_apply_on_every_worker_within_the_window(
-    two_workers: tuple[str, Path], fake_upstream: FakeUpstream
+    two_workers: tuple[str, Path], pinned: list[httpx.Client], fake_upstream: FakeUpstream
 ) -> None:
     url, multiproc = two_workers
     inst = make_provider("rv-inst", "openai", upstream_url=fake_upstream.url)
     make_mapping("rv-chat", inst, "fake-gpt")
     key = make_vkey("rv-app").plaintext
     time.sleep(STALENESS + MARGIN)  # the workers pick up the new configuration
-    # Warm both workers with the key (bounded: the kernel hands connections to both).
-    for _ in range(60):
-        response = chat(url, key, "rv-chat")
-        assert response.status_code == 200, response.text
-        if len(served_by(multiproc, "rv-chat")) == 2:
-            break
-    assert len(served_by(multiproc, "rv-chat")) == 2, "requests never reached both workers"
+    workers = pin_both_workers(pinned, url, key, "rv-chat", multiproc)  # warms both with the key
 
     row = VirtualKey.objects.get(key_hash=hash_key(key))
     row.is_enabled = False
     row.save()
     time.sleep(STALENESS + MARGIN)  # no traffic
-    answers = [chat(url, key, "rv-chat") for _ in range(N)]
-    assert [a.status_code for a in answers] == [401] * N, [a.text for a in answers]
+    answers = [chat(client, key, "rv-chat") for client in workers.values() for _ in range(N)]
+    assert [a.status_code for a in answers] == [401] * 2 * N, [a.text for a in answers]
     assert {a.json()["error"]["code"] for a in answers} == {"api_key_disabled"}
 
     other = make_vkey("rv-other").plaintext
     make_mapping("rv-late", inst, "fake-gpt")
     time.sleep(STALENESS + MARGIN)  # no traffic
-    late = [chat(url, other, "rv-late") for _ in range(N)]
-    assert [a.status_code for a in late] == [200] * N, [a.text for a in late]
-    assert len(served_by(multiproc, "rv-late")) == 2  # both workers routed the new alias
+    late = [chat(client, other, "rv-late") for client in workers.values() for _ in range(N)]
+    assert [a.status_code for a in late] == [200] * 2 * N, [a.text for a in late]
+    # Both workers routed the new alias (and the connections stayed on their workers).
+    assert served_by(multiproc, "rv-late") == dict.fromkeys(workers, float(N))
