@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from typing import NoReturn
 
 import pytest
 from django.conf import settings
@@ -23,7 +24,7 @@ from tests.redis_topologies.fixtures import redis_cluster, redis_sentinel  # noq
 REQUIRE_SERVICES = os.environ.get("CI_REQUIRE_SERVICES") == "1"
 
 
-def missing_service(reason: str) -> None:
+def missing_service(reason: str) -> NoReturn:
     """Skip (plain machine) or fail (CI) for a service the test needs."""
     if REQUIRE_SERVICES:
         pytest.fail(f"required service missing under CI: {reason}")

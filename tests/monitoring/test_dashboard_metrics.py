@@ -28,6 +28,7 @@ from gateway.usage.budgets import budgets_check
 from gateway.usage.events import InMemoryUsageQueue, set_usage_queue
 from mappings.models import ModelPrice
 from providers.health import health_check_run
+from tests.conftest import missing_service
 from tests.factories import make_mapping, make_provider, make_vkey
 from tests.fakes.upstream import Behaviour, FakeUpstream
 from tests.monitoring.test_views import RecordingQueue, _sample
@@ -198,7 +199,7 @@ def test_alert_rules_file_has_the_six_alerts() -> None:
 def test_promtool_accepts_the_rules_and_the_config() -> None:
     promtool = shutil.which("promtool")
     if promtool is None:
-        pytest.skip("promtool not installed (Debian package prometheus); YAML checks above ran")
+        missing_service("promtool (Debian package prometheus); the YAML checks above ran")
     for args in (
         ["check", "rules", str(ALERTS)],
         ["check", "config", "--syntax-only", str(PROMETHEUS)],
