@@ -10,8 +10,9 @@ A background task on the process's event loop hands buffered events on in batche
 Whatever the target did not confirm goes to the process's local spool file (fsync'd, in a
 thread) and is re-sent, oldest first, once the target answers again. :meth:`aclose` (lifespan
 shutdown) flushes the buffer and spools what it cannot send, so a rolling restart loses
-nothing. Called outside an event loop (a management command, a sync view), ``put()`` hands
-the event on synchronously instead.
+nothing; the write-ahead journal (:mod:`gateway.usage.journal`) covers what is still in the
+buffer when the process is killed without a shutdown. Called outside an event loop (a
+management command, a sync view), ``put()`` hands the event on synchronously instead.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from django.conf import settings
 from gateway.monitoring.metrics import usage_event_observe
 from gateway.routing.state.releases import execute_with_releases
 from gateway.usage.events import UsageEvent
+from gateway.usage.journal import Journal
 from gateway.usage.spool import Spool, orphans_claim
 from providers.db_thread import run_db
 from providers.redis_conn import async_redis, sync_redis
@@ -47,8 +49,10 @@ class BufferedUsageQueue:
     target = "?"
 
     def __init__(self) -> None:
-        self._buffer: collections.deque[UsageEvent] = collections.deque()
+        # Events serialized once, at put(): the journal and the delivery send the same bytes.
+        self._buffer: collections.deque[bytes] = collections.deque()
         self.spool = Spool()
+        self.journal = Journal(self.spool.directory)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task[None] | None = None
         self._wakeup: asyncio.Event | None = None
@@ -68,14 +72,16 @@ class BufferedUsageQueue:
     # --- the hot path -------------------------------------------------------------------
 
     def put(self, event: UsageEvent) -> None:
-        """Accept ``event`` without blocking the event loop."""
-        self._buffer.append(event)
+        """Accept ``event`` without blocking the event loop (journaled before it returns)."""
+        payload = orjson.dumps(event)
+        self._buffer.append(payload)
         usage_event_observe(event)  # Prometheus request series (in memory, never raises)
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
             self.flush_sync()
             return
+        self.journal.write(payload)
         self._ensure_task(loop)
         assert self._wakeup is not None
         self._wakeup.set()
@@ -113,6 +119,7 @@ class BufferedUsageQueue:
         if self.spool.size:
             await self._resend_spool()
         await asyncio.to_thread(self.spool.close)
+        self.journal.close()  # everything journaled was handed on or spooled
         self._task = None
 
     async def _run(self) -> None:
@@ -134,7 +141,7 @@ class BufferedUsageQueue:
             if linger > 0 and not self._stopping and len(self._buffer) < BATCH:
                 # Let a few more events join the batch: woken per event, the flusher sent one
                 # XADD round trip per request (like Kafka's linger.ms, measured in README
-                # "Performance"). A crash can lose at most this window, as with any buffer.
+                # "Performance"). The journal keeps this window through a SIGKILL.
                 await asyncio.sleep(linger)
             try:
                 await self.flush()
@@ -146,7 +153,7 @@ class BufferedUsageQueue:
 
     # --- flushing -----------------------------------------------------------------------
 
-    def _take(self) -> list[UsageEvent]:
+    def _take(self) -> list[bytes]:
         n = min(BATCH, len(self._buffer))
         return [self._buffer.popleft() for _ in range(n)]
 
@@ -154,9 +161,11 @@ class BufferedUsageQueue:
         """Send everything buffered now (and, when the target is back, what was spooled)."""
         if self.spool.size and time.monotonic() >= self._down_until:
             await self._resend_spool()
+        # Every event buffered so far is in the sealed segment; events put while this flush
+        # awaits go to the other one (and are taken below too, which only repeats them there).
+        sealed = self.journal.seal()
         while self._buffer:
-            batch = self._take()
-            payloads = [orjson.dumps(e) for e in batch]
+            payloads = self._take()
             try:
                 await self._send(payloads)
             except BaseException:
@@ -164,6 +173,7 @@ class BufferedUsageQueue:
                 # popped, so put them on disk before giving up.
                 self.spool.append(payloads)
                 raise
+        self.journal.clear(sealed)
 
     async def _send(self, payloads: list[bytes]) -> None:
         if time.monotonic() < self._down_until or self.spool.size:
@@ -225,7 +235,7 @@ class BufferedUsageQueue:
         """Synchronous flush for callers without an event loop (may block briefly)."""
         with self._sync_lock:
             while self._buffer:
-                payloads = [orjson.dumps(e) for e in self._take()]
+                payloads = self._take()
                 try:
                     self.deliver_sync(payloads)
                 except Exception as exc:

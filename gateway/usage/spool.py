@@ -4,7 +4,9 @@ One file per process (``STATE_DIR/usage-spool/<host>-<pid>-<random>.jsonl``), on
 per line, fsync'd before ``append`` returns. The owning process holds an exclusive ``flock``
 on its file for as long as it lives: a file whose lock can be taken belongs to a dead process
 (an "orphan") and may be adopted by another process (the gateway at startup, the drain task).
-Locks die with their process, so no pid bookkeeping can go stale.
+Locks die with their process, so no pid bookkeeping can go stale. The write-ahead journal's
+segments (:mod:`gateway.usage.journal`, ``.wal``) live beside the spools, locked the same
+way, and are adopted the same way.
 
 Nothing here is async: callers on the event loop run these methods in a thread.
 """
@@ -25,6 +27,9 @@ from django.conf import settings
 logger = logging.getLogger(__name__)
 
 SUFFIX = ".jsonl"
+#: The write-ahead journal's segments: adopted like spools, but not a backlog (not counted
+#: as spooled bytes by the metrics).
+JOURNAL_SUFFIX = ".wal"
 
 
 def spool_dir() -> Path:
@@ -40,6 +45,21 @@ def split_lines(data: bytes) -> list[bytes]:
     return [line for line in lines if line]
 
 
+def create_locked(directory: Path, suffix: str) -> tuple[Path, int]:
+    """A new file of this process (``<host>-<pid>-<random><suffix>``), opened for appending
+    and exclusively locked for as long as the process lives: (its path, its descriptor)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    name = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    # Create and lock under a name orphan scanners ignore, then rename: a scanner can never
+    # take the lock of a file that is about to be written.
+    tmp = directory / (name + ".tmp")
+    fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    path = directory / (name + suffix)
+    os.rename(tmp, path)
+    return path, fd
+
+
 class Spool:
     """This process's spool file, created (and locked) on first use."""
 
@@ -52,16 +72,7 @@ class Spool:
 
     def _open(self) -> int:
         if self._fd is None:
-            self.directory.mkdir(parents=True, exist_ok=True)
-            name = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-            # Create and lock under a name orphan scanners ignore, then rename: a scanner can
-            # never take the lock of a file that is about to be written.
-            tmp = self.directory / (name + ".tmp")
-            fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            path = self.directory / (name + SUFFIX)
-            os.rename(tmp, path)
-            self.path, self._fd = path, fd
+            self.path, self._fd = create_locked(self.directory, SUFFIX)
         return self._fd
 
     def append(self, lines: list[bytes]) -> None:
@@ -140,11 +151,13 @@ class OrphanSpool:
 
 
 def orphans_claim(directory: Path | None = None) -> Iterator[OrphanSpool]:
-    """Yield the spool files whose owner is gone, each locked until removed or released."""
+    """Yield the spool files and journal segments whose owner is gone, each locked until
+    removed or released."""
     directory = directory or spool_dir()
     if not directory.is_dir():
         return
-    for path in sorted(directory.glob("*" + SUFFIX)):
+    paths = [*directory.glob("*" + SUFFIX), *directory.glob("*" + JOURNAL_SUFFIX)]
+    for path in sorted(paths):
         try:
             fd = os.open(path, os.O_RDWR)
         except FileNotFoundError:
