@@ -319,8 +319,7 @@ def kill_run(
         "account": account.__dict__,
         "usage_records": dict(Counter(records.values())),
         "answered_without_record": len(answered - records.keys()),
-        # Answered by the killed process: its last events may have been in its memory buffer
-        # (the usage flusher's linger), which a SIGKILL takes with it.
+        # Answered by the killed process and unrecorded: its journal should have kept them.
         "lost_answered_by_killed": sum(
             1
             for e in entries
@@ -333,7 +332,20 @@ def kill_run(
         ),
         "records_without_answer": len(records.keys() - answered),
         "drain": drain,
+        "journal_events_adopted": journal_adopted(Path(env["GATEWAY_STATE_DIR"])),
     }
+
+
+def journal_adopted(state: Path) -> int:
+    """Events the Celery workers recorded from dead processes' journal segments (their drain
+    logs each adopted file: ``recorded orphan spool NAME.wal (N lines)``)."""
+    found = 0
+    for log in state.glob("worker*.log"):
+        for match in re.finditer(
+            r"recorded orphan spool \S+\.wal \((\d+) lines\)", log.read_text()
+        ):
+            found += int(match.group(1))
+    return found
 
 
 def start_lb(tmp: Path, backends: list[int]) -> tuple[subprocess.Popen[bytes], int, int]:

@@ -97,7 +97,9 @@ def report(results: dict[str, Any]) -> str:
         f"{k['answered_without_record']} of {acc['answered_2xx']:,} 2xx answers without a "
         f"record; records by status {k['usage_records']}, {k['records_without_answer']} of "
         f"them for requests without a 2xx in nginx's log (the {acc['client_gone']} 499s, "
-        "and requests killed after their usage event left) | "
+        "and requests killed after their usage event left); "
+        f"{k.get('journal_events_adopted', 0)} events recorded from the killed process's "
+        "journal | "
         f"{verdict} |",
         "",
         redis_line(rd),
