@@ -241,6 +241,7 @@ def settle(
             prompt_tokens=usage.prompt_tokens,
             completion_tokens=usage.completion_tokens,
             error_type=error_type,
+            response_model=usage.model,
         )
     try:
         get_usage_queue().put(event)

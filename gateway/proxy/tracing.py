@@ -282,9 +282,11 @@ def request_settled(
     prompt_tokens: int,
     completion_tokens: int,
     error_type: str,
+    response_model: str = "",
 ) -> None:
     """The request is over (whole answer, error, or a stream's end): what it used, on the
-    SERVER span and the serving attempt's."""
+    SERVER span and the serving attempt's. ``gen_ai.response.model`` is ``response_model``,
+    the model the upstream's reply named, else the model the gateway asked it for."""
     usage: dict[str, Any] = {
         "gen_ai.usage.input_tokens": prompt_tokens,
         "gen_ai.usage.output_tokens": completion_tokens,
@@ -292,14 +294,14 @@ def request_settled(
     attributes: dict[str, Any] = {"gateway.attempts": len(ctx.attempts), **usage}
     if candidate is not None:
         attributes.update(_instance(candidate, key))
-        attributes["gen_ai.response.model"] = candidate.provider_model
+        attributes["gen_ai.response.model"] = response_model or candidate.provider_model
     ctx.span.set_attributes(attributes)
     serving, ctx.serving_span = ctx.serving_span, None
     if serving is not None:
         usage["gateway.attempt.outcome"] = "ok"
         usage["http.response.status_code"] = 200
         if candidate is not None:
-            usage["gen_ai.response.model"] = candidate.provider_model
+            usage["gen_ai.response.model"] = response_model or candidate.provider_model
         if error_type:  # a stream that broke after its first content
             usage["error.type"] = error_type
             serving.set_status(_api.StatusCode.ERROR)

@@ -26,6 +26,15 @@ class Usage:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cached_tokens: int = 0
+    #: The model the upstream's reply says served it (OpenAI answers ``gpt-4o`` with
+    #: ``gpt-4o-2024-08-06``); empty when the reply does not say.
+    model: str = ""
+
+    def named(self, model: Any) -> Usage:
+        """This usage, naming ``model`` as the served model when it is a non-empty string."""
+        if isinstance(model, str) and model:
+            self.model = model
+        return self
 
     @classmethod
     def from_openai(cls, usage: Mapping[str, Any] | None) -> Usage:
@@ -66,6 +75,8 @@ class StreamTranslator:
     def __init__(self, *, include_usage: bool) -> None:
         self.include_usage = include_usage
         self.usage = Usage()
+        #: The model the upstream's events say serves the stream ("" until one does).
+        self.served_model = ""
         self.error: dict[str, Any] | None = None
         self.started = False
         self.done = False
@@ -90,6 +101,10 @@ class StreamTranslator:
         unreadable data, an error chunk (``{"error": ...}`` without choices, which servers
         send mid-stream) sets ``error``."""
         chunk = self.event_object(data, error_type=error_type, what="chunk")
+        if chunk is not None and not self.served_model:
+            model = chunk.get("model")
+            if isinstance(model, str):
+                self.served_model = model
         if chunk is not None and "error" in chunk and not chunk.get("choices"):
             err = chunk["error"]
             self.error = dict(err) if isinstance(err, Mapping) else {"message": str(err)}
@@ -201,7 +216,7 @@ class Adapter:
 
     def embeddings_response(self, payload: bytes) -> tuple[bytes, Usage]:
         data = orjson.loads(payload)
-        return payload, Usage.from_openai(data.get("usage"))
+        return payload, Usage.from_openai(data.get("usage")).named(data.get("model"))
 
     # -- health -----------------------------------------------------------------------------
     def models_request(

@@ -61,8 +61,9 @@ class GeminiAdapter(Adapter):
 
     def chat_response(self, payload: bytes) -> tuple[bytes, Usage]:
         data = orjson.loads(payload)
-        answer, usage = gemini_response_to_openai(data if isinstance(data, dict) else {}, model="")
-        return orjson.dumps(answer), usage
+        data = data if isinstance(data, dict) else {}
+        answer, usage = gemini_response_to_openai(data, model="")
+        return orjson.dumps(answer), usage.named(data.get("modelVersion"))
 
     def chat_stream(self, *, include_usage: bool) -> StreamTranslator:
         return GeminiStreamTranslator(include_usage=include_usage)

@@ -154,8 +154,9 @@ class OpenAIAdapter(Adapter):
 
     def chat_response(self, payload: bytes) -> tuple[bytes, Usage]:
         data = orjson.loads(payload)
-        usage = Usage.from_openai(data.get("usage") if isinstance(data, dict) else None)
-        return payload, usage
+        if not isinstance(data, dict):
+            return payload, Usage()
+        return payload, Usage.from_openai(data.get("usage")).named(data.get("model"))
 
     def chat_stream(self, *, include_usage: bool) -> StreamTranslator:
         return OpenAIStreamTranslator(include_usage=include_usage)

@@ -37,7 +37,7 @@ def native_response_usage(payload: bytes) -> Usage:
     data = orjson.loads(payload)
     if not isinstance(data, dict) or data.get("object") != "response":
         raise ValueError("not a Responses API response")
-    return usage_from_responses(data.get("usage"))
+    return usage_from_responses(data.get("usage")).named(data.get("model"))
 
 
 class ResponsesPassthroughStream(StreamTranslator):
@@ -76,6 +76,7 @@ class ResponsesPassthroughStream(StreamTranslator):
             response = payload.get("response")
             if isinstance(response, dict):
                 self._snapshot = response
+                self.served_model = str(response.get("model") or self.served_model)
         elif kind in _CONTENT_EVENTS:
             self.started = True
         elif kind in TERMINAL_EVENTS:

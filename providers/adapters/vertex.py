@@ -74,6 +74,7 @@ class VertexStream(StreamTranslator):
         if self.inner is not None:
             self.error = self.inner.error
             self.usage = self.inner.usage
+            self.served_model = self.inner.served_model
             self.started = self.inner.started
             self.done = self.inner.done
 
@@ -210,9 +211,10 @@ class VertexAdapter(Adapter):
             data = {}
         if data.get("type") == "message":
             answer = anthropic_response_to_openai(data)
-            return orjson.dumps(answer), usage_from_anthropic(data.get("usage"))
+            usage = usage_from_anthropic(data.get("usage")).named(data.get("model"))
+            return orjson.dumps(answer), usage
         answer, usage = gemini_response_to_openai(data, model="")
-        return orjson.dumps(answer), usage
+        return orjson.dumps(answer), usage.named(data.get("modelVersion"))
 
     def chat_stream(self, *, include_usage: bool) -> StreamTranslator:
         return VertexStream(include_usage=include_usage)

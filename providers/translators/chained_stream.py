@@ -31,6 +31,7 @@ class ChainedStream(StreamTranslator):
     def _sync(self) -> None:
         self.error = self.outer.error or self.inner.error
         self.usage = self.outer.usage
+        self.served_model = self.outer.served_model or self.inner.served_model
         self.started = self.outer.started
         self.done = self.outer.done
 

@@ -70,7 +70,7 @@ class AnthropicStreamTranslator(StreamTranslator):
     # -- events ---------------------------------------------------------------------------
     def _message_start(self, message: Mapping[str, Any]) -> list[bytes]:
         self.id = str(message.get("id") or "")
-        self.model = str(message.get("model") or "")
+        self.model = self.served_model = str(message.get("model") or "")
         self._record_usage(message.get("usage"))
         # The role chunk carries no content: ``started`` stays false so the pipeline may
         # still fail over.

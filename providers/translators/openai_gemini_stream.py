@@ -29,7 +29,7 @@ class GeminiStreamTranslator(OpenAIChunkStream):
         if isinstance(payload.get("error"), dict):
             self.error = dict(payload["error"])
             return []
-        self.model = str(payload.get("modelVersion") or self.model)
+        self.model = self.served_model = str(payload.get("modelVersion") or self.model)
         if payload.get("usageMetadata"):
             self.usage = usage_from_gemini(payload["usageMetadata"])
         out: list[bytes] = []

@@ -481,7 +481,8 @@ class FakeUpstream:
                 "prompt_tokens": decision.prompt_tokens,
                 "completion_tokens": decision.completion_tokens,
             }
-            return self._json(entry, 200, wire.openai_completion(decision, model, rid))
+            served = wire.openai_served_model(model)
+            return self._json(entry, 200, wire.openai_completion(decision, served, rid))
         options = body.get("stream_options") or {}
         include_usage = bool(isinstance(options, dict) and options.get("include_usage"))
         # Mistral reports usage at the end of every stream (it has no stream_options).
@@ -492,7 +493,7 @@ class FakeUpstream:
                 "completion_tokens": decision.completion_tokens,
             }
         chunks = wire.openai_stream_chunks(
-            decision, model, rid, include_usage=include_usage, azure=azure
+            decision, wire.openai_served_model(model), rid, include_usage=include_usage, azure=azure
         )
         lines = [b"data: " + json.dumps(c).encode() + b"\n\n" for c in chunks]
         lines.append(b"data: [DONE]\n\n")

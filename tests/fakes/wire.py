@@ -171,6 +171,16 @@ def openai_usage(d: Decision) -> dict[str, int]:
     }
 
 
+#: OpenAI answers an alias model with the dated snapshot that served it (``model`` in the reply
+#: differs from the request's): two of its aliases, so tests can tell the two apart.
+OPENAI_SNAPSHOTS = {"gpt-4o": "gpt-4o-2024-08-06", "gpt-4o-mini": "gpt-4o-mini-2024-07-18"}
+
+
+def openai_served_model(requested: str) -> str:
+    """The ``model`` OpenAI's reply names for a requested model."""
+    return OPENAI_SNAPSHOTS.get(requested, requested)
+
+
 def openai_completion(d: Decision, model: str, rid: str) -> dict[str, Any]:
     message: dict[str, Any] = {"role": "assistant", "content": d.text or None, "refusal": None}
     if d.is_tool_call:

@@ -114,6 +114,28 @@ def test_chat_span_tree_attributes_and_traceparent_upstream(
         assert not any(name.startswith(("gen_ai.input", "gen_ai.output")) for name in text)
 
 
+@pytest.mark.parametrize("stream", [False, True])
+def test_response_model_is_the_one_the_reply_names(
+    install_table: Callable[[], RouteTable],
+    gateway: InProcessGateway,
+    fake_upstream: FakeUpstream,
+    spans: InMemorySpanExporter,
+    stream: bool,
+) -> None:
+    """OpenAI answers the alias ``gpt-4o`` with its dated snapshot: the span says which one
+    served (whole answers and streams), while the request model stays what was asked."""
+    make_mapping("m", make_provider("snap", upstream_url=fake_upstream.url), "gpt-4o")
+    key = make_vkey().plaintext
+    install_table()
+    response = post(gateway, key, chat(stream=stream))
+    assert response.status_code == 200
+    assert fake_upstream.requests()[0].json["model"] == "gpt-4o"
+    server, [attempt] = tree(spans)
+    for span in (server, attempt):
+        assert (span.attributes or {})["gen_ai.response.model"] == "gpt-4o-2024-08-06"
+    assert (attempt.attributes or {})["gen_ai.request.model"] == "gpt-4o"
+
+
 def test_failover_shows_two_attempt_spans_with_outcomes(
     install_table: Callable[[], RouteTable],
     gateway: InProcessGateway,

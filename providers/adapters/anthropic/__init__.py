@@ -110,9 +110,8 @@ class AnthropicAdapter(Adapter):
         data = orjson.loads(payload)
         if not isinstance(data, dict):
             data = {}
-        return orjson.dumps(anthropic_response_to_openai(data)), usage_from_anthropic(
-            data.get("usage")
-        )
+        usage = usage_from_anthropic(data.get("usage")).named(data.get("model"))
+        return orjson.dumps(anthropic_response_to_openai(data)), usage
 
     def chat_stream(self, *, include_usage: bool) -> StreamTranslator:
         return AnthropicStreamTranslator(include_usage=include_usage)

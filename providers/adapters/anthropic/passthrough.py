@@ -38,7 +38,9 @@ class AnthropicPassthroughStream(StreamTranslator):
             self.error = dict(err) if isinstance(err, Mapping) else {"message": str(err)}
             return []
         if kind == "message_start":
-            self._count((payload.get("message") or {}).get("usage"))
+            message = payload.get("message") or {}
+            self._count(message.get("usage"))
+            self.served_model = str(message.get("model") or "")
         elif kind == "message_delta":
             self._count(payload.get("usage"))  # cumulative totals
         elif kind in ("content_block_start", "content_block_delta"):
@@ -65,4 +67,4 @@ def native_response_usage(payload: bytes) -> Usage:
     data = orjson.loads(payload)
     if not isinstance(data, dict) or data.get("type") != "message":
         raise ValueError("not a Messages API response")
-    return usage_from_anthropic(data.get("usage"))
+    return usage_from_anthropic(data.get("usage")).named(data.get("model"))
