@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,21 @@ def redis_cluster() -> Iterator[Cluster]:
 def redis_sentinel() -> Iterator[SentinelSet]:
     servers = Servers(Path(tempfile.mkdtemp(prefix="gw-redis-sentinel-")))
     sentinel = SentinelSet(servers)
+    try:
+        sentinel.start()
+        yield sentinel
+    finally:
+        servers.stop_all()
+
+
+@contextmanager
+def own_sentinel(name: str, port: int) -> Iterator[SentinelSet]:
+    """A master + replica + Sentinel of one test's own (ports ``port``, +1 and +5), for a
+    test that kills the master; all stopped afterwards."""
+    servers = Servers(Path(tempfile.mkdtemp(prefix=f"gw-redis-{name}-")))
+    sentinel = SentinelSet(
+        servers, master_port=port, replica_port=port + 1, sentinel_port=port + 5, name=name
+    )
     try:
         sentinel.start()
         yield sentinel

@@ -14,7 +14,6 @@ import contextlib
 import os
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -27,9 +26,9 @@ from django.conf import settings as django_settings
 from gateway.usage.models import UsageRecord
 from tests.e2e.conftest import GatewayServer, World, subprocess_database_url
 from tests.fakes.upstream import FakeUpstream
-from tests.redis_topologies.fixtures import flush
+from tests.redis_topologies.fixtures import flush, own_sentinel
 from tests.redis_topologies.helpers import Answers, gateway_env
-from tests.redis_topologies.services import SentinelSet, Servers, wait_for
+from tests.redis_topologies.services import SentinelSet, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -40,15 +39,8 @@ RECORD_TIMEOUT = 60.0
 @pytest.fixture
 def private_sentinel() -> Iterator[SentinelSet]:
     """A master + replica + Sentinel of this test's own (it kills the master)."""
-    servers = Servers(Path(tempfile.mkdtemp(prefix="gw-redis-celery-")))
-    sentinel = SentinelSet(
-        servers, master_port=7140, replica_port=7141, sentinel_port=7145, name="gwcelery"
-    )
-    try:
-        sentinel.start()
+    with own_sentinel("gwcelery", 7140) as sentinel:
         yield sentinel
-    finally:
-        servers.stop_all()
 
 
 @pytest.fixture
@@ -94,7 +86,13 @@ def derived_broker(sentinel: SentinelSet, monkeypatch: pytest.MonkeyPatch) -> Ce
     derived = redis_settings()
     assert derived.broker_url.startswith("sentinel://127.0.0.1:"), derived.broker_url
     assert derived.broker_options == {"master_name": sentinel.name}
-    return Celery(broker=derived.broker_url, broker_transport_options=dict(derived.broker_options))
+    # Not the current app: tasks sent later in this session (by other tests) must not go to
+    # this test's Sentinel, which is gone by then.
+    return Celery(
+        broker=derived.broker_url,
+        broker_transport_options=dict(derived.broker_options),
+        set_as_current=False,
+    )
 
 
 def drain_ticks(app: Celery, stop: threading.Event) -> None:

@@ -5,7 +5,6 @@ re-sends what the dead master never confirmed)."""
 
 from __future__ import annotations
 
-import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -15,9 +14,9 @@ import pytest
 
 from tests.e2e.conftest import GatewayServer, World
 from tests.fakes.upstream import FakeUpstream
-from tests.redis_topologies.fixtures import flush
+from tests.redis_topologies.fixtures import flush, own_sentinel
 from tests.redis_topologies.helpers import Answers, drain_until_recorded, gateway_env
-from tests.redis_topologies.services import SentinelSet, Servers, wait_for
+from tests.redis_topologies.services import SentinelSet, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -27,15 +26,8 @@ CLIENTS = 3
 @pytest.fixture
 def private_sentinel() -> Iterator[SentinelSet]:
     """A master + replica + Sentinel of this test's own (it kills the master)."""
-    servers = Servers(Path(tempfile.mkdtemp(prefix="gw-redis-failover-")))
-    sentinel = SentinelSet(
-        servers, master_port=7130, replica_port=7131, sentinel_port=7135, name="gwfail"
-    )
-    try:
-        sentinel.start()
+    with own_sentinel("gwfail", 7130) as sentinel:
         yield sentinel
-    finally:
-        servers.stop_all()
 
 
 def test_master_killed_mid_traffic_loses_no_usage(
