@@ -578,7 +578,7 @@ def test_text_response() -> None:
         "total_tokens": 18,
         "prompt_tokens_details": {"cached_tokens": 0},
     }
-    assert usage == Usage(prompt_tokens=12, completion_tokens=6, cached_tokens=0)
+    assert usage == Usage(prompt_tokens=12, completion_tokens=6, cached_tokens=0, model=MODEL)
 
 
 def test_tool_use_response() -> None:
@@ -648,7 +648,9 @@ def test_usage_with_cache_tokens() -> None:
         "total_tokens": 21 + 188 + 1024 + 393,
         "prompt_tokens_details": {"cached_tokens": 1024},
     }
-    assert usage == Usage(prompt_tokens=1233, completion_tokens=393, cached_tokens=1024)
+    assert usage == Usage(
+        prompt_tokens=1233, completion_tokens=393, cached_tokens=1024, model=MODEL
+    )
 
 
 def test_fixed_created_for_reproducible_output() -> None:
