@@ -180,7 +180,4 @@ async def relay(
             run_later(http.close_after_tail(response, events))  # keeps the connection
         else:
             await response.aclose()
-        usage = translator.usage
-        if translator.served_model and not usage.model:
-            usage.model = translator.served_model
-        on_end(status, error_type, usage, opened.ttft)
+        on_end(status, error_type, translator.usage.named(translator.served_model), opened.ttft)

@@ -291,17 +291,16 @@ def request_settled(
         "gen_ai.usage.input_tokens": prompt_tokens,
         "gen_ai.usage.output_tokens": completion_tokens,
     }
+    if candidate is not None:  # the serving attempt's too
+        usage["gen_ai.response.model"] = response_model or candidate.provider_model
     attributes: dict[str, Any] = {"gateway.attempts": len(ctx.attempts), **usage}
     if candidate is not None:
         attributes.update(_instance(candidate, key))
-        attributes["gen_ai.response.model"] = response_model or candidate.provider_model
     ctx.span.set_attributes(attributes)
     serving, ctx.serving_span = ctx.serving_span, None
     if serving is not None:
         usage["gateway.attempt.outcome"] = "ok"
         usage["http.response.status_code"] = 200
-        if candidate is not None:
-            usage["gen_ai.response.model"] = response_model or candidate.provider_model
         if error_type:  # a stream that broke after its first content
             usage["error.type"] = error_type
             serving.set_status(_api.StatusCode.ERROR)
