@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -54,11 +55,27 @@ class Answers:
 def drain_until_recorded(request_ids: list[str]) -> dict[str, int]:
     """Drain the usage stream (this process, the test's settings) until every id has its
     record or the bounded wait ends; the count of records per answered id."""
-    deadline = time.monotonic() + RECORD_TIMEOUT
-    while True:
+
+    def drain() -> None:
         # Right after a failover a drain may fail: the periodic drain task would run again.
         with contextlib.suppress(redis.RedisError):
             usage_stream_drain(max_seconds=2, claim_idle_seconds=1)
+
+    return until_recorded(request_ids, before_each=drain)
+
+
+def until_recorded(
+    request_ids: list[str],
+    *,
+    before_each: Callable[[], None] | None = None,
+    timeout: float = RECORD_TIMEOUT,
+) -> dict[str, int]:
+    """Records per id, once every id has one or the bounded wait ends; ``before_each`` runs
+    before every look (a drain in this process, when no worker does it)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if before_each is not None:
+            before_each()
         rows = UsageRecord.objects.filter(request_id__in=request_ids)
         found: dict[str, int] = {}
         for rid in rows.values_list("request_id", flat=True):

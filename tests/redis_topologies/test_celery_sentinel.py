@@ -23,17 +23,16 @@ import pytest
 from celery import Celery
 from django.conf import settings as django_settings
 
-from gateway.usage.models import UsageRecord
 from tests.e2e.conftest import GatewayServer, World, subprocess_database_url
 from tests.fakes.upstream import FakeUpstream
 from tests.redis_topologies.fixtures import flush, own_sentinel
-from tests.redis_topologies.helpers import Answers, gateway_env
+from tests.redis_topologies.helpers import Answers, gateway_env, until_recorded
 from tests.redis_topologies.services import SentinelSet, wait_for
 
 pytestmark = pytest.mark.e2e
 
 BASE_DIR = Path(__file__).resolve().parents[2]
-RECORD_TIMEOUT = 60.0
+RECORD_TIMEOUT = 60.0  # a worker process, polling its broker, records them
 
 
 @pytest.fixture
@@ -102,19 +101,6 @@ def drain_ticks(app: Celery, stop: threading.Event) -> None:
             app.send_task("gateway.usage_drain")
 
 
-def recorded(request_ids: list[str]) -> dict[str, int]:
-    """Records per answered id, once every id has one or the bounded wait ends."""
-    deadline = time.monotonic() + RECORD_TIMEOUT
-    while True:
-        found: dict[str, int] = {}
-        rows = UsageRecord.objects.filter(request_id__in=request_ids)
-        for rid in rows.values_list("request_id", flat=True):
-            found[rid] = found.get(rid, 0) + 1
-        if len(found) == len(set(request_ids)) or time.monotonic() > deadline:
-            return found
-        time.sleep(0.2)
-
-
 def test_worker_drains_through_the_derived_broker_across_a_failover(
     private_sentinel: SentinelSet,
     celery_worker: Path,
@@ -145,7 +131,7 @@ def test_worker_drains_through_the_derived_broker_across_a_failover(
         before = Answers()
         for _ in range(10):
             assert before.send(server, key).status_code == 200
-        found = recorded(before.ok)
+        found = until_recorded(before.ok, timeout=RECORD_TIMEOUT)
         assert set(found) == set(before.ok), celery_worker.read_text()[-3000:]
 
         sentinel.servers.kill(sentinel.master_port)
@@ -157,7 +143,7 @@ def test_worker_drains_through_the_derived_broker_across_a_failover(
         for _ in range(10):
             after.send(server, key)
         assert after.statuses == [200] * 10
-        found = recorded(before.ok + after.ok)
+        found = until_recorded(before.ok + after.ok, timeout=RECORD_TIMEOUT)
     finally:
         stop.set()
         ticker.join(10)
