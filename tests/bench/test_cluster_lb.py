@@ -26,7 +26,7 @@ from tests.conftest import missing_service
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 
-from cluster_lb import kill_account, lb_config, parse_log
+from cluster_lb import Entry, kill_account, lb_config, parse_log
 
 NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
 
@@ -106,6 +106,20 @@ def stop_nginx(proc: subprocess.Popen[bytes]) -> None:
     proc.wait(timeout=30)
 
 
+def posts_through(nginx: str, tmp: Path, ports: list[int], n: int) -> tuple[list[int], list[Entry]]:
+    """``n`` chat POSTs through a balancer over ``ports``: their statuses, then its access log's
+    entries (read after a graceful stop, which writes the log out)."""
+    proc, port = start_nginx(nginx, tmp, ports)
+    try:
+        statuses = [
+            httpx.post(f"http://127.0.0.1:{port}/v1/chat/completions", content=b"{}").status_code
+            for _ in range(n)
+        ]
+    finally:
+        stop_nginx(proc)
+    return statuses, parse_log((tmp / "lb-access.log").read_text().splitlines())
+
+
 def test_generated_config_passes_nginx_t(nginx: str, tmp_path: Path) -> None:
     conf = tmp_path / "lb.conf"
     conf.write_text(
@@ -130,17 +144,9 @@ def test_round_robin_and_refused_connect_retried(
 ) -> None:
     dead = free_port()  # nothing listens: connection refused
     live = [s.server_port for s in backends]
-    proc, port = start_nginx(nginx, tmp_path, [live[0], dead, live[1]])
-    try:
-        statuses = [
-            httpx.post(f"http://127.0.0.1:{port}/v1/chat/completions", content=b"{}").status_code
-            for _ in range(6)
-        ]
-    finally:
-        stop_nginx(proc)
+    statuses, entries = posts_through(nginx, tmp_path, [live[0], dead, live[1]], 6)
     assert statuses == [200] * 6
     assert len(backends[0].posts) > 0 and len(backends[1].posts) > 0  # type: ignore[attr-defined]
-    entries = parse_log((tmp_path / "lb-access.log").read_text().splitlines())
     assert len(entries) == 6
     retried = [e for e in entries if len(e.backends) > 1]
     assert retried, "the refused connect was not retried on another backend"
@@ -152,18 +158,10 @@ def test_post_that_reached_a_backend_is_not_retried(
     nginx: str, tmp_path: Path, backends: list[ThreadingHTTPServer]
 ) -> None:
     backends[0].drop = True  # type: ignore[attr-defined]
-    proc, port = start_nginx(nginx, tmp_path, [s.server_port for s in backends])
-    try:
-        statuses = [
-            httpx.post(f"http://127.0.0.1:{port}/v1/chat/completions", content=b"{}").status_code
-            for _ in range(4)
-        ]
-    finally:
-        stop_nginx(proc)
+    statuses, entries = posts_through(nginx, tmp_path, [s.server_port for s in backends], 4)
     # The dropping backend got the POST and never answered: nginx answers 502 rather than send
     # it to the other one (it may have been billed).
     assert 502 in statuses
-    entries = parse_log((tmp_path / "lb-access.log").read_text().splitlines())
     failed = [e for e in entries if e.status == 502]
     assert failed and all(len(e.backends) == 1 for e in failed)
     assert all(e.request_id == "-" for e in failed)
