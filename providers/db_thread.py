@@ -13,7 +13,10 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import sys
 import threading
+import time
+import traceback
 from collections.abc import Callable
 from typing import ParamSpec, TypeVar
 
@@ -22,6 +25,10 @@ T = TypeVar("T")
 
 _lock = threading.Lock()
 _executor: concurrent.futures.ThreadPoolExecutor | None = None
+#: What the database thread runs now and since when (monotonic), and the thread's id: read by
+#: :func:`busy_report` when work queued behind it is late.
+_busy: tuple[str, float] | None = None
+_thread_id: int | None = None
 
 
 def _get_executor() -> concurrent.futures.ThreadPoolExecutor:
@@ -37,9 +44,29 @@ def _get_executor() -> concurrent.futures.ThreadPoolExecutor:
 def _checked(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
     from django.db import close_old_connections
 
-    # Drop a connection that went bad (database restarted) or outlived CONN_MAX_AGE.
-    close_old_connections()
-    return fn(*args, **kwargs)
+    global _busy, _thread_id
+    _thread_id = threading.get_ident()
+    _busy = (getattr(fn, "__qualname__", type(fn).__name__), time.monotonic())
+    try:
+        # Drop a connection that went bad (database restarted) or outlived CONN_MAX_AGE.
+        close_old_connections()
+        return fn(*args, **kwargs)
+    finally:
+        _busy = None
+
+
+def busy_report() -> str:
+    """What the database thread is doing, for how long, how much waits behind it, and where
+    its call is (the innermost frames): logged when work queued on the thread is late, so a
+    slow query or a lock wait names itself."""
+    busy, executor = _busy, _executor
+    queued = executor._work_queue.qsize() if executor is not None else 0
+    if busy is None:
+        return f"idle, {queued} queued"
+    name, since = busy
+    frame = sys._current_frames().get(_thread_id) if _thread_id is not None else None
+    where = "".join(traceback.format_stack(frame)[-6:]) if frame is not None else ""
+    return f"running {name} for {time.monotonic() - since:.1f} s, {queued} queued\n{where}"
 
 
 async def run_db(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:

@@ -30,7 +30,7 @@ from django.conf import settings
 from gateway.core.errors import ServiceUnavailable
 from gateway.routing.table import RouteTable, route_table_build
 from providers.config_version import config_version_current
-from providers.db_thread import run_db
+from providers.db_thread import busy_report, run_db
 
 logger = logging.getLogger(__name__)
 
@@ -98,7 +98,10 @@ class RouteTableHolder:
             # A hanging database: the check goes on in the background; requests stop waiting.
             self._failed_at = time.monotonic()
             logger.warning(
-                "route table check slower than %s s; serving the last good table", SYNC_CHECK_WAIT
+                "route table check slower than %s s; serving the last good table; "
+                "database thread: %s",
+                SYNC_CHECK_WAIT,
+                busy_report(),
             )
             return self.table or table
         except Exception:

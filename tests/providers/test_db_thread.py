@@ -54,3 +54,32 @@ def test_close_connections_closes_the_threads_connection() -> None:
     else:  # sqlite3: a closed connection refuses to work
         with pytest.raises(Exception, match="closed"):
             first.execute("select 1")  # type: ignore[attr-defined]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_busy_report_names_the_call_its_age_and_what_waits_behind_it() -> None:
+    release = threading.Event()
+    entered = threading.Event()
+
+    def slow_call() -> None:
+        entered.set()
+        release.wait(10)
+
+    def quick_call() -> None:
+        return None
+
+    async def run() -> tuple[str, str]:
+        slow = asyncio.ensure_future(db_thread.run_db(slow_call))
+        queued = asyncio.ensure_future(db_thread.run_db(quick_call))
+        await asyncio.to_thread(entered.wait, 10)
+        await asyncio.sleep(0.05)
+        busy = db_thread.busy_report()
+        release.set()
+        await asyncio.gather(slow, queued)
+        return busy, db_thread.busy_report()
+
+    busy, after = asyncio.run(run())
+    assert busy.startswith("running test_busy_report_names_the_call_its_age_and_what_waits_")
+    assert "slow_call for 0." in busy and ", 1 queued" in busy
+    assert "release.wait(10)" in busy  # the frame the thread is blocked in
+    assert after == "idle, 0 queued"
