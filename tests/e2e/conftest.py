@@ -6,9 +6,13 @@ call ``e2e.publish()``, which stamps a fresh config version and waits until the 
 rebuilt its route table (bounded polling, no fixed sleeps). Tests that need a process with other
 settings (Redis, limits) start their own with ``gateway_factory``.
 
-Why a unique version stamp: the test database is flushed between tests, which also resets the
-config version row; two tests creating the same number of rows would otherwise end at the same
-version and the process would keep the previous test's table.
+Why a unique version stamp, and why far apart: the test database is flushed between tests,
+which also resets the config version row, so two tests creating the same number of rows would
+otherwise end at the same version and the process would keep the previous test's table. And
+every watched save bumps the row by one: a stamp one above the previous stamp can equal a value
+the process already rebuilt at between two saves (stamp N, a tier saved: N+1, polled and
+rebuilt; the probe key saved: N+2; stamp N+1), and the process would never rebuild with the
+probe key. Stamps a stride apart are values the row never held.
 """
 
 from __future__ import annotations
@@ -48,7 +52,9 @@ STARTUP_TIMEOUT = 30.0
 ROUTE_TABLE_LOADED = ("/v1/models", 401)
 SYNC_TIMEOUT = 10.0
 
-_versions = itertools.count(int(time.time() * 1000))
+#: Larger than the number of watched saves any test makes between two publishes.
+_VERSION_STRIDE = 1 << 20
+_versions = itertools.count(int(time.time()) * _VERSION_STRIDE, _VERSION_STRIDE)
 
 
 def free_port() -> int:
@@ -74,6 +80,24 @@ def subprocess_database_url() -> str:
         port = sd.get("PORT") or 5432
         return f"postgres://{auth}{host}:{port}/{name}"
     raise RuntimeError(f"unsupported engine for e2e tests: {sd['ENGINE']}")
+
+
+def stall_report(server: GatewayServer, lines: int = 40) -> str:
+    """For a failed wait on ``server``: the database's sessions that are not idle (PostgreSQL:
+    what each runs and waits on) and the tail of the server's log."""
+    parts = []
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pid, state, wait_event_type, wait_event, now() - xact_start, "
+                "left(query, 200) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid() "
+                "AND state <> 'idle'"
+            )
+            parts += ["database sessions not idle:", *(repr(row) for row in cursor.fetchall())]
+    log = server.log_text().splitlines()
+    warnings = [line for line in log if "WARNING" in line or "ERROR" in line][-lines // 2 :]
+    return "\n".join([*parts, "server warnings:", *warnings, "server log:", *log[-lines // 2 :]])
 
 
 @dataclass
@@ -191,6 +215,39 @@ def gateway_factory(
         server.stop()
 
 
+def publish(server: GatewayServer, *, expect: set[str] | None = None) -> None:
+    """Make ``server`` see the current configuration; wait (bounded) until it does.
+
+    A probe key created last proves the table was rebuilt after every earlier write, and
+    the aliases it lists must include ``expect`` (default: every alias with an enabled
+    mapping on an enabled instance).
+    """
+    if expect is None:
+        expect = set(
+            ModelProviderMapping.objects.filter(
+                is_enabled=True, provider__is_enabled=True
+            ).values_list("model_alias", flat=True)
+        )
+    probe = make_vkey(f"probe-{time.monotonic_ns()}").plaintext
+    version = next(_versions)
+    ConfigVersion.objects.update_or_create(pk=1, defaults={"version": version})
+    if server.env.get("REDIS_URL"):
+        client = sync_redis()
+        assert client is not None, "the test process must use the server's Redis"
+        client.set(REDIS_KEY, version)
+    deadline = time.monotonic() + SYNC_TIMEOUT
+    last: Any = None
+    while time.monotonic() < deadline:
+        r = httpx.get(server.base_url + "/models", headers={"authorization": f"Bearer {probe}"})
+        last = (r.status_code, r.text)
+        if r.status_code == 200 and expect <= {m["id"] for m in r.json()["data"]}:
+            return
+        time.sleep(0.02)
+    raise AssertionError(
+        f"gateway never picked up the configuration; last answer {last}\n" + stall_report(server)
+    )
+
+
 @dataclass
 class World:
     """One test's configuration and clients (see the module docstring)."""
@@ -198,7 +255,6 @@ class World:
     server: GatewayServer
     fake: FakeUpstream
     _clients: list[Any] = field(default_factory=list)
-    _n: itertools.count[int] = field(default_factory=itertools.count)
 
     # -- configuration --------------------------------------------------------------------
     def provider(self, name: str, provider_type: str = "openai", **kwargs: Any) -> Instance:
@@ -216,35 +272,8 @@ class World:
     def publish(
         self, server: GatewayServer | None = None, *, expect: set[str] | None = None
     ) -> None:
-        """Make ``server`` see the current configuration; wait (bounded) until it does.
-
-        A probe key created last proves the table was rebuilt after every earlier write, and
-        the aliases it lists must include ``expect`` (default: every alias with an enabled
-        mapping on an enabled instance).
-        """
-        server = server or self.server
-        if expect is None:
-            expect = set(
-                ModelProviderMapping.objects.filter(
-                    is_enabled=True, provider__is_enabled=True
-                ).values_list("model_alias", flat=True)
-            )
-        probe = make_vkey(f"probe-{next(self._n)}-{time.monotonic_ns()}").plaintext
-        version = next(_versions)
-        ConfigVersion.objects.update_or_create(pk=1, defaults={"version": version})
-        if server.env.get("REDIS_URL"):
-            client = sync_redis()
-            assert client is not None, "the test process must use the server's Redis"
-            client.set(REDIS_KEY, version)
-        deadline = time.monotonic() + SYNC_TIMEOUT
-        last: Any = None
-        while time.monotonic() < deadline:
-            r = httpx.get(server.base_url + "/models", headers={"authorization": f"Bearer {probe}"})
-            last = (r.status_code, r.text)
-            if r.status_code == 200 and expect <= {m["id"] for m in r.json()["data"]}:
-                return
-            time.sleep(0.02)
-        raise AssertionError(f"gateway never picked up the configuration; last answer {last}")
+        """:func:`publish` to ``server`` (default: this world's)."""
+        publish(server or self.server, expect=expect)
 
     # -- clients --------------------------------------------------------------------------
     def openai(self, key: str, server: GatewayServer | None = None, **kw: Any) -> openai.OpenAI:

@@ -8,13 +8,11 @@ an answer from the loopback fake upstream. Screenshots (light, dark, phone) go t
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -24,10 +22,10 @@ from django.utils import timezone
 from gateway.keys.models import VirtualKey
 from gateway.reports.services import rollups_update
 from mappings.models import ModelProviderMapping
-from providers.models import ConfigVersion, HealthCheck, Provider
+from providers.models import HealthCheck, Provider
 from tests.conftest import missing_service
-from tests.e2e.conftest import GatewayServer, start_gateway
-from tests.factories import make_mapping, make_price, make_provider, make_usage, make_vkey
+from tests.e2e.conftest import GatewayServer, publish, start_gateway
+from tests.factories import make_mapping, make_price, make_provider, make_usage
 from tests.fakes.upstream import FakeUpstream, fake_upstream, fake_upstream_server  # noqa: F401
 from tests.reports.helpers import seed_usage
 
@@ -80,19 +78,6 @@ def server(transactional_db: None, tmp_path: Path) -> Iterator[GatewayServer]:
     )
     yield gw
     gw.stop()
-
-
-def _publish(server: GatewayServer, alias: str) -> None:
-    """Bump the config version and wait (bounded) until the server routes ``alias``."""
-    probe = make_vkey(f"probe-{time.monotonic_ns()}").plaintext
-    ConfigVersion.objects.update_or_create(pk=1, defaults={"version": time.time_ns() // 1000})
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        r = httpx.get(server.base_url + "/models", headers={"authorization": f"Bearer {probe}"})
-        if r.status_code == 200 and alias in {m["id"] for m in r.json()["data"]}:
-            return
-        time.sleep(0.05)
-    raise AssertionError("the server never routed " + alias)
 
 
 def _login(browser: Any, server: GatewayServer) -> None:
@@ -168,7 +153,7 @@ def test_ops_pages_in_a_browser(
     from selenium.webdriver.support.ui import Select, WebDriverWait
 
     seeded = _seed(fake_upstream)
-    _publish(server, "demo-chat")
+    publish(server, expect={"demo-chat"})
     _login(browser, server)
     world = seeded["world"]
     record = world.records[-1]
