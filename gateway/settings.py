@@ -389,7 +389,9 @@ GATEWAY_USAGE_DRAIN_SECONDS = envfloat("GATEWAY_USAGE_DRAIN_SECONDS", 20.0)
 GATEWAY_USAGE_RETRY_SECONDS = envfloat("GATEWAY_USAGE_RETRY_SECONDS", 1.0)
 # The usage flusher waits this long after a batch's first event (one round trip per batch);
 # queued routing releases ride it, or their timer sends them after twice this (0: at once).
-GATEWAY_USAGE_LINGER_SECONDS = envfloat("GATEWAY_USAGE_LINGER_SECONDS", 0.01)
+# Without Redis a batch is a transaction on the database thread, whose ORM work holds the GIL
+# against the event loop: 100 ms batches, the journal keeps them through a SIGKILL.
+GATEWAY_USAGE_LINGER_SECONDS = envfloat("GATEWAY_USAGE_LINGER_SECONDS", 0.01 if REDIS_URL else 0.1)
 # The in-process database writer (no Redis) flushes at least this often.
 GATEWAY_USAGE_FLUSH_SECONDS = envfloat("GATEWAY_USAGE_FLUSH_SECONDS", 0.5)
 
