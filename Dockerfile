@@ -26,10 +26,12 @@ RUN pip install --no-deps .
 RUN DEBUG=1 GATEWAY_STATE_DIR=/tmp/build-state python manage.py collectstatic --noinput \
     && rm -rf /tmp/build-state
 
-# Run unprivileged (Celery warns as root); var/ holds the usage spool and local state.
+# Run unprivileged (Celery warns as root); var/ holds the usage spool and local state. The
+# spool directory exists in the image, owned by that user, so a named volume mounted there
+# (docker-compose.yml) starts with that owner.
 RUN useradd --create-home --uid 10001 gateway \
-    && mkdir -p /app/var \
-    && chown gateway:gateway /app/var
+    && mkdir -p /app/var/usage-spool \
+    && chown -R gateway:gateway /app/var
 USER gateway
 
 EXPOSE 8000

@@ -324,3 +324,32 @@ def test_dockerfile_and_ignore_files() -> None:
         ["git", "check-ignore", "-q", ".env"], cwd=ROOT, check=False, timeout=30
     )
     assert ignored.returncode == 0, ".env must be git-ignored"
+
+
+def test_web_and_worker_share_a_persistent_usage_spool(compose: dict[str, Any]) -> None:
+    """The spool and journal outlive a recreated web container, and the worker that adopts a
+    dead web process's files sees them: one named volume at the directory the app uses."""
+    from django.test import override_settings
+
+    from gateway.usage.spool import spool_dir
+
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    state_dir = re.search(r"GATEWAY_STATE_DIR=(\S+)", dockerfile)
+    assert state_dir is not None
+    with override_settings(STATE_DIR=Path(state_dir.group(1))):
+        in_container = str(spool_dir())
+    services = compose["services"]
+    mounts = {
+        name: dict(v.split(":")[:2] for v in services[name].get("volumes", []))
+        for name in ("web", "worker")
+    }
+    volumes = {
+        next((src for src, dst in m.items() if dst == in_container), None) for m in mounts.values()
+    }
+    assert len(volumes) == 1 and None not in volumes, mounts
+    [volume] = volumes
+    assert volume in compose["volumes"]  # a named volume, not a path on one host
+    # The image creates the directory for its unprivileged user: a new named volume copies
+    # the image directory's owner, so the gateway can write there.
+    assert f"mkdir -p {in_container}" in dockerfile
+    assert re.search(r"chown -R gateway:gateway " + re.escape(state_dir.group(1)), dockerfile)
