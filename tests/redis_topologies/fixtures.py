@@ -56,6 +56,19 @@ def own_sentinel(name: str, port: int) -> Iterator[SentinelSet]:
         servers.stop_all()
 
 
+@contextmanager
+def own_cluster(name: str, first_port: int) -> Iterator[Cluster]:
+    """Three masters with a replica each, on ports ``first_port`` to ``first_port + 5``, for a
+    test that kills a master; all stopped afterwards."""
+    servers = Servers(Path(tempfile.mkdtemp(prefix=f"gw-redis-{name}-")))
+    cluster = Cluster(servers, ports=tuple(range(first_port, first_port + 6)), replicas=1)
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        servers.stop_all()
+
+
 def flush(kind: str, url: str) -> None:
     """Empty every master of the topology."""
     if kind == "cluster":

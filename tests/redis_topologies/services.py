@@ -80,10 +80,12 @@ class Servers:
 
 @dataclass
 class Cluster:
-    """Three masters, no replicas, slots split by ``redis-cli --cluster create``."""
+    """Three masters (and ``replicas`` replicas of each: a cluster that can fail over), slots
+    split by ``redis-cli --cluster create``."""
 
     servers: Servers
     ports: tuple[int, ...] = (7100, 7101, 7102)
+    replicas: int = 0
 
     @property
     def url(self) -> str:
@@ -98,14 +100,33 @@ class Cluster:
             )  # fmt: skip
         nodes = [f"127.0.0.1:{p}" for p in self.ports]
         done = subprocess.run(
-            [cli, "--cluster", "create", *nodes, "--cluster-yes"],
+            [cli, "--cluster", "create", *nodes, "--cluster-replicas", str(self.replicas),
+             "--cluster-yes"],
             capture_output=True, text=True, timeout=60,
         )  # fmt: skip
         assert done.returncode == 0, done.stdout + done.stderr
         wait_for(self.healthy, "cluster_state:ok on every node")
+        if self.replicas:
+            wait_for(self._replicas_synced, "every replica's first sync")
+
+    def master_of(self, key: str) -> tuple[int, list[int]]:
+        """The port of the master serving ``key``'s slot now, and its replicas' ports."""
+        client = redis.Redis(port=next(iter(self.servers.processes)), socket_timeout=1)
+        slot = int(client.execute_command("CLUSTER", "KEYSLOT", key))
+        for start, end, master, *replicas in client.execute_command("CLUSTER", "SLOTS"):
+            if int(start) <= slot <= int(end):
+                return int(master[1]), [int(r[1]) for r in replicas]
+        raise AssertionError(f"slot {slot} is not served")
+
+    def _replicas_synced(self) -> bool:
+        for port in self.ports:
+            info = redis.Redis(port=port, socket_timeout=1).info("replication")
+            if info.get("role") == "slave" and info.get("master_link_status") != "up":
+                return False
+        return True
 
     def healthy(self) -> bool:
-        for port in self.ports:
+        for port in self.servers.processes:  # the live nodes
             try:
                 info = redis.Redis(port=port, socket_timeout=0.5).cluster("INFO")
             except redis.RedisError:

@@ -1,12 +1,13 @@
-"""The Sentinel-watched master is SIGKILLed under traffic: the gateway keeps answering,
-``/health/ready`` says 503 (naming the reason) until the Sentinel has promoted the replica,
-then 200, and every request answered 2xx has exactly one usage record (the producer's spool
-re-sends what the dead master never confirmed)."""
+"""A Redis master is SIGKILLed under traffic, watched by a Sentinel or in a cluster with
+replicas: the gateway keeps answering, and every request answered 2xx has exactly one usage
+record (the producer's spool re-sends what the dead master never confirmed). With Sentinel,
+``/health/ready`` says 503 (naming the reason) until the replica is promoted, then 200."""
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -14,13 +15,66 @@ import pytest
 
 from tests.e2e.conftest import GatewayServer, World
 from tests.fakes.upstream import FakeUpstream
-from tests.redis_topologies.fixtures import flush, own_sentinel
+from tests.redis_topologies.fixtures import flush, own_cluster, own_sentinel
 from tests.redis_topologies.helpers import Answers, drain_until_recorded, gateway_env
-from tests.redis_topologies.services import SentinelSet, wait_for
+from tests.redis_topologies.services import Cluster, SentinelSet, wait_for
 
 pytestmark = pytest.mark.e2e
 
 CLIENTS = 3
+
+
+@dataclass
+class Traffic:
+    """``CLIENTS`` threads sending chat requests to ``server`` until the block ends; what was
+    answered and every 5xx seen."""
+
+    server: GatewayServer
+    key: str
+    answers: Answers = field(default_factory=Answers)
+    server_errors: list[int] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _threads: list[threading.Thread] = field(default_factory=list)
+
+    def __enter__(self) -> Traffic:
+        self._threads = [threading.Thread(target=self._client) for _ in range(CLIENTS)]
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(30)
+
+    def _client(self) -> None:
+        while not self._stop.is_set():
+            local = Answers()
+            try:
+                local.send(self.server, self.key)
+            except httpx.TransportError:
+                continue
+            with self._lock:
+                self.answers.ok += local.ok
+                self.server_errors.extend(s for s in local.statuses if s >= 500)
+
+    def wait_for_more(self, n: int, what: str) -> None:
+        start = len(self.answers.ok)
+        wait_for(lambda: len(self.answers.ok) >= start + n, what)
+
+    def assert_all_recorded_once(self) -> None:
+        """No 5xx, and one usage record per answered request (drained in this process)."""
+        assert self.server_errors == []
+        ok = self.answers.ok
+        recorded = drain_until_recorded(ok)
+        missing = set(ok) - set(recorded)
+        assert not missing, f"{len(missing)} of {len(ok)} answered requests unrecorded"
+        assert set(recorded.values()) == {1}
+
+
+def ready(server: GatewayServer) -> int:
+    return httpx.get(server.url + "/health/ready", timeout=5).status_code
 
 
 @pytest.fixture
@@ -28,6 +82,13 @@ def private_sentinel() -> Iterator[SentinelSet]:
     """A master + replica + Sentinel of this test's own (it kills the master)."""
     with own_sentinel("gwfail", 7130) as sentinel:
         yield sentinel
+
+
+@pytest.fixture
+def private_cluster() -> Iterator[Cluster]:
+    """Three masters with a replica each, of this test's own (it kills a master)."""
+    with own_cluster("gwclusterfail", 7160) as cluster:
+        yield cluster
 
 
 def test_master_killed_mid_traffic_loses_no_usage(
@@ -51,49 +112,57 @@ def test_master_killed_mid_traffic_loses_no_usage(
     server = gateway_factory(**gateway_env(topology, tmp_path / "state"))
     world.publish(server)
 
-    answers = Answers()
-    lock, stop = threading.Lock(), threading.Event()
-    server_errors: list[int] = []
-
-    def client() -> None:
-        while not stop.is_set():
-            local = Answers()
-            try:
-                local.send(server, key)
-            except httpx.TransportError:
-                continue
-            with lock:
-                answers.ok += local.ok
-                server_errors.extend(s for s in local.statuses if s >= 500)
-
-    def ready() -> int:
-        return httpx.get(server.url + "/health/ready", timeout=5).status_code
-
-    threads = [threading.Thread(target=client) for _ in range(CLIENTS)]
-    for thread in threads:
-        thread.start()
-    try:
-        wait_for(lambda: len(answers.ok) >= 20, "20 answers before the failover")
-        assert ready() == 200
+    with Traffic(server, key) as traffic:
+        wait_for(lambda: len(traffic.answers.ok) >= 20, "20 answers before the failover")
+        assert ready(server) == 200
         sentinel.servers.kill(sentinel.master_port)
-        wait_for(lambda: ready() == 503, "/health/ready to notice the dead master")
+        wait_for(lambda: ready(server) == 503, "/health/ready to notice the dead master")
         body = httpx.get(server.url + "/health/ready", timeout=5).json()
         assert body["checks"]["redis"].startswith("error"), body
         wait_for(
             lambda: sentinel.master_address() == ("127.0.0.1", sentinel.replica_port),
             "the Sentinel to promote the replica",
         )
-        wait_for(lambda: ready() == 200, "/health/ready back on the new master")
-        healed = len(answers.ok)
-        wait_for(lambda: len(answers.ok) >= healed + 20, "20 answers after the failover")
-    finally:
-        stop.set()
-        for thread in threads:
-            thread.join(30)
+        wait_for(lambda: ready(server) == 200, "/health/ready back on the new master")
+        traffic.wait_for_more(20, "20 answers after the failover")
     world.close()
+    traffic.assert_all_recorded_once()
 
-    assert server_errors == []
-    recorded = drain_until_recorded(answers.ok)
-    missing = set(answers.ok) - set(recorded)
-    assert not missing, f"{len(missing)} of {len(answers.ok)} answered requests unrecorded"
-    assert set(recorded.values()) == {1}
+
+def test_cluster_master_killed_mid_traffic_loses_no_usage(
+    private_cluster: Cluster,
+    settings,  # type: ignore[no-untyped-def]
+    transactional_db: None,
+    fake_upstream: FakeUpstream,
+    gateway_factory: Callable[..., GatewayServer],
+    tmp_path: Path,
+) -> None:
+    from providers.redis_conn import reset_clients
+
+    cluster = private_cluster
+    settings.REDIS_URL, settings.REDIS_CLUSTER = cluster.url, True
+    reset_clients()
+    flush("cluster", cluster.url)
+    topology = {"REDIS_URL": cluster.url, "REDIS_CLUSTER": "1", "CELERY_BROKER_URL": ""}
+    world = World(server=None, fake=fake_upstream)  # type: ignore[arg-type]
+    world.mapping("m", world.provider("failover-c"))
+    key = world.vkey()
+    server = gateway_factory(**gateway_env(topology, tmp_path / "state"))
+    world.publish(server)
+
+    # The master holding the usage stream: the events in flight are the ones at risk.
+    master, replicas = cluster.master_of(settings.GATEWAY_USAGE_STREAM)
+    assert replicas, "the stream's master has no replica to promote"
+    with Traffic(server, key) as traffic:
+        wait_for(lambda: len(traffic.answers.ok) >= 20, "20 answers before the failover")
+        assert ready(server) == 200
+        cluster.servers.kill(master)
+        wait_for(
+            lambda: cluster.master_of(settings.GATEWAY_USAGE_STREAM)[0] in replicas,
+            "the cluster to promote the stream master's replica",
+        )
+        wait_for(cluster.healthy, "cluster_state:ok on the live nodes")
+        wait_for(lambda: ready(server) == 200, "/health/ready on the promoted master")
+        traffic.wait_for_more(20, "20 answers after the failover")
+    world.close()
+    traffic.assert_all_recorded_once()
