@@ -169,6 +169,8 @@ async def serve(
             await after(call, ctx, translator)
 
     stream = relay(spec, served, on_end, run_later, before_end if after else None)
+    if ctx.span is not None and tracing.CAPTURE_CONTENT:
+        stream = tracing.captured(ctx, stream)
     return ProxyResult(200, headers, stream=stream)
 
 

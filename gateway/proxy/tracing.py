@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 import orjson
 from django.core.exceptions import ImproperlyConfigured
+
+from gateway.proxy.stream_content import StreamContent
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import TracerProvider
@@ -198,6 +200,22 @@ def request_answered(ctx: RequestContext, payload: bytes) -> None:
     output = answer.get("choices", answer.get("content", answer.get("output")))
     if output is not None:
         ctx.span.set_attribute("gen_ai.output.messages", _json(output))
+
+
+async def captured(ctx: RequestContext, stream: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    """``stream`` passed on as it is; when it ends, however it ends, what it said goes on the
+    SERVER span as ``gen_ai.output.messages`` (only used with content capture on)."""
+    content = StreamContent(ctx.endpoint)
+    try:
+        async for chunk in stream:
+            content.feed(chunk)
+            yield chunk
+    finally:
+        # Closed early (the client left): the relay's own clean-up must run now, not at GC.
+        await stream.aclose()  # type: ignore[attr-defined]
+        output = content.output()
+        if output and ctx.span is not None:
+            ctx.span.set_attribute("gen_ai.output.messages", _json(output))
 
 
 def request_end(span: Span, ctx: RequestContext | None, status: int, error_type: str = "") -> None:

@@ -14,6 +14,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 from gateway.proxy import tracing
 from gateway.routing.table import RouteTable
 from tests.factories import Instance, make_mapping, make_provider, make_vkey
+from tests.fakes import wire
 from tests.fakes.upstream import Behaviour, FakeUpstream
 from tests.proxy.conftest import InProcessGateway
 
@@ -265,3 +266,51 @@ def test_off_no_spans_and_traceparent_passes_as_before(
     assert forwarded.headers["traceparent"] == TRACEPARENT
     assert "traceparent" not in not_forwarded.headers
     assert exporter.get_finished_spans() == ()
+
+
+def captured_output(gateway: InProcessGateway, key: str, path: str, body: dict) -> Any:
+    """``gen_ai.output.messages`` of one request with content capture on."""
+    exporter = InMemorySpanExporter()
+    tracing.tracing_setup(exporter, env={tracing.CONTENT_SETTING: "true"}, batch=False)
+
+    async def call(client: Any) -> Any:
+        return await client.post(path, json=body, headers={"authorization": f"Bearer {key}"})
+
+    try:
+        assert gateway.run(call).status_code == 200
+    finally:
+        tracing.tracing_shutdown()
+    server, _ = tree(exporter)
+    return orjson.loads((server.attributes or {})["gen_ai.output.messages"])
+
+
+def test_streamed_content_is_captured_like_the_whole_answer(
+    one: tuple[Instance, str], gateway: InProcessGateway
+) -> None:
+    """With capture on, a stream's output on the span is the whole answer's, in each client
+    format: chat ``choices`` (tool calls too), Messages ``content`` blocks (here translated
+    from chat chunks), Responses ``output`` items."""
+    _, key = one
+    path = "/v1/chat/completions"
+    [whole] = captured_output(gateway, key, path, chat())
+    [streamed] = captured_output(gateway, key, path, chat(stream=True))
+    assert streamed["message"] == {"role": "assistant", "content": "Echo: " + PROMPT}
+    assert streamed["message"]["content"] == whole["message"]["content"]
+    assert streamed["finish_reason"] == whole["finish_reason"] == "stop"
+
+    tools = [{"type": "function", "function": {"name": "lookup", "parameters": {}}}]
+    [choice] = captured_output(gateway, key, path, chat(stream=True, tools=tools))
+    [call] = choice["message"]["tool_calls"]
+    expected = wire.decide_openai(chat(tools=tools))
+    assert call["function"]["name"] == "lookup" and call["id"]
+    assert orjson.loads(call["function"]["arguments"]) == orjson.loads(expected.tool_args or "")
+    assert choice["finish_reason"] == "tool_calls"
+
+    messages = {"model": "m", "max_tokens": 50, "messages": chat()["messages"], "stream": True}
+    assert captured_output(gateway, key, "/v1/messages", messages) == [
+        {"type": "text", "text": "Echo: " + PROMPT}
+    ]
+    responses = {"model": "m", "input": PROMPT, "stream": True}
+    output = captured_output(gateway, key, "/v1/responses", responses)
+    texts = [c["text"] for item in output for c in item.get("content", [])]
+    assert texts == ["Echo: " + PROMPT]
