@@ -214,6 +214,16 @@ def _route(method: str, path: str) -> tuple[EndpointSpec | ReadSpec, str]:
     raise NotFound(f"Unknown endpoint: {method} {path}", code="unknown_url")
 
 
+def _read_route(
+    spec: EndpointSpec | ReadSpec, method: str, path: str, rest: str
+) -> tuple[str, str] | None:
+    """(method, route template) of a read endpoint, for its span (a model call: None); the
+    template, not the path, so an id never becomes part of a span name."""
+    if not isinstance(spec, ReadSpec):
+        return None
+    return method, (path[: len(path) - len(rest)] + "{id}") if rest else path
+
+
 class GatewayApp:
     """ASGI application: ``/v1/*`` served here, everything else by Django."""
 
@@ -260,11 +270,15 @@ class GatewayApp:
         try:
             spec, rest = _route(scope["method"], path)
             headers = _headers(scope)
-            if tracing.ON and isinstance(spec, EndpointSpec):
-                span = tracing.request_start(spec.name, headers)
+            if tracing.ON:
+                span = tracing.request_start(
+                    spec.name, headers, read=_read_route(spec, scope["method"], path, rest)
+                )
             table = await route_tables.get()
             vkey = flow.authenticate(table, presented_key(headers))
             if isinstance(spec, ReadSpec):
+                if span is not None:
+                    tracing.read_authenticated(span, vkey.id)
                 query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
                 answer = await spec.handle(table, vkey, query, rest)
                 await send_json(send, 200, orjson.dumps(answer))

@@ -155,15 +155,31 @@ def tracing_shutdown() -> None:
 # --- the request path: called only when ``ctx.span`` (or ``ON``) says tracing is on --------
 
 
-def request_start(endpoint: str, client_headers: Mapping[str, str]) -> Span:
-    """The SERVER span of one request; a client's ``traceparent`` becomes its parent."""
-    operation = OPERATIONS.get(endpoint, endpoint)
+def request_start(
+    endpoint: str, client_headers: Mapping[str, str], *, read: tuple[str, str] | None = None
+) -> Span:
+    """The SERVER span of one request; a client's ``traceparent`` becomes its parent.
+
+    A model call is a GenAI operation (renamed ``{operation} {model}`` once the model is
+    known); a ``read`` (method, route) answered from the route table (the model list, the
+    route explanation, a stored response) is a plain HTTP span named ``{method} {route}``.
+    """
     parent = _propagate.extract(client_headers) if "traceparent" in client_headers else None
     # Attributes go in one call per span and step: each ``set_attribute`` takes the span's lock.
-    attributes = {"gen_ai.operation.name": operation, "gateway.endpoint": endpoint}
+    attributes: dict[str, Any] = {"gateway.endpoint": endpoint}
+    if read is None:
+        name = attributes["gen_ai.operation.name"] = OPERATIONS.get(endpoint, endpoint)
+    else:
+        attributes["http.request.method"], attributes["http.route"] = read
+        name = " ".join(read)
     return _tracer.start_span(
-        operation, context=parent, kind=_api.SpanKind.SERVER, attributes=attributes
+        name, context=parent, kind=_api.SpanKind.SERVER, attributes=attributes
     )
+
+
+def read_authenticated(span: Span, vkey_id: int) -> None:
+    """A read's caller is known (the virtual key, never the key itself)."""
+    span.set_attribute("gateway.virtual_key.id", vkey_id)
 
 
 def request_model(ctx: RequestContext, call: Call) -> None:

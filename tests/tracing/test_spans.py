@@ -314,3 +314,37 @@ def test_streamed_content_is_captured_like_the_whole_answer(
     output = captured_output(gateway, key, "/v1/responses", responses)
     texts = [c["text"] for item in output for c in item.get("content", [])]
     assert texts == ["Echo: " + PROMPT]
+
+
+def test_reads_get_a_plain_http_span_named_by_route(
+    one: tuple[Instance, str], gateway: InProcessGateway, spans: InMemorySpanExporter
+) -> None:
+    """The model list and a model's entry are answered from the route table: a SERVER span
+    each, named by method and route template (never the id), no GenAI operation."""
+    _, key = one
+    from gateway.keys.models import VirtualKey
+
+    reader = VirtualKey.objects.get(name="trace-app").id
+
+    async def call(client: Any) -> list[int]:
+        auth = {"authorization": f"Bearer {key}", "traceparent": TRACEPARENT}
+        return [
+            (await client.get("/v1/models", headers=auth)).status_code,
+            (await client.get("/v1/models/m", headers=auth)).status_code,
+            (await client.get("/v1/models", headers={"authorization": "Bearer sk-no"})).status_code,
+        ]
+
+    assert gateway.run(call) == [200, 200, 401]
+    done = sorted(spans.get_finished_spans(), key=lambda s: s.start_time or 0)
+    assert [s.name for s in done] == ["GET /v1/models", "GET /v1/models/{id}", "GET /v1/models"]
+    assert all(s.kind is SpanKind.SERVER for s in done)
+    listed, entry, refused = (dict(s.attributes or {}) for s in done)
+    assert done[0].context.trace_id == int(CLIENT_TRACE, 16)
+    assert listed["http.route"] == "/v1/models" and listed["http.response.status_code"] == 200
+    assert entry["http.route"] == "/v1/models/{id}"
+    assert listed["gateway.virtual_key.id"] == entry["gateway.virtual_key.id"] == reader
+    assert refused["http.response.status_code"] == 401 and "gateway.virtual_key.id" not in refused
+    assert refused["error.type"]
+    for attributes in (listed, entry, refused):
+        assert not any(name.startswith("gen_ai.") for name in attributes)
+        assert key not in orjson.dumps(attributes).decode()
