@@ -161,8 +161,14 @@ class StreamContent:
                 event = orjson.loads(data)
             except orjson.JSONDecodeError:
                 continue
-            if isinstance(event, dict):
+            if not isinstance(event, dict):
+                continue
+            try:
                 self._reducer.event(event)
+            except (AttributeError, TypeError, ValueError):
+                # An event of a shape no API sends (a passthrough stream is the upstream's
+                # own): left out of the captured text, never an error for the stream.
+                continue
 
     def output(self) -> list[Any]:
         return self._reducer.output() if self._reducer is not None else []

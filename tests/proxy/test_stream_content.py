@@ -131,10 +131,11 @@ def test_responses_take_the_final_output_or_else_the_text_so_far() -> None:
 def test_crlf_events_unknown_endpoints_and_junk() -> None:
     assert fed("chat", CHAT.replace(b"\n", b"\r\n"), 3) == fed("chat", CHAT, 3)
     assert fed("embeddings", CHAT, 5) == []
-    assert (
-        fed("chat", b"data: {not json}\n\n: comment\n\n" + CHAT, 9)[0]["message"]["content"]
-        == "Hello"
+    # Not JSON, a comment, and events of shapes no API sends: skipped, never an error.
+    junk = b"data: {not json}\n\n: comment\n\n" + sse(
+        {"choices": ["odd"]}, delta(tool_calls=["odd"]), delta(tool_calls=[{"function": 3}])
     )
+    assert fed("chat", junk + CHAT, 9)[0]["message"]["content"] == "Hello"
 
 
 def test_captured_passes_bytes_through_and_closes_the_relay_when_closed_early() -> None:
