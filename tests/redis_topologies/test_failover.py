@@ -9,6 +9,7 @@ import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -77,6 +78,29 @@ def ready(server: GatewayServer) -> int:
     return httpx.get(server.url + "/health/ready", timeout=5).status_code
 
 
+def gateway_on(
+    kind: str,
+    topology: dict[str, str],
+    settings: Any,
+    fake: FakeUpstream,
+    gateway_factory: Callable[..., GatewayServer],
+    state: Path,
+) -> tuple[GatewayServer, str, World]:
+    """This process's settings and a gateway process on ``topology`` (emptied first), alias
+    ``m`` on one instance and a key for it: (the server, the key, the world to close)."""
+    from providers.redis_conn import reset_clients
+
+    settings.REDIS_URL, settings.REDIS_CLUSTER = topology["REDIS_URL"], kind == "cluster"
+    reset_clients()
+    flush(kind, topology["REDIS_URL"])
+    world = World(server=None, fake=fake)  # type: ignore[arg-type]
+    world.mapping("m", world.provider(f"failover-{kind}"))
+    key = world.vkey()
+    server = gateway_factory(**gateway_env(topology, state))
+    world.publish(server)
+    return server, key, world
+
+
 @pytest.fixture
 def private_sentinel() -> Iterator[SentinelSet]:
     """A master + replica + Sentinel of this test's own (it kills the master)."""
@@ -99,18 +123,11 @@ def test_master_killed_mid_traffic_loses_no_usage(
     gateway_factory: Callable[..., GatewayServer],
     tmp_path: Path,
 ) -> None:
-    from providers.redis_conn import reset_clients
-
     sentinel = private_sentinel
-    settings.REDIS_URL, settings.REDIS_CLUSTER = sentinel.url, False
-    reset_clients()
-    flush("sentinel", sentinel.url)
     topology = {"REDIS_URL": sentinel.url, "REDIS_CLUSTER": "0"}
-    world = World(server=None, fake=fake_upstream)  # type: ignore[arg-type]
-    world.mapping("m", world.provider("failover-a"))
-    key = world.vkey()
-    server = gateway_factory(**gateway_env(topology, tmp_path / "state"))
-    world.publish(server)
+    server, key, world = gateway_on(
+        "sentinel", topology, settings, fake_upstream, gateway_factory, tmp_path / "state"
+    )
 
     with Traffic(server, key) as traffic:
         wait_for(lambda: len(traffic.answers.ok) >= 20, "20 answers before the failover")
@@ -137,18 +154,11 @@ def test_cluster_master_killed_mid_traffic_loses_no_usage(
     gateway_factory: Callable[..., GatewayServer],
     tmp_path: Path,
 ) -> None:
-    from providers.redis_conn import reset_clients
-
     cluster = private_cluster
-    settings.REDIS_URL, settings.REDIS_CLUSTER = cluster.url, True
-    reset_clients()
-    flush("cluster", cluster.url)
     topology = {"REDIS_URL": cluster.url, "REDIS_CLUSTER": "1", "CELERY_BROKER_URL": ""}
-    world = World(server=None, fake=fake_upstream)  # type: ignore[arg-type]
-    world.mapping("m", world.provider("failover-c"))
-    key = world.vkey()
-    server = gateway_factory(**gateway_env(topology, tmp_path / "state"))
-    world.publish(server)
+    server, key, world = gateway_on(
+        "cluster", topology, settings, fake_upstream, gateway_factory, tmp_path / "state"
+    )
 
     # The master holding the usage stream: the events in flight are the ones at risk.
     master, replicas = cluster.master_of(settings.GATEWAY_USAGE_STREAM)
