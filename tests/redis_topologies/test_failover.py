@@ -78,27 +78,34 @@ def ready(server: GatewayServer) -> int:
     return httpx.get(server.url + "/health/ready", timeout=5).status_code
 
 
-def gateway_on(
-    kind: str,
-    topology: dict[str, str],
+#: Start a gateway process on a topology: ``(kind, environment) -> (server, key, world)``.
+OnTopology = Callable[[str, dict[str, str]], tuple[GatewayServer, str, World]]
+
+
+@pytest.fixture
+def on_topology(
     settings: Any,
-    fake: FakeUpstream,
+    transactional_db: None,
+    fake_upstream: FakeUpstream,
     gateway_factory: Callable[..., GatewayServer],
-    state: Path,
-) -> tuple[GatewayServer, str, World]:
-    """This process's settings and a gateway process on ``topology`` (emptied first), alias
-    ``m`` on one instance and a key for it: (the server, the key, the world to close)."""
+    tmp_path: Path,
+) -> OnTopology:
+    """Point this process's settings and a new gateway process at a topology (emptied first),
+    with alias ``m`` on one instance and a key for it."""
     from providers.redis_conn import reset_clients
 
-    settings.REDIS_URL, settings.REDIS_CLUSTER = topology["REDIS_URL"], kind == "cluster"
-    reset_clients()
-    flush(kind, topology["REDIS_URL"])
-    world = World(server=None, fake=fake)  # type: ignore[arg-type]
-    world.mapping("m", world.provider(f"failover-{kind}"))
-    key = world.vkey()
-    server = gateway_factory(**gateway_env(topology, state))
-    world.publish(server)
-    return server, key, world
+    def start(kind: str, topology: dict[str, str]) -> tuple[GatewayServer, str, World]:
+        settings.REDIS_URL, settings.REDIS_CLUSTER = topology["REDIS_URL"], kind == "cluster"
+        reset_clients()
+        flush(kind, topology["REDIS_URL"])
+        world = World(server=None, fake=fake_upstream)  # type: ignore[arg-type]
+        world.mapping("m", world.provider(f"failover-{kind}"))
+        key = world.vkey()
+        server = gateway_factory(**gateway_env(topology, tmp_path / "state"))
+        world.publish(server)
+        return server, key, world
+
+    return start
 
 
 @pytest.fixture
@@ -116,18 +123,11 @@ def private_cluster() -> Iterator[Cluster]:
 
 
 def test_master_killed_mid_traffic_loses_no_usage(
-    private_sentinel: SentinelSet,
-    settings,  # type: ignore[no-untyped-def]
-    transactional_db: None,
-    fake_upstream: FakeUpstream,
-    gateway_factory: Callable[..., GatewayServer],
-    tmp_path: Path,
+    private_sentinel: SentinelSet, on_topology: OnTopology
 ) -> None:
     sentinel = private_sentinel
     topology = {"REDIS_URL": sentinel.url, "REDIS_CLUSTER": "0"}
-    server, key, world = gateway_on(
-        "sentinel", topology, settings, fake_upstream, gateway_factory, tmp_path / "state"
-    )
+    server, key, world = on_topology("sentinel", topology)
 
     with Traffic(server, key) as traffic:
         wait_for(lambda: len(traffic.answers.ok) >= 20, "20 answers before the failover")
@@ -147,18 +147,11 @@ def test_master_killed_mid_traffic_loses_no_usage(
 
 
 def test_cluster_master_killed_mid_traffic_loses_no_usage(
-    private_cluster: Cluster,
-    settings,  # type: ignore[no-untyped-def]
-    transactional_db: None,
-    fake_upstream: FakeUpstream,
-    gateway_factory: Callable[..., GatewayServer],
-    tmp_path: Path,
+    private_cluster: Cluster, on_topology: OnTopology, settings: Any
 ) -> None:
     cluster = private_cluster
     topology = {"REDIS_URL": cluster.url, "REDIS_CLUSTER": "1", "CELERY_BROKER_URL": ""}
-    server, key, world = gateway_on(
-        "cluster", topology, settings, fake_upstream, gateway_factory, tmp_path / "state"
-    )
+    server, key, world = on_topology("cluster", topology)
 
     # The master holding the usage stream: the events in flight are the ones at risk.
     master, replicas = cluster.master_of(settings.GATEWAY_USAGE_STREAM)
