@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import logging
 import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 import redis
@@ -18,55 +18,50 @@ import redis.cluster
 from providers.redis_conn import reset_clients
 from tests.redis_topologies.services import Cluster, SentinelSet, Servers
 
+Topology = TypeVar("Topology", Cluster, SentinelSet)
+
+
+@contextmanager
+def running(name: str, build: Callable[[Servers], Topology]) -> Iterator[Topology]:
+    """The topology ``build`` makes on servers in a fresh temp directory, started; every
+    server killed and the directory removed afterwards."""
+    servers = Servers(Path(tempfile.mkdtemp(prefix=f"gw-redis-{name}-")))
+    topology = build(servers)
+    try:
+        topology.start()
+        yield topology
+    finally:
+        servers.stop_all()
+
 
 @pytest.fixture(scope="session")
 def redis_cluster() -> Iterator[Cluster]:
-    servers = Servers(Path(tempfile.mkdtemp(prefix="gw-redis-cluster-")))
-    cluster = Cluster(servers)
-    try:
-        cluster.start()
+    with running("cluster", Cluster) as cluster:
         yield cluster
-    finally:
-        servers.stop_all()
 
 
 @pytest.fixture(scope="session")
 def redis_sentinel() -> Iterator[SentinelSet]:
-    servers = Servers(Path(tempfile.mkdtemp(prefix="gw-redis-sentinel-")))
-    sentinel = SentinelSet(servers)
-    try:
-        sentinel.start()
+    with running("sentinel", SentinelSet) as sentinel:
         yield sentinel
-    finally:
-        servers.stop_all()
 
 
-@contextmanager
-def own_sentinel(name: str, port: int) -> Iterator[SentinelSet]:
+def own_sentinel(name: str, port: int) -> AbstractContextManager[SentinelSet]:
     """A master + replica + Sentinel of one test's own (ports ``port``, +1 and +5), for a
     test that kills the master; all stopped afterwards."""
-    servers = Servers(Path(tempfile.mkdtemp(prefix=f"gw-redis-{name}-")))
-    sentinel = SentinelSet(
-        servers, master_port=port, replica_port=port + 1, sentinel_port=port + 5, name=name
+    return running(
+        name,
+        lambda servers: SentinelSet(
+            servers, master_port=port, replica_port=port + 1, sentinel_port=port + 5, name=name
+        ),
     )
-    try:
-        sentinel.start()
-        yield sentinel
-    finally:
-        servers.stop_all()
 
 
-@contextmanager
-def own_cluster(name: str, first_port: int) -> Iterator[Cluster]:
+def own_cluster(name: str, first_port: int) -> AbstractContextManager[Cluster]:
     """Three masters with a replica each, on ports ``first_port`` to ``first_port + 5``, for a
     test that kills a master; all stopped afterwards."""
-    servers = Servers(Path(tempfile.mkdtemp(prefix=f"gw-redis-{name}-")))
-    cluster = Cluster(servers, ports=tuple(range(first_port, first_port + 6)), replicas=1)
-    try:
-        cluster.start()
-        yield cluster
-    finally:
-        servers.stop_all()
+    ports = tuple(range(first_port, first_port + 6))
+    return running(name, lambda servers: Cluster(servers, ports=ports, replicas=1))
 
 
 def flush(kind: str, url: str) -> None:
