@@ -25,13 +25,15 @@ PROMPT = "the secret recipe is paprika"
 
 
 def post(
-    gateway: InProcessGateway, key: str, body: dict, headers: dict[str, str] | None = None
+    gateway: InProcessGateway,
+    key: str,
+    body: dict,
+    headers: dict[str, str] | None = None,
+    path: str = "/v1/chat/completions",
 ) -> Any:
     async def call(client: Any) -> Any:
         return await client.post(
-            "/v1/chat/completions",
-            json=body,
-            headers={"authorization": f"Bearer {key}", **(headers or {})},
+            path, json=body, headers={"authorization": f"Bearer {key}", **(headers or {})}
         )
 
     return gateway.run(call)
@@ -272,12 +274,8 @@ def captured_output(gateway: InProcessGateway, key: str, path: str, body: dict) 
     """``gen_ai.output.messages`` of one request with content capture on."""
     exporter = InMemorySpanExporter()
     tracing.tracing_setup(exporter, env={tracing.CONTENT_SETTING: "true"}, batch=False)
-
-    async def call(client: Any) -> Any:
-        return await client.post(path, json=body, headers={"authorization": f"Bearer {key}"})
-
     try:
-        assert gateway.run(call).status_code == 200
+        assert post(gateway, key, body, path=path).status_code == 200
     finally:
         tracing.tracing_shutdown()
     server, _ = tree(exporter)
