@@ -18,7 +18,9 @@ Per request the pipeline makes, with Redis:
    see :mod:`~gateway.routing.state.releases` for the staleness bound), so it costs the
    request no round trip of its own.
 
-Every script runs by EVALSHA (the source is sent only when Redis does not know it yet).
+Every script runs by EVALSHA (the source is sent only when Redis does not know it yet). Steps
+1 and 2 of the requests a worker serves at once go out together: one pipeline per turn of the
+event loop (:class:`~gateway.routing.state.releases.ScriptBatch`).
 Without Redis, or while it errors, the same logic runs on per-process dicts
 (:mod:`~gateway.routing.state.local_backend`).
 """
