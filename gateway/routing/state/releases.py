@@ -296,9 +296,15 @@ def _queue_calls(pipe: Any, calls: list[ScriptCall]) -> None:
 
 
 async def _send_calls(client: Any, calls: list[ScriptCall]) -> None:
-    """Send ``calls`` (with the queued releases ahead of them) and hand out the replies."""
+    """Send ``calls`` (with the queued releases ahead of them) and hand out the replies.
+
+    Every future is settled whatever happens: a request awaiting one must never hang."""
     try:
         results = await execute_with_releases(client, lambda pipe: _queue_calls(pipe, calls))
+        if len(results) != len(calls):
+            raise redis.exceptions.RedisError(
+                f"pipeline answered {len(results)} replies for {len(calls)} scripts"
+            )
     except BaseException as exc:
         for call in calls:
             if call.future.done():
