@@ -256,7 +256,7 @@ class ScriptBatch:
     Why: the requests a worker serves at once make their route-view calls within a turn or
     two of each other; one pipeline for all of them is one write, one read and one wakeup of
     Redis instead of one each. With 8 requests in flight per worker that took the bench's
-    c=16 throughput from ~2,500 to ~3,600 requests/s (README, "Performance"). The first call
+    c=16 throughput from 2,833 to 3,322 requests/s (README, "Performance"). The first call
     of a turn schedules the send with ``call_soon``, so every request already runnable in that
     turn adds its call first; a lone request waits one loop hop. Each script still runs
     atomically on its own, and the pipeline is not a transaction, as separate calls would be.
