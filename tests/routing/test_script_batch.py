@@ -48,6 +48,16 @@ def _connections_named(url: str, name: str) -> int:
         return sum(1 for c in admin.client_list() if c.get("name") == name)
 
 
+async def together(client: aioredis.Redis, script: Any, key: str, args: list[bytes]) -> list[Any]:
+    """``run_script`` for each of ``args`` at once (in one turn of the loop); errors as values."""
+    calls = (run_script(client, script, [key], arg) for arg in args)
+    return list(await asyncio.gather(*calls, return_exceptions=True))
+
+
+def _numbered(n: int) -> list[bytes]:
+    return [str(i).encode() for i in range(n)]
+
+
 def test_calls_made_together_share_one_connection_and_each_gets_its_own_answer(
     batch_redis: str,
 ) -> None:
@@ -55,30 +65,23 @@ def test_calls_made_together_share_one_connection_and_each_gets_its_own_answer(
         client = _client(batch_redis, "batch-share")
         script = client.register_script(ECHO)
         await script(["batch:count"], ["warm"])  # loaded; the pool holds one connection
-        answers = await asyncio.gather(
-            *(run_script(client, script, ["batch:count"], str(i).encode()) for i in range(12))
-        )
+        answers = await together(client, script, "batch:count", _numbered(12))
         # Separate calls in flight at once would each have taken a connection of their own.
         assert _connections_named(batch_redis, "batch-share") == 1
         await client.aclose()
         return answers
 
     answers = asyncio.run(scenario())
-    assert answers == [str(i).encode() for i in range(12)]
+    assert answers == _numbered(12)
     with redis.Redis.from_url(batch_redis) as check:
         assert int(check.get("batch:count") or 0) == 13  # every script ran, once
 
 
 def test_a_failing_script_fails_only_its_own_call(batch_redis: str) -> None:
-    async def scenario() -> tuple[Any, ...]:
+    async def scenario() -> list[Any]:
         client = _client(batch_redis, "batch-fail")
         script = client.register_script(ECHO)
-        answers = await asyncio.gather(
-            run_script(client, script, ["batch:f"], b"a"),
-            run_script(client, script, ["batch:f"], b"fail"),
-            run_script(client, script, ["batch:f"], b"c"),
-            return_exceptions=True,
-        )
+        answers = await together(client, script, "batch:f", [b"a", b"fail", b"c"])
         await client.aclose()
         return answers
 
@@ -96,13 +99,11 @@ def test_a_redis_that_forgot_the_script_gets_it_and_each_call_runs_once(
         script = client.register_script(ECHO)
         await script(["batch:n"], ["warm"])
         await client.script_flush()  # a restarted or failed-over Redis: NOSCRIPT for all
-        answers = await asyncio.gather(
-            *(run_script(client, script, ["batch:n"], str(i).encode()) for i in range(5))
-        )
+        answers = await together(client, script, "batch:n", _numbered(5))
         await client.aclose()
         return answers
 
-    assert asyncio.run(scenario()) == [str(i).encode() for i in range(5)]
+    assert asyncio.run(scenario()) == _numbered(5)
     with redis.Redis.from_url(batch_redis) as check:
         assert int(check.get("batch:n") or 0) == 6  # refused calls did not run twice
 
@@ -115,10 +116,7 @@ def test_an_unreachable_redis_fails_every_call_of_the_turn_with_a_redis_error() 
     async def scenario() -> list[Any]:
         client = aioredis.Redis(port=port, socket_connect_timeout=1)
         script = client.register_script(ECHO)
-        answers = await asyncio.gather(
-            *(run_script(client, script, ["k"], b"x") for _ in range(3)),
-            return_exceptions=True,
-        )
+        answers = await together(client, script, "k", [b"x"] * 3)
         await client.aclose()
         return answers
 
