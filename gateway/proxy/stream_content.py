@@ -14,6 +14,16 @@ from typing import Any, Protocol
 import orjson
 
 
+def json_object(raw: bytes) -> dict[str, Any] | None:
+    """``raw`` parsed as JSON when it is an object; None for anything else (not JSON, a list,
+    a number): what an answer or a stream event must be for its content to be read."""
+    try:
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
 class _Reducer(Protocol):
     def event(self, event: dict[str, Any]) -> None: ...
 
@@ -155,13 +165,8 @@ class StreamContent:
                 for line in raw.split(b"\n")
                 if line.startswith(b"data:")
             )
-            if not data or data == b"[DONE]":
-                continue
-            try:
-                event = orjson.loads(data)
-            except orjson.JSONDecodeError:
-                continue
-            if not isinstance(event, dict):
+            event = json_object(data) if data and data != b"[DONE]" else None
+            if event is None:
                 continue
             try:
                 self._reducer.event(event)

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from django.core.exceptions import ImproperlyConfigured
 
-from gateway.proxy.stream_content import StreamContent
+from gateway.proxy.stream_content import StreamContent, json_object
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import TracerProvider
@@ -207,11 +207,8 @@ def request_answered(ctx: RequestContext, payload: bytes) -> None:
     """A whole answer is ready: its content on the span, if capture is on."""
     if not CAPTURE_CONTENT:
         return
-    try:
-        answer = orjson.loads(payload)
-    except orjson.JSONDecodeError:
-        return
-    if not isinstance(answer, dict):
+    answer = json_object(payload)
+    if answer is None:
         return
     output = answer.get("choices", answer.get("content", answer.get("output")))
     if output is not None:
