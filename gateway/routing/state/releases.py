@@ -323,6 +323,13 @@ async def _send_calls(client: Any, calls: list[ScriptCall]) -> None:
 
 script_batch = ScriptBatch()
 
+#: Replies that :func:`run_script` answers by running the call again on its own.
+_RUN_ALONE = (
+    redis.exceptions.NoScriptError,
+    redis.exceptions.TimeoutError,
+    redis.exceptions.ConnectionError,
+)
+
 
 async def run_script(client: Any, script: Any, keys: list[str], args: bytes) -> Any:
     """Run a registered ``script`` (redis-py ``AsyncScript``) on ``client`` in this turn's
@@ -330,8 +337,11 @@ async def run_script(client: Any, script: Any, keys: list[str], args: bytes) -> 
     its own releases, and they cost no round trip of their own. Raises what the script
     raises."""
     result = await script_batch.submit(client, script.sha, keys, args)
-    if isinstance(result, redis.exceptions.NoScriptError):
-        return await script(keys, (args,))  # loads it, then runs it
+    if isinstance(result, _RUN_ALONE):
+        # NOSCRIPT: loads it, then runs it. A timeout or a lost connection as this call's
+        # reply (a cluster pipeline reports a node's failure per command and, unlike a lone
+        # command, does not retry it): the call on its own, with the client's retries.
+        return await script(keys, (args,))
     if isinstance(result, Exception):
         raise result
     return result
