@@ -10,6 +10,7 @@ import asyncio
 from decimal import Decimal
 from typing import Any
 
+import orjson
 import pytest
 import redis
 from django.conf import settings
@@ -148,6 +149,32 @@ def test_crash_between_read_and_insert_loses_nothing(
     assert UsageRecord.objects.count() == 40
     assert pending() == 0 and stream_len() == 0
     assert usage_stream_drain(claim_idle_seconds=0).recorded == 0
+
+
+def test_drain_stops_at_the_streams_end_under_steady_traffic(
+    with_redis: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Traffic goes on while the drain runs (5 events arrive per batch it records): the drain
+    stops at the first short read, leaving what came after it to the next run, instead of
+    chasing the tail in tiny batches until its time limit."""
+    client = sync_redis()
+    assert client is not None
+    put_all(RedisStreamUsageQueue(), [event() for _ in range(25)])
+
+    def traffic(events: list[Any]) -> None:
+        for _ in range(5):
+            payload = orjson.dumps(event().to_dict())
+            client.xadd(settings.GATEWAY_USAGE_STREAM, {b"e": payload})
+
+    monkeypatch.setattr(recorder, "_before_insert", traffic)
+    result = usage_stream_drain(batch_size=10, max_seconds=5)
+    # Reads of 10, 10, 10, 10 (the stream refilled by 5 each time), then 5: the end.
+    assert result.read == result.recorded == 45
+    assert stream_len() == 5 and pending() == 0  # the 5 that came with the last batch
+
+    monkeypatch.setattr(recorder, "_before_insert", None)
+    assert usage_stream_drain(max_seconds=5).recorded == 5
+    assert UsageRecord.objects.count() == 50 and stream_len() == 0
 
 
 def test_pending_entries_of_a_live_consumer_are_not_stolen(with_redis: str) -> None:
