@@ -88,6 +88,28 @@ def cpu_s(pids: list[int]) -> float:
     return total * TICK_S
 
 
+def group_pids(leader: int) -> list[int]:
+    """The processes of the process group ``leader`` started (a Celery worker and its pool)."""
+    pids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with suppress(OSError, IndexError, ValueError):
+            if int(stat.read_text().rsplit(")", 1)[1].split()[2]) == leader:  # pgrp
+                pids.append(int(stat.parent.name))
+    return pids
+
+
+def redis_cpu_s(url: str) -> float:
+    """User + system CPU seconds the Redis server at ``url`` has used so far (``INFO cpu``)."""
+    import redis
+
+    client = redis.Redis.from_url(url)
+    try:
+        info = client.info("cpu")
+    finally:
+        client.close()
+    return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+
+
 def _ms(value: str, unit: str) -> float:
     return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
 

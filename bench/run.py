@@ -54,7 +54,19 @@ ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
 sys.path.insert(0, str(Path(__file__).parent))
 
-from measure import VKEY, long_stream, rss_mb, ttft, worker_pids, write_lua, wrk, wrk_rounds  # noqa: E402
+from measure import (  # noqa: E402
+    VKEY,
+    cpu_s,
+    group_pids,
+    long_stream,
+    redis_cpu_s,
+    rss_mb,
+    ttft,
+    worker_pids,
+    write_lua,
+    wrk,
+    wrk_rounds,
+)
 from report import table  # noqa: E402
 
 
@@ -430,17 +442,21 @@ def prepare_mode(stack: ExitStack, mode: str, tmp: Path, config: str) -> dict[st
 
 def start_mode(
     stack: ExitStack, mode: str, args: argparse.Namespace, up: dict[str, Any], tmp: Path
-) -> tuple[dict[str, str], subprocess.Popen[bytes], int]:
+) -> tuple[dict[str, str], subprocess.Popen[bytes], int, int | None]:
     """``mode``'s throwaway database and Redis, the bench configuration, a Celery worker
-    (production) and the gateway: (its environment, process, port). ``stack`` stops them all."""
+    (production) and the gateway: (its environment, process, port, the Celery worker's pid or
+    None). ``stack`` stops them all."""
     env = prepare_mode(
         stack, mode, tmp, bench_config(up["fixed_port"], up["stream_port"], args.aliases)
     )
+    celery_pid = None
     if mode == "production":
-        stack.callback(stop, start_celery(env))
+        celery = start_celery(env)
+        stack.callback(stop, celery)
+        celery_pid = celery.pid
     gw, gw_port = start_gateway(env, args.workers)
     stack.callback(stop, gw)
-    return env, gw, gw_port
+    return env, gw, gw_port, celery_pid
 
 
 def run_mode(
@@ -449,23 +465,29 @@ def run_mode(
     """Start this mode's gateway and measure direct, floor and gateway back to back."""
     out: dict[str, Any] = {}
     with ExitStack() as stack:
-        env, gw, gw_port = start_mode(stack, mode, args, upstream, tmp)
+        env, gw, gw_port, celery_pid = start_mode(stack, mode, args, upstream, tmp)
         out["describe"] = (
             f"database {env['DATABASE_URL'].split(':', 1)[0]}, "
             f"Redis {'yes' if env.get('REDIS_URL') else 'no'}"
             f"{', Celery worker draining usage' if mode == 'production' else ''}, "
             f"serve --workers {args.workers}"
         )
-        measure_all(out, args, upstream, gw_port, gw.pid)
-        if mode == "production":
-            print("usage drain ...", file=sys.stderr)
-            out["usage"] = usage_backlog(env, 120)
+        measure_all(out, args, upstream, gw_port, gw.pid, env if celery_pid else None, celery_pid)
     return out
 
 
 def measure_all(
-    out: dict[str, Any], args: argparse.Namespace, up: dict[str, Any], gw_port: int, gw_pid: int
+    out: dict[str, Any],
+    args: argparse.Namespace,
+    up: dict[str, Any],
+    gw_port: int,
+    gw_pid: int,
+    env: dict[str, str] | None = None,
+    celery_pid: int | None = None,
 ) -> None:
+    """Every load level, direct, floor and gateway in turn, into ``out``. With ``env`` and
+    ``celery_pid`` (production mode), also the usage drain after the soak and the CPU that
+    the Celery worker and Redis spend per request over the soak and the drain."""
     lua, floor_port, floor_pid = up["lua"], up["floor_port"], up["floor_pid"]
     urls = {
         "direct": f"http://127.0.0.1:{up['fixed_port']}",
@@ -509,6 +531,14 @@ def measure_all(
     # their working size), so growth over it is what keeps growing.
     before = max(rss_mb(p) for p in pids["gateway"])
     rps = max(out["gateway"]["16"]["rps"], 1.0)
+    # Where production mode's CPU goes besides the workers: the Celery worker records every
+    # request's usage and Redis serves every request's scripts, on the same cores here.
+    helpers = {"workers": lambda: cpu_s(pids["gateway"])}
+    if env is not None and celery_pid is not None:
+        celery = group_pids(celery_pid)
+        helpers["celery"] = lambda: cpu_s(celery)
+        helpers["redis"] = lambda: redis_cpu_s(env["REDIS_URL"])
+    cpu_before = {name: read() for name, read in helpers.items()}
     print(f"soak {args.soak:,} requests (~{args.soak / rps:.0f} s) ...", file=sys.stderr)
     soaked = {"requests": 0.0, "errors": 0.0}
     while soaked["requests"] < args.soak:  # wrk runs for a time, not a count
@@ -520,6 +550,16 @@ def measure_all(
         if not more["requests"]:
             break
     after = max(rss_mb(p) for p in pids["gateway"])
+    cpu_soak = {"workers": helpers["workers"]() - cpu_before["workers"]}
+    if env is not None:
+        # The usage the soak left queued is recorded before the CPU is read: its drain is
+        # part of what those requests cost.
+        print("usage drain ...", file=sys.stderr)
+        out["usage"] = usage_backlog(env, 120)
+        cpu_soak |= {n: helpers[n]() - cpu_before[n] for n in ("celery", "redis")}
+    out["cpu_soak_ms"] = {
+        name: seconds / max(soaked["requests"], 1.0) * 1000 for name, seconds in cpu_soak.items()
+    }
     out["rss"] = {
         "warm_mb": warm,
         "before_mb": before,
@@ -547,7 +587,7 @@ def profile(args: argparse.Namespace, up: dict[str, Any], tmp: Path) -> None:
     spy = shutil.which("py-spy") or str(Path(PY).parent / "py-spy")
     mode = "production" if _production_ready() else "embedded"
     with ExitStack() as stack:
-        _, gw, gw_port = start_mode(stack, mode, args, up, tmp)
+        _, gw, gw_port, _ = start_mode(stack, mode, args, up, tmp)
         url = f"http://127.0.0.1:{gw_port}/v1/chat/completions"
         wrk(url, up["lua"]["chat"], 4, 2)
         seconds = max(5, round(args.duration))
