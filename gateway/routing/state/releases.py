@@ -18,8 +18,10 @@ linger of 0 sends every release at once, as before batching.
 
 The pipeline is not transactional (each command routes on its own keys, as Redis Cluster
 needs) and the script runs by EVALSHA; a Redis that does not know the script yet gets it
-loaded and only the refused commands again. A Redis error applies the batch to the
-in-process twin (the same fallback as an unbatched release), never to the caller.
+loaded and only the refused commands again. A Redis Cluster pipeline reports a node's
+timeout or lost connection per command, without the retry a lone command gets: such a release
+runs again on its own. Any other Redis error applies the batch to the in-process twin (the
+same fallback as an unbatched release), never to the caller.
 """
 
 from __future__ import annotations
@@ -93,6 +95,10 @@ class PendingRelease:
     def apply_locally(self) -> None:
         local_routing.release(*self.local)
 
+    async def run_alone(self, client: Any) -> None:
+        """The call on its own, with the client's retries (it loads the script if needed)."""
+        await client.register_script(RELEASE_LUA)(self.keys, (self.args,))
+
 
 @dataclass(slots=True)
 class PendingTokens:
@@ -110,6 +116,12 @@ class PendingTokens:
 
     def apply_locally(self) -> None:
         local_routing.key_tokens_add(self.vkey_id, self.delta, self.now)
+
+    async def run_alone(self, client: Any) -> None:
+        """The commands on their own, with the client's retries."""
+        key = window_keys("k", self.vkey_id, self.now)[2]
+        await client.incrby(key, self.delta)
+        await client.expire(key, window_ttl())
 
 
 Pending = PendingRelease | PendingTokens
@@ -138,8 +150,10 @@ class Carried:
 
     async def settle(self, results: list[Any], client: Any) -> None:
         """Check the results (``execute(raise_on_error=False)``): NOSCRIPT ones are sent
-        again after loading the script (they did not run), other errors fall back."""
+        again after loading the script (they did not run); a timeout or a lost connection
+        reported for one op runs that op again on its own; other errors fall back."""
         retry: list[Pending] = []
+        alone: list[Pending] = []
         failed: list[Pending] = []
         error: BaseException | None = None
         i = 0
@@ -150,9 +164,20 @@ class Carried:
                 continue
             if isinstance(errors[0], redis.exceptions.NoScriptError):
                 retry.append(op)
+            elif isinstance(errors[0], _RUN_ALONE):
+                alone.append(op)
             else:
                 failed.append(op)
                 error = errors[0]
+        for op in alone:
+            # A Redis Cluster pipeline reports a node's timeout or lost connection per command
+            # and, unlike a lone command, does not retry it (run_script does the same). Like
+            # a lone command's retry, it may apply twice if the first reply was only lost.
+            try:
+                await op.run_alone(client)
+            except redis.RedisError as exc:
+                failed.append(op)
+                error = exc
         if error is not None:
             Carried(failed).fallback(error)
         if retry:
