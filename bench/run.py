@@ -472,7 +472,7 @@ def run_mode(
             f"{', Celery worker draining usage' if mode == 'production' else ''}, "
             f"serve --workers {args.workers}"
         )
-        measure_all(out, args, upstream, gw_port, gw.pid, env if celery_pid else None, celery_pid)
+        measure_all(out, args, upstream, gw_port, gw.pid, env, celery_pid)
     return out
 
 
@@ -482,12 +482,12 @@ def measure_all(
     up: dict[str, Any],
     gw_port: int,
     gw_pid: int,
-    env: dict[str, str] | None = None,
+    env: dict[str, str],
     celery_pid: int | None = None,
 ) -> None:
-    """Every load level, direct, floor and gateway in turn, into ``out``. With ``env`` and
-    ``celery_pid`` (production mode), also the usage drain after the soak and the CPU that
-    the Celery worker and Redis spend per request over the soak and the drain."""
+    """Every load level, direct, floor and gateway in turn, into ``out``. With ``celery_pid``
+    (production mode), also the usage drain after the soak and the CPU that the Celery worker
+    and Redis spend per request over the soak and the drain."""
     lua, floor_port, floor_pid = up["lua"], up["floor_port"], up["floor_pid"]
     urls = {
         "direct": f"http://127.0.0.1:{up['fixed_port']}",
@@ -533,12 +533,12 @@ def measure_all(
     rps = max(out["gateway"]["16"]["rps"], 1.0)
     # Where production mode's CPU goes besides the workers: the Celery worker records every
     # request's usage and Redis serves every request's scripts, on the same cores here.
-    helpers = {"workers": lambda: cpu_s(pids["gateway"])}
-    if env is not None and celery_pid is not None:
+    cpu_readers = {"workers": lambda: cpu_s(pids["gateway"])}
+    if celery_pid is not None:
         celery = group_pids(celery_pid)
-        helpers["celery"] = lambda: cpu_s(celery)
-        helpers["redis"] = lambda: redis_cpu_s(env["REDIS_URL"])
-    cpu_before = {name: read() for name, read in helpers.items()}
+        cpu_readers["celery"] = lambda: cpu_s(celery)
+        cpu_readers["redis"] = lambda: redis_cpu_s(env["REDIS_URL"])
+    cpu_before = {name: read() for name, read in cpu_readers.items()}
     print(f"soak {args.soak:,} requests (~{args.soak / rps:.0f} s) ...", file=sys.stderr)
     soaked = {"requests": 0.0, "errors": 0.0}
     while soaked["requests"] < args.soak:  # wrk runs for a time, not a count
@@ -550,13 +550,13 @@ def measure_all(
         if not more["requests"]:
             break
     after = max(rss_mb(p) for p in pids["gateway"])
-    cpu_soak = {"workers": helpers["workers"]() - cpu_before["workers"]}
-    if env is not None:
+    cpu_soak = {"workers": cpu_readers["workers"]() - cpu_before["workers"]}
+    if celery_pid is not None:
         # The usage the soak left queued is recorded before the CPU is read: its drain is
         # part of what those requests cost.
         print("usage drain ...", file=sys.stderr)
         out["usage"] = usage_backlog(env, 120)
-        cpu_soak |= {n: helpers[n]() - cpu_before[n] for n in ("celery", "redis")}
+        cpu_soak |= {n: cpu_readers[n]() - cpu_before[n] for n in ("celery", "redis")}
     out["cpu_soak_ms"] = {
         name: seconds / max(soaked["requests"], 1.0) * 1000 for name, seconds in cpu_soak.items()
     }

@@ -108,8 +108,13 @@ class PendingTokens:
     delta: int
     now: float
 
+    @property
+    def key(self) -> str:
+        """The key's current tokens window."""
+        return window_keys("k", self.vkey_id, self.now)[2]
+
     def queue(self, pipe: Any) -> int:
-        key = window_keys("k", self.vkey_id, self.now)[2]
+        key = self.key
         pipe.incrby(key, self.delta)
         pipe.expire(key, window_ttl())
         return 2
@@ -119,7 +124,7 @@ class PendingTokens:
 
     async def run_alone(self, client: Any) -> None:
         """The commands on their own, with the client's retries."""
-        key = window_keys("k", self.vkey_id, self.now)[2]
+        key = self.key
         await client.incrby(key, self.delta)
         await client.expire(key, window_ttl())
 
