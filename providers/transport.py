@@ -32,9 +32,16 @@ def _defaults() -> dict[str, str]:
     """The headers httpx's client sends by default (accept, accept-encoding with the decoders
     httpx has, user-agent, connection): upstreams see the same requests as before."""
     if not _default_headers:
-        with httpx.Client() as client:
+        # Read off a client over a transport that is never called: httpx's default transport
+        # would import httpcore (h11, h2 and, where installed, trio and anyio with it), ~5 MB
+        # per worker and ~0.1 s on a worker's first proxied call, for a pool nothing uses.
+        with httpx.Client(transport=httpx.MockTransport(_never_sent), trust_env=False) as client:
             _default_headers.update(client.headers)
     return _default_headers
+
+
+def _never_sent(request: httpx.Request) -> httpx.Response:
+    raise AssertionError("the client that holds httpx's default headers sends nothing")
 
 
 def session() -> aiohttp.ClientSession:

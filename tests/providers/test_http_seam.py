@@ -6,6 +6,9 @@ Real requests to the fake upstream on loopback; no mocks of the seam itself.
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 
 import httpx
@@ -249,3 +252,29 @@ def test_upstream_sees_httpx_default_headers(run, fake_upstream: FakeUpstream) -
     (seen,) = fake_upstream.requests()
     assert seen.headers["user-agent"].startswith("python-httpx/")
     assert seen.headers["accept"] == "*/*" and "gzip" in seen.headers["accept-encoding"]
+
+
+def test_a_worker_proxying_calls_never_loads_httpcore(fake_upstream: FakeUpstream) -> None:
+    """httpcore (with h11, h2 and their backends) costs a worker ~5 MB and its first proxied
+    call ~0.1 s: the seam drives aiohttp, so a worker that proxies calls never imports it."""
+    base = fake_upstream.url + "/v1"
+    code = (
+        "import asyncio, sys, django; django.setup(); import gateway.asgi\n"
+        "from providers import http, transport\n"
+        "from tests.providers.test_http_seam import chat_request, snapshot\n"
+        "async def go():\n"
+        "    base = sys.argv[1]\n"
+        "    for stream in (False, True):\n"
+        "        r = await http.send(snapshot(base), chat_request(base), stream=stream)\n"
+        "        await r.aread(); await r.aclose()\n"
+        "    await transport.close_session()\n"
+        "asyncio.run(go())\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('httpcore', 'h11', 'h2')))"
+    )
+    env = {**os.environ, "DEBUG": "1", "DJANGO_SETTINGS_MODULE": "tests.settings"}
+    out = subprocess.run(
+        [sys.executable, "-c", code, base], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0, out.stderr
+    assert len(fake_upstream.requests()) == 2  # both calls reached the upstream
+    assert out.stdout.strip().splitlines()[-1] == "[]"
