@@ -1,5 +1,10 @@
 """``/health``, ``/health/live``, ``/health/ready`` and ``/metrics``: plain Django views.
 
+A server process answers ``/health/live``, ``/health/ready``, and ``/health`` and
+``/metrics`` for a token-admitted (or open) caller, in its ASGI front instead
+(``gateway.proxy.probes``) with the functions here; these views serve the rest (a staff
+session's ``/health`` and ``/metrics``, other methods).
+
 None needs a virtual key; none shows anything secret (no keys, headers or URLs). They are not
 on the hot path, so they may read the database. ``/health`` (instance names, circuit state)
 and ``/metrics`` (also per-instance cost and every alias) answer only a caller presenting
@@ -35,14 +40,19 @@ logger = logging.getLogger(__name__)
 RETRY_AFTER = "5"
 
 
-def _authorised(request: HttpRequest) -> bool:
+def token_admits(authorization: str) -> bool:
+    """Whether an ``Authorization`` header value alone admits its caller to ``/metrics`` and
+    ``/health``: no ``GATEWAY_METRICS_TOKEN`` is set, or it is the bearer token presented."""
     token = settings.GATEWAY_METRICS_TOKEN
     if not token:
         return True
-    auth = request.headers.get("authorization", "")
-    if auth[:7].lower() == "bearer " and hmac.compare_digest(
-        auth[7:].strip().encode(), token.encode()
-    ):
+    return authorization[:7].lower() == "bearer " and hmac.compare_digest(
+        authorization[7:].strip().encode(), token.encode()
+    )
+
+
+def _authorised(request: HttpRequest) -> bool:
+    if token_admits(request.headers.get("authorization", "")):
         return True
     try:  # the ops pages link here: a staff session may read it too
         user = getattr(request, "user", None)
@@ -130,22 +140,27 @@ def health_report() -> dict[str, Any]:
     return {"status": overall, "checked_at": _iso(datetime.now(UTC).timestamp()), "providers": out}
 
 
+def health_answer() -> tuple[int, dict[str, Any], dict[str, str]]:
+    """``/health``'s status, body and extra headers: 200 whatever the instances' status
+    (readiness is /health/ready); 503 with ``Retry-After`` when the database cannot be read.
+    Blocking I/O: call it off the event loop."""
+    try:
+        return 200, health_report(), {}
+    except Exception as exc:
+        logger.warning("/health: cannot read instance state: %s", type(exc).__name__)
+        body = {"status": "unavailable", "error": f"cannot read state: {type(exc).__name__}"}
+        return 503, body, {"Retry-After": RETRY_AFTER}
+
+
 @require_GET
 @protected
 def health(request: HttpRequest) -> JsonResponse:
-    """Overall and per-instance health (200 whatever the status: readiness is /health/ready);
-    503 JSON with ``Retry-After`` when the database cannot be read."""
-    try:
-        report = health_report()
-    except Exception as exc:
-        logger.warning("/health: cannot read instance state: %s", type(exc).__name__)
-        response = JsonResponse(
-            {"status": "unavailable", "error": f"cannot read state: {type(exc).__name__}"},
-            status=503,
-        )
-        response["Retry-After"] = RETRY_AFTER
-        return response
-    return JsonResponse(report)
+    """Overall and per-instance health (see :func:`health_answer`)."""
+    status, body, headers = health_answer()
+    response = JsonResponse(body, status=status)
+    for name, value in headers.items():
+        response[name] = value
+    return response
 
 
 @require_GET
@@ -169,15 +184,22 @@ def readiness() -> tuple[bool, dict[str, str]]:
     return all(v == "ok" for v in checks.values()), checks
 
 
-@require_GET
-def ready(request: HttpRequest) -> JsonResponse:
-    """Database and (when configured) Redis usable: 200, else 503 naming what is not."""
+def ready_report() -> tuple[int, dict[str, Any]]:
+    """``/health/ready``'s status and body: 200 when the database and (when configured) Redis
+    are usable, else 503 naming what is not. Blocking I/O: call it off the event loop."""
     ok, checks = readiness()
     body: dict[str, Any] = {"status": "ready" if ok else "unavailable", "checks": checks}
     warning = redis_aof_warning() if ok else None
     if warning:
         body["warnings"] = [warning]  # worth knowing, not a reason to take traffic away
-    return JsonResponse(body, status=200 if ok else 503)
+    return (200 if ok else 503), body
+
+
+@require_GET
+def ready(request: HttpRequest) -> JsonResponse:
+    """Database and (when configured) Redis usable: 200, else 503 naming what is not."""
+    status, body = ready_report()
+    return JsonResponse(body, status=status)
 
 
 @require_GET

@@ -39,6 +39,7 @@ from gateway.proxy.endpoints.responses import (
     delete_response,
     get_response,
 )
+from gateway.proxy.probes import PROBE_PATHS, probe_answer
 from gateway.proxy.validation import check_depth
 from gateway.routing.holder import route_tables
 from gateway.usage import lifespan as usage_lifespan
@@ -225,7 +226,8 @@ def _read_route(
 
 
 class GatewayApp:
-    """ASGI application: ``/v1/*`` served here, everything else by Django."""
+    """ASGI application: ``/v1/*``, the probes and the scrape (``gateway.proxy.probes``)
+    served here, everything else by Django."""
 
     def __init__(self, django_app: ASGIApp) -> None:
         self.django_app = django_app
@@ -234,6 +236,8 @@ class GatewayApp:
         kind = scope["type"]
         if kind == "http" and scope["path"].startswith("/v1/"):
             await self.v1(scope, receive, send)
+        elif kind == "http" and scope["path"] in PROBE_PATHS and await probe_answer(scope, send):
+            return
         elif kind == "lifespan":
             await self.lifespan(receive, send)
         else:
