@@ -43,7 +43,8 @@ def _authorization(scope: MutableMapping[str, Any]) -> str:
 async def _send(
     send: Send, status: int, body: bytes, content_type: bytes, extra: dict[str, str] | None = None
 ) -> None:
-    headers = [(b"content-type", content_type)]
+    # A length, not chunked encoding: a load balancer's probe may read to the body's end.
+    headers = [(b"content-type", content_type), (b"content-length", str(len(body)).encode())]
     for name, value in (extra or {}).items():
         headers.append((name.lower().encode("latin-1"), value.encode("latin-1")))
     await send({"type": "http.response.start", "status": status, "headers": headers})

@@ -78,6 +78,8 @@ def test_live_and_ready_are_answered_without_django(front: Front) -> None:
     assert ready.status_code == 200
     assert ready.json() == {"status": "ready", "checks": {"database": "ok"}}
     assert ready.headers["content-type"] == "application/json"
+    # Sized, as Django's answers were (a server sends an unsized body chunked).
+    assert live.headers["content-length"] == str(len(live.content))
     assert front.django.paths == []
 
 
