@@ -9,8 +9,11 @@ import os
 import re
 import statistics
 import subprocess
+import threading
 import time
-from contextlib import suppress
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 VKEY = "sk-gw-bench-" + "0" * 32
@@ -108,6 +111,43 @@ def redis_cpu_s(url: str) -> float:
     finally:
         client.close()
     return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+
+
+@contextmanager
+def probed(
+    base_url: str, every: float = 1.0, scrape_every: float = 5.0
+) -> Iterator[dict[str, int]]:
+    """While active, probe ``/health/ready`` every ``every`` seconds and scrape ``/metrics``
+    every ``scrape_every``, each on a new connection (a load balancer and Prometheus, as in
+    production): a worker's memory is then that of one that serves them too. Yields the
+    counts of probes sent and of those not answered 200."""
+    counts = {"sent": 0, "failed": 0}
+    stop = threading.Event()
+
+    def run() -> None:
+        last_scrape = 0.0
+        while not stop.wait(every):
+            paths = ["/health/ready"]
+            if time.monotonic() - last_scrape >= scrape_every:
+                paths.append("/metrics")
+                last_scrape = time.monotonic()
+            for path in paths:
+                counts["sent"] += 1
+                try:
+                    with urllib.request.urlopen(base_url + path, timeout=10) as answer:
+                        answer.read()
+                        ok = answer.status == 200
+                except OSError:
+                    ok = False
+                counts["failed"] += not ok
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    try:
+        yield counts
+    finally:
+        stop.set()
+        thread.join()
 
 
 def _ms(value: str, unit: str) -> float:

@@ -181,8 +181,15 @@ def rows(mode: dict[str, Any]) -> list[tuple[str, str, str, str, str, str]]:
         )
     m = mode["rss"]
     flat = m["growth_pct"] < 5
+    probes = m.get("probes")
+    probed = (
+        f"; /health/ready every 1 s, /metrics every 5 s: {probes['sent']} sent, "
+        f"{probes['failed']} not 200"
+        if probes
+        else ""
+    )
     add(
-        f"RSS per worker, max (soak of {int(m['requests']):,} requests at c=16)",
+        f"RSS per worker, max (soak of {int(m['requests']):,} requests at c=16{probed})",
         "-",
         _f(m["floor_mb"], "MB"),
         f"{m['before_mb']:.0f} -> {m['after_mb']:.0f} MB ({m['growth_pct']:+.1f}%)",

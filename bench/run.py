@@ -59,6 +59,7 @@ from measure import (  # noqa: E402
     cpu_s,
     group_pids,
     long_stream,
+    probed,
     redis_cpu_s,
     rss_mb,
     ttft,
@@ -541,14 +542,15 @@ def measure_all(
     cpu_before = {name: read() for name, read in cpu_readers.items()}
     print(f"soak {args.soak:,} requests (~{args.soak / rps:.0f} s) ...", file=sys.stderr)
     soaked = {"requests": 0.0, "errors": 0.0}
-    while soaked["requests"] < args.soak:  # wrk runs for a time, not a count
-        more = wrk(
-            urls["gateway"] + chat, lua["chat"], 16, (args.soak - soaked["requests"]) / rps + 1
-        )
-        soaked["requests"] += more["requests"]
-        soaked["errors"] += more["errors"]
-        if not more["requests"]:
-            break
+    with probed(urls["gateway"]) as probes:
+        while soaked["requests"] < args.soak:  # wrk runs for a time, not a count
+            more = wrk(
+                urls["gateway"] + chat, lua["chat"], 16, (args.soak - soaked["requests"]) / rps + 1
+            )
+            soaked["requests"] += more["requests"]
+            soaked["errors"] += more["errors"]
+            if not more["requests"]:
+                break
     after = max(rss_mb(p) for p in pids["gateway"])
     cpu_soak = {"workers": cpu_readers["workers"]() - cpu_before["workers"]}
     if celery_pid is not None:
@@ -567,6 +569,7 @@ def measure_all(
         "growth_pct": (after - before) / before * 100,
         "requests": soaked["requests"],
         "soak_errors": soaked["errors"],
+        "probes": probes,
         "workers": len(pids["gateway"]),
         "floor_mb": max(rss_mb(p) for p in pids["floor"]),
     }
