@@ -8,7 +8,6 @@ session's scrape, another method) is seen arriving there.
 
 from __future__ import annotations
 
-import asyncio
 import re
 import socket
 from collections.abc import Iterator
@@ -17,11 +16,10 @@ from typing import Any
 import httpx
 import pytest
 
-from gateway.proxy.app import GatewayApp
 from gateway.proxy.probes import PROBE_PATHS
-from providers import http
 from providers.redis_conn import reset_clients
 from tests.factories import make_provider
+from tests.proxy.conftest import InProcessGateway
 
 TOKEN = "metrics-token-0123456789abcdef"
 
@@ -38,23 +36,16 @@ class DjangoStandIn:
         await send({"type": "http.response.body", "body": b"django"})
 
 
-class Front:
+class Front(InProcessGateway):
+    """The gateway's app in front of :class:`DjangoStandIn`."""
+
     def __init__(self) -> None:
         self.django = DjangoStandIn()
-        self.loop = asyncio.new_event_loop()
-        self.client = httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=GatewayApp(self.django)),
-            # A pod's address, as a load balancer's probe names it: not in ALLOWED_HOSTS.
-            base_url="http://10.1.2.3:8000",
-        )
+        # A pod's address, as a load balancer's probe names it: not in ALLOWED_HOSTS.
+        super().__init__(self.django, base_url="http://10.1.2.3:8000")
 
     def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        return self.loop.run_until_complete(self.client.request(method, path, **kwargs))
-
-    def close(self) -> None:
-        self.loop.run_until_complete(self.client.aclose())
-        self.loop.run_until_complete(http.close_client())
-        self.loop.close()
+        return self.run(lambda client: client.request(method, path, **kwargs))
 
 
 @pytest.fixture

@@ -34,11 +34,11 @@ class InProcessGateway:
     """The gateway's ASGI app on one event loop kept across calls (so a test can warm it up,
     then measure), driven from sync test code."""
 
-    def __init__(self) -> None:
-        self.app = GatewayApp(not_django)
+    def __init__(self, django: Any = not_django, base_url: str = "http://gateway") -> None:
+        self.app = GatewayApp(django)
         self.loop = asyncio.new_event_loop()
         self.client = httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=self.app), base_url="http://gateway"
+            transport=httpx.ASGITransport(app=self.app), base_url=base_url
         )
 
     def run(self, fn: Callable[[httpx.AsyncClient], Awaitable[T]]) -> T:
