@@ -157,14 +157,11 @@ def test_drain_stops_at_the_streams_end_under_steady_traffic(
     """Traffic goes on while the drain runs (5 events arrive per batch it records): the drain
     stops at the first short read, leaving what came after it to the next run, instead of
     chasing the tail in tiny batches until its time limit."""
-    client = sync_redis()
-    assert client is not None
-    put_all(RedisStreamUsageQueue(), [event() for _ in range(25)])
+    queue = RedisStreamUsageQueue()
+    put_all(queue, [event() for _ in range(25)])
 
     def traffic(events: list[Any]) -> None:
-        for _ in range(5):
-            payload = orjson.dumps(event().to_dict())
-            client.xadd(settings.GATEWAY_USAGE_STREAM, {b"e": payload})
+        queue.deliver_sync([orjson.dumps(event()) for _ in range(5)])
 
     monkeypatch.setattr(recorder, "_before_insert", traffic)
     result = usage_stream_drain(batch_size=10, max_seconds=5)
