@@ -27,10 +27,11 @@ from gateway.monitoring.scrape import CONTENT_TYPE_LATEST, metrics_render
 from providers.db_thread import run_db
 
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+#: status, body, content type, extra headers; None: not this front's to answer.
+Answer = tuple[int, bytes, bytes, dict[str, str]] | None
 
+_JSON = b"application/json"
 _LIVE = orjson.dumps({"status": "ok"})
-#: The paths :func:`probe_answer` may answer (one set lookup for every other request).
-PROBE_PATHS = frozenset({"/health/live", "/health/ready", "/health", "/metrics"})
 
 
 def _authorization(scope: MutableMapping[str, Any]) -> str:
@@ -40,37 +41,50 @@ def _authorization(scope: MutableMapping[str, Any]) -> str:
     return ""
 
 
-async def _send(
-    send: Send, status: int, body: bytes, content_type: bytes, extra: dict[str, str] | None = None
-) -> None:
-    # A length, not chunked encoding: a load balancer's probe may read to the body's end.
-    headers = [(b"content-type", content_type), (b"content-length", str(len(body)).encode())]
-    for name, value in (extra or {}).items():
-        headers.append((name.lower().encode("latin-1"), value.encode("latin-1")))
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
+async def _live(scope: MutableMapping[str, Any]) -> Answer:
+    return 200, _LIVE, _JSON, {}
+
+
+async def _ready(scope: MutableMapping[str, Any]) -> Answer:
+    status, body = await run_db(health.ready_report)
+    return status, orjson.dumps(body), _JSON, {}
+
+
+async def _health(scope: MutableMapping[str, Any]) -> Answer:
+    if not health.token_admits(_authorization(scope)):
+        return None  # a staff session may still be admitted by Django
+    status, body, extra = await run_db(health.health_answer)
+    return status, orjson.dumps(body), _JSON, extra
+
+
+async def _metrics(scope: MutableMapping[str, Any]) -> Answer:
+    if not health.token_admits(_authorization(scope)):
+        return None
+    return 200, await run_db(metrics_render), CONTENT_TYPE_LATEST.encode(), {}
+
+
+_PROBES: dict[str, Callable[[MutableMapping[str, Any]], Awaitable[Answer]]] = {
+    "/health/live": _live,
+    "/health/ready": _ready,
+    "/health": _health,
+    "/metrics": _metrics,
+}
+#: The paths :func:`probe_answer` may answer (one set lookup for every other request).
+PROBE_PATHS = frozenset(_PROBES)
 
 
 async def probe_answer(scope: MutableMapping[str, Any], send: Send) -> bool:
     """Answer ``scope`` if it is a probe or scrape this front serves; False leaves it to
     Django (any other request, or one only a staff session could admit)."""
-    if scope["method"] != "GET":
+    probe = _PROBES.get(scope["path"]) if scope["method"] == "GET" else None
+    answer = await probe(scope) if probe is not None else None
+    if answer is None:
         return False
-    path = scope["path"]
-    json = b"application/json"
-    if path == "/health/live":
-        await _send(send, 200, _LIVE, json)
-    elif path == "/health/ready":
-        status, body = await run_db(health.ready_report)
-        await _send(send, status, orjson.dumps(body), json)
-    elif path in ("/metrics", "/health"):
-        if not health.token_admits(_authorization(scope)):
-            return False
-        if path == "/metrics":
-            await _send(send, 200, await run_db(metrics_render), CONTENT_TYPE_LATEST.encode())
-        else:
-            status, body, extra = await run_db(health.health_answer)
-            await _send(send, status, orjson.dumps(body), json, extra)
-    else:
-        return False
+    status, body, content_type, extra = answer
+    # A length, not chunked encoding: a load balancer's probe may read to the body's end.
+    headers = [(b"content-type", content_type), (b"content-length", str(len(body)).encode())]
+    for name, value in extra.items():
+        headers.append((name.lower().encode("latin-1"), value.encode("latin-1")))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
     return True
