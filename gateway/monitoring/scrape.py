@@ -21,7 +21,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from gateway.monitoring.metrics import INSTANCE_LABELS, REGISTRY, label_cap
+from gateway.monitoring.metrics import INSTANCE_LABELS, REGISTRY, label_cap, metrics_publish
 
 logger = logging.getLogger(__name__)
 
@@ -213,5 +213,6 @@ _LOCAL.register(_RequestSeries())
 
 
 def metrics_render() -> bytes:
-    """The exposition text of everything above."""
+    """The exposition text of everything above (this process's tally published first)."""
+    metrics_publish()
     return generate_latest(metrics_registry())

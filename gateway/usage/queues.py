@@ -29,7 +29,7 @@ import orjson
 import redis
 from django.conf import settings
 
-from gateway.monitoring.metrics import usage_event_observe
+from gateway.monitoring.metrics import metrics_publish, usage_event_observe
 from gateway.routing.state.releases import execute_with_releases
 from gateway.usage.events import UsageEvent
 from gateway.usage.journal import Journal
@@ -75,7 +75,7 @@ class BufferedUsageQueue:
         """Accept ``event`` without blocking the event loop (journaled before it returns)."""
         payload = orjson.dumps(event)
         self._buffer.append(payload)
-        usage_event_observe(event)  # Prometheus request series (in memory, never raises)
+        usage_event_observe(event)  # Prometheus request series, tallied (never raises)
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
@@ -159,6 +159,7 @@ class BufferedUsageQueue:
 
     async def flush(self) -> None:
         """Send everything buffered now (and, when the target is back, what was spooled)."""
+        metrics_publish()  # the events' request series, counted at put()
         if self.spool.size and time.monotonic() >= self._down_until:
             await self._resend_spool()
         # Every event buffered so far is in the sealed segment; events put while this flush
@@ -233,6 +234,7 @@ class BufferedUsageQueue:
 
     def flush_sync(self) -> None:
         """Synchronous flush for callers without an event loop (may block briefly)."""
+        metrics_publish()
         with self._sync_lock:
             while self._buffer:
                 payloads = self._take()
