@@ -116,6 +116,22 @@ def translate_error(exc: BaseException) -> httpx.TransportError | None:
     return None
 
 
+_timeouts: dict[tuple[float, float], aiohttp.ClientTimeout] = {}
+
+
+def _timeout(connect: float, read: float) -> aiohttp.ClientTimeout:
+    """aiohttp's (immutable) timeout for an instance's connect and read timeouts, built once:
+    instances have a handful of distinct pairs."""
+    timeout = _timeouts.get((connect, read))
+    if timeout is None:
+        if len(_timeouts) >= 256:  # bounded whatever the configuration
+            _timeouts.clear()
+        timeout = _timeouts[(connect, read)] = aiohttp.ClientTimeout(
+            total=None, connect=connect, sock_connect=connect, sock_read=read
+        )
+    return timeout
+
+
 class _Body(httpx.AsyncByteStream):
     """An aiohttp response's body as httpx reads it: chunks as they arrive."""
 
@@ -153,9 +169,7 @@ async def request(
 ) -> httpx.Response:
     """One upstream request; the body is read unless ``stream`` (then the caller relays it
     and must ``aclose`` the response). Failures raise httpx's transport exceptions."""
-    timeout = aiohttp.ClientTimeout(
-        total=None, connect=connect, sock_connect=connect, sock_read=read
-    )
+    timeout = _timeout(connect, read)
     try:
         response = await session().request(
             method,
