@@ -8,7 +8,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 WORKERS ?= 1
 
-.PHONY: install lock clients demo test lint fmt serve worker beat bench bench-profile bench-cluster clean screenshots
+.PHONY: install lock clients demo test lint fmt serve worker beat bench bench-profile bench-instructions bench-cluster clean screenshots
 
 install: $(STAMP)
 
@@ -113,6 +113,13 @@ bench-profile: install
 	$(BENCH_TOOLS)
 	@test -x $(VENV)/bin/py-spy || $(PY) -m pip install --quiet py-spy
 	$(PY) bench/run.py --profile bench/profile.svg $(BENCH_ARGS)
+
+# Instructions per proxied request, gateway against floor, counted by valgrind's callgrind: the
+# figure that does not move with the machine's load (README "Performance"). ~2 minutes.
+bench-instructions: install
+	$(BENCH_TOOLS)
+	@command -v valgrind >/dev/null || { echo "valgrind is missing: apt-get install valgrind"; exit 1; }
+	$(PY) bench/instructions.py $(BENCH_ARGS)
 
 # Scale-out on one machine (README "Scale-out"): three `serve --workers 1` processes and two
 # Celery workers behind nginx; throughput 1 vs 3, shared rate limit and breaker, a web process
