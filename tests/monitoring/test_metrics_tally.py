@@ -54,16 +54,10 @@ def test_a_published_tally_exposes_what_observing_each_value_does() -> None:
 
 
 def _event(request_id: str) -> UsageEvent:
-    # No instance: only the endpoint's overhead series, which no other test names.
-    return UsageEvent(
-        request_id=request_id,
-        created_at=0.0,
-        endpoint="tally-endpoint",
-        virtual_key_id=1,
-        model_alias="",
-        status_code=200,
-        latency_ms=3.0,
-    )
+    # No instance, no alias: only the endpoint's overhead series, which no other test names.
+    event = UsageEvent(request_id, 0.0, "tally-endpoint", 1, "", 200)
+    event.latency_ms = 3.0
+    return event
 
 
 def _overhead_count() -> float:
