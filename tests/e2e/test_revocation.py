@@ -3,15 +3,16 @@
 A key disabled while the gateway is idle is refused by every request starting
 ``GATEWAY_CONFIG_MAX_STALENESS`` (plus a small margin) later, on both workers, with no request
 in between to trigger a refresh; an alias added the same way is routed by the next request.
-Which worker answered is read from prometheus-client's per-process files (one per pid); each
-phase then talks to both workers over two kept-alive connections, one pinned to each.
+Which worker answered is read from prometheus-client's per-process files (one per pid, written
+when the worker's usage queue flushes); each phase then talks to both workers over two
+kept-alive connections, one pinned to each.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -62,6 +63,19 @@ def served_by(multiproc: Path, alias: str) -> dict[str, float]:
     return counts
 
 
+def served_by_settled(
+    multiproc: Path, alias: str, until: Callable[[dict[str, float]], bool]
+) -> dict[str, float]:
+    """``served_by`` once ``until`` holds for it (or after 5 s): a worker hands its counts to
+    its file when its usage queue flushes the requests' events, a linger after the response."""
+    deadline = time.monotonic() + 5
+    counts = served_by(multiproc, alias)
+    while not until(counts) and time.monotonic() < deadline:
+        time.sleep(0.01)
+        counts = served_by(multiproc, alias)
+    return counts
+
+
 def chat(client: httpx.Client, key: str, model: str) -> httpx.Response:
     return client.post(
         "/v1/chat/completions",
@@ -94,7 +108,7 @@ def pin_both_workers(
         before = served_by(multiproc, model)
         response = chat(client, key, model)
         assert response.status_code == 200, response.text
-        after = served_by(multiproc, model)
+        after = served_by_settled(multiproc, model, before.__ne__)
         (pid,) = [p for p in after if after[p] != before.get(p, 0)]
         by_pid.setdefault(pid, client)
         if len(by_pid) == 2:
@@ -127,4 +141,5 @@ def test_disable_and_add_apply_on_every_worker_within_the_window(
     late = [chat(client, other, "rv-late") for client in workers.values() for _ in range(N)]
     assert [a.status_code for a in late] == [200] * 2 * N, [a.text for a in late]
     # Both workers routed the new alias (and the connections stayed on their workers).
-    assert served_by(multiproc, "rv-late") == dict.fromkeys(workers, float(N))
+    served = served_by_settled(multiproc, "rv-late", lambda c: sum(c.values()) >= 2 * N)
+    assert served == dict.fromkeys(workers, float(N))
