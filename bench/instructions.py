@@ -28,6 +28,7 @@ import asyncio
 import importlib
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -200,7 +201,7 @@ def main() -> None:
     if args.drive:
         drive(args.drive, args.warmup, args.requests)
         return
-    if subprocess.run(["which", "valgrind"], capture_output=True).returncode != 0:
+    if shutil.which("valgrind") is None:
         sys.exit("valgrind is not installed: apt-get install valgrind (Debian)")
     sys.path.insert(0, str(HERE))
     measure(args)

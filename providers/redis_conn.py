@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import weakref
-from functools import lru_cache
 from importlib.resources import files
 from typing import Any, cast
 
@@ -48,21 +47,16 @@ ASYNC_TIMEOUTS: dict[str, Any] = {"socket_connect_timeout": 0.5, "socket_timeout
 
 
 # The configured topology once read: [] until then. Read per Redis call on the request path,
-# where going through Django's settings object each time cost more than the lookup it guards.
+# where going through Django's settings object and parsing the URL each time cost more than
+# the lookup it guards.
 _configured: list[RedisTopology | None] = []
-
-
-@lru_cache(maxsize=4)
-def _topology(url: str, cluster: bool) -> RedisTopology | None:
-    return redis_topology(url, cluster=cluster)
 
 
 def topology() -> RedisTopology | None:
     """The configured topology (None: no Redis)."""
     if not _configured:
-        _configured.append(
-            _topology(settings.REDIS_URL, bool(getattr(settings, "REDIS_CLUSTER", False)))
-        )
+        cluster = bool(getattr(settings, "REDIS_CLUSTER", False))
+        _configured.append(redis_topology(settings.REDIS_URL, cluster=cluster))
     return _configured[0]
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import weakref
 from collections.abc import AsyncIterator, Mapping
+from functools import lru_cache
 from typing import Any
 
 import aiohttp
@@ -116,20 +117,11 @@ def translate_error(exc: BaseException) -> httpx.TransportError | None:
     return None
 
 
-_timeouts: dict[tuple[float, float], aiohttp.ClientTimeout] = {}
-
-
+@lru_cache(maxsize=256)  # bounded whatever the configuration
 def _timeout(connect: float, read: float) -> aiohttp.ClientTimeout:
     """aiohttp's (immutable) timeout for an instance's connect and read timeouts, built once:
     instances have a handful of distinct pairs."""
-    timeout = _timeouts.get((connect, read))
-    if timeout is None:
-        if len(_timeouts) >= 256:  # bounded whatever the configuration
-            _timeouts.clear()
-        timeout = _timeouts[(connect, read)] = aiohttp.ClientTimeout(
-            total=None, connect=connect, sock_connect=connect, sock_read=read
-        )
-    return timeout
+    return aiohttp.ClientTimeout(total=None, connect=connect, sock_connect=connect, sock_read=read)
 
 
 class _Body(httpx.AsyncByteStream):

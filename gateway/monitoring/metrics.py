@@ -112,10 +112,6 @@ ERRORS = Counter(
 LABEL_MAX = 100
 
 
-def _current_table() -> RouteTable | None:
-    return route_tables.table
-
-
 def label_cap(value: str) -> str:
     """A label value cut to :data:`LABEL_MAX` characters."""
     return value[:LABEL_MAX]
@@ -256,7 +252,7 @@ def usage_event_observe(event: UsageEvent) -> None:
     """Count one request's event in the tally. Cheap and never raises (it runs on the request
     path); :func:`metrics_publish` makes it visible."""
     try:
-        table = _current_table()
+        table = route_tables.table
         labels = _Labels(table)
         pid, name = labels.instance(event.provider_id)
         alias = labels.alias(event.model_alias)
