@@ -6,6 +6,8 @@ Real requests to the fake upstream on loopback; no mocks of the seam itself.
 from __future__ import annotations
 
 import asyncio
+import gzip
+import json
 import os
 import subprocess
 import sys
@@ -278,3 +280,29 @@ def test_a_worker_proxying_calls_never_loads_httpcore(fake_upstream: FakeUpstrea
     assert out.returncode == 0, out.stderr
     assert len(fake_upstream.requests()) == 2  # both calls reached the upstream
     assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+@pytest.mark.parametrize("encoding", ["identity", "gzip"])
+def test_a_whole_answer_reads_decoded_and_closed(
+    run, fake_upstream: FakeUpstream, encoding: str
+) -> None:
+    # A real provider compresses its answer when the client accepts it (httpx's default
+    # accept-encoding does): the seam hands back the decoded body either way, read and closed.
+    answer = {"id": "chatcmpl-1", "choices": [{"message": {"content": "héllo " * 200}}]}
+    raw = json.dumps(answer, ensure_ascii=False).encode()
+    wire = gzip.compress(raw) if encoding == "gzip" else raw
+    headers = {"content-encoding": "gzip"} if encoding == "gzip" else {}
+    fake_upstream.behave(Behaviour(mode="status", status=200, body=wire, headers=headers))
+    base = fake_upstream.url + "/v1"
+
+    async def go() -> httpx.Response:
+        response = await http.send(snapshot(base), chat_request(base))
+        await response.aclose()
+        return response
+
+    response = run(go())
+    assert response.content == raw and response.json() == answer
+    assert response.text.count("héllo") == 200
+    assert response.is_closed and response.is_stream_consumed
+    assert response.num_bytes_downloaded == len(wire)
+    assert response.headers.get("content-encoding") == headers.get("content-encoding")
