@@ -31,6 +31,7 @@ from django.core.signals import setting_changed
 from django.dispatch import receiver
 from redis.exceptions import RedisClusterException
 
+from providers.redis_pipeline import LeanRedis
 from providers.redis_topology import RedisTopology, redis_topology
 
 logger = logging.getLogger(__name__)
@@ -146,15 +147,18 @@ def _pack_in_c(pool: aioredis.ConnectionPool) -> None:
 
 
 def build_async_client(topo: RedisTopology) -> aioredis.Redis:
-    """An asyncio client for ``topo`` (connects on first use)."""
+    """An asyncio client for ``topo`` (connects on first use); one server's and a Sentinel
+    master's send their pipelines through :mod:`providers.redis_pipeline`."""
     if topo.mode == "cluster":
         # Its nodes build their connections at construction: Python packing stays.
         return cast(aioredis.Redis, _AsyncCluster.from_url(topo.url, **ASYNC_TIMEOUTS))
     if topo.mode == "sentinel":
         sentinel = aiosentinel.Sentinel(list(topo.sentinels), sentinel_kwargs=ASYNC_TIMEOUTS)
-        client = sentinel.master_for(topo.master, **_sentinel_kwargs(topo, ASYNC_TIMEOUTS))
+        client = sentinel.master_for(
+            topo.master, redis_class=LeanRedis, **_sentinel_kwargs(topo, ASYNC_TIMEOUTS)
+        )
     else:
-        client = aioredis.Redis.from_url(topo.url, health_check_interval=30, **ASYNC_TIMEOUTS)
+        client = LeanRedis.from_url(topo.url, health_check_interval=30, **ASYNC_TIMEOUTS)
     _pack_in_c(client.connection_pool)
     return client
 
