@@ -16,6 +16,7 @@ from gateway.core.errors import RateLimited
 from gateway.routing import state
 from gateway.routing.selection import estimated_cost, order_explained
 from gateway.routing.state import InstanceView, RouteView
+from gateway.routing.state.windows import over_limit
 from gateway.routing.table import Candidate, RouteTable, VirtualKeySnapshot
 from providers.circuit import CircuitState
 
@@ -63,13 +64,13 @@ def _skip_reason(c: Candidate, info: InstanceView, now: float, prompt_tokens: in
     p = c.provider
     if info.circuit == CircuitState.OPEN and (info.retry_at or 0) > now:
         return f"circuit open until {info.retry_at:.0f} (in {info.retry_at - now:.1f} s)"  # type: ignore[operator]
-    if p.requests_per_minute is not None and info.rpm_used >= p.requests_per_minute:
+    # The acquire's own rule (lua/limits.lua rl_over, windows.over_limit): skipped here
+    # exactly when the attempt would be refused. With a sliding window the count is
+    # fractional (2.99 of 3 just after a window turns), and such an instance has no room
+    # for one more request.
+    if over_limit(info.rpm_used, p.requests_per_minute, 1):
         return f"instance at its limit of {p.requests_per_minute} requests per minute"
-    if (
-        p.tokens_per_minute is not None
-        and info.tpm_used > 0
-        and info.tpm_used + prompt_tokens > p.tokens_per_minute
-    ):
+    if over_limit(info.tpm_used, p.tokens_per_minute, prompt_tokens):
         return f"instance at its limit of {p.tokens_per_minute} tokens per minute"
     return ""
 

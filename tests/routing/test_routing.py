@@ -506,7 +506,9 @@ def test_single_instance_is_taken_once_per_request(
     assert [post(gateway, key).status_code for _ in range(4)] == [200, 200, 200, 503]
     assert served_by(fake_upstream, only) == 3
     [entry] = route_of(gateway, key)["skipped"]
-    assert entry["limits"]["requests_used"] == 3 and entry["in_flight"] == 0
+    # Three requests, each counted once (taken twice, six). A window that turned since leaves
+    # a sliding count just under 3 (2.99), which is still no room for one more.
+    assert 2.9 < entry["limits"]["requests_used"] <= 3 and entry["in_flight"] == 0
 
 
 def test_instance_taken_with_the_view_is_released_when_no_attempt_runs(
