@@ -28,6 +28,7 @@ from gateway.keys.services import virtual_key_create
 from gateway.usage.models import UsageRecord
 from mappings.models import ModelPrice, ModelProviderMapping
 from providers.models import Provider, ProviderKeyCredential
+from providers.snapshot import ProviderSnapshot
 from providers.types import KEYLESS_TYPES
 from tests.fakes import wire_bedrock
 
@@ -240,3 +241,22 @@ def make_usage(provider: Provider, **fields: Any) -> UsageRecord:
     }
     values.update(fields)
     return UsageRecord.objects.create(provider=provider, **values)
+
+
+def provider_snapshot(**fields: Any) -> ProviderSnapshot:
+    """An instance as the route table holds it, without a database row: neutral defaults
+    (no keys, no headers, no limits), then ``fields``."""
+    defaults: dict[str, Any] = {
+        "id": 1,
+        "name": "snapshot",
+        "provider_type": "openai",
+        "base_url": "http://127.0.0.1:9/v1",
+        "api_version": "",
+        "timeout": 5.0,
+        "connect_timeout": 2.0,
+        "max_retries": 0,
+        "custom_headers": (),
+        "forward_headers": frozenset(),
+        "keys": (),
+    }
+    return ProviderSnapshot(**(defaults | fields))

@@ -3,8 +3,6 @@ upstream only as far as the instance's allow-list admits it."""
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import pytest
 from django.core.exceptions import ValidationError
 
@@ -12,6 +10,7 @@ from providers import http
 from providers.adapters.anthropic import AnthropicAdapter
 from providers.betas import DEFAULT_ALLOW, filter_betas, validate_beta_allow
 from providers.snapshot import KeySnapshot, ProviderSnapshot
+from tests.factories import provider_snapshot
 
 CLAUDE_CODE_BETAS = (
     "claude-code-20250219,oauth-2025-04-20,interleaved-thinking-2025-05-14,"
@@ -20,20 +19,7 @@ CLAUDE_CODE_BETAS = (
 
 
 def snapshot(provider_type: str = "anthropic", **kw: object) -> ProviderSnapshot:
-    base = ProviderSnapshot(
-        id=1,
-        name="shared",
-        provider_type=provider_type,
-        base_url="http://x",
-        api_version="",
-        timeout=5.0,
-        connect_timeout=2.0,
-        max_retries=0,
-        custom_headers=(),
-        forward_headers=frozenset(),
-        keys=(),
-    )
-    return replace(base, **kw)  # type: ignore[arg-type]
+    return provider_snapshot(name="shared", provider_type=provider_type, base_url="http://x", **kw)
 
 
 KEY = KeySnapshot(

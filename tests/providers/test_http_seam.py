@@ -19,6 +19,7 @@ import pytest
 from providers import http
 from providers.adapters.base import UpstreamRequest
 from providers.snapshot import ProviderSnapshot
+from tests.factories import provider_snapshot
 from tests.fakes.upstream import Behaviour, FakeUpstream
 from tests.fakes.upstream import fake_upstream as fake_upstream  # fixture
 from tests.fakes.upstream import fake_upstream_server as fake_upstream_server  # fixture
@@ -32,18 +33,13 @@ def snapshot(
     timeout: float = 5.0,
     provider_type: str = "openai",
 ) -> ProviderSnapshot:
-    return ProviderSnapshot(
-        id=1,
+    return provider_snapshot(
         name="seam",
         provider_type=provider_type,
         base_url=base_url,
-        api_version="",
         timeout=timeout,
-        connect_timeout=2.0,
-        max_retries=0,
         custom_headers=tuple((custom or {}).items()),
         forward_headers=frozenset(forward or ()),
-        keys=(),
     )
 
 

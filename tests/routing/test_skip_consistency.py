@@ -10,27 +10,15 @@ from gateway.routing.state import ACQUIRE_OK
 from gateway.routing.state.local_backend import LocalRouting
 from gateway.routing.state.windows import window, window_keys
 from gateway.routing.table import Candidate
-from providers.snapshot import ProviderSnapshot
+from tests.factories import provider_snapshot
 
 PID = 9_901
 LIMIT = 3
 
 
 def limited(rpm: int | None = None, tpm: int | None = None) -> Candidate:
-    provider = ProviderSnapshot(
-        id=PID,
-        name="limited",
-        provider_type="openai",
-        base_url="http://127.0.0.1:9/v1",
-        api_version="",
-        timeout=5.0,
-        connect_timeout=1.0,
-        max_retries=0,
-        custom_headers=(),
-        forward_headers=frozenset(),
-        keys=(),
-        requests_per_minute=rpm,
-        tokens_per_minute=tpm,
+    provider = provider_snapshot(
+        id=PID, name="limited", requests_per_minute=rpm, tokens_per_minute=tpm
     )
     return Candidate(
         mapping_id=1,
