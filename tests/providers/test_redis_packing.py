@@ -12,6 +12,7 @@ from redis.asyncio.connection import Connection, SSLConnection
 from redis.asyncio.sentinel import SentinelManagedConnection
 
 from providers.redis_conn import _PackedInC, async_redis, build_async_client
+from providers.redis_pipeline import LeanRedis
 from providers.redis_topology import redis_topology
 
 COMMANDS: list[tuple[Any, ...]] = [
@@ -64,6 +65,7 @@ def test_each_scheme_keeps_its_own_connection_class(url: str, base: type) -> Non
     chosen = client.connection_pool.connection_class
     assert issubclass(chosen, _PackedInC)
     assert issubclass(chosen, base)
+    assert isinstance(client, LeanRedis)  # and its pipelines are providers.redis_pipeline's
 
 
 def test_round_trips_through_the_packed_client(with_redis: str) -> None:

@@ -14,9 +14,8 @@ import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from providers.redis_conn import async_redis, build_async_client
+from providers.redis_conn import async_redis
 from providers.redis_pipeline import LeanPipeline, LeanRedis
-from providers.redis_topology import redis_topology
 
 UNKNOWN_SHA = "0" * 40
 
@@ -107,10 +106,8 @@ def test_the_gateway_s_clients_use_it(with_redis: str) -> None:
         assert client is not None
         return type(client.pipeline(transaction=False))
 
+    # Each scheme's client class: tests/providers/test_redis_packing.py.
     assert asyncio.run(scenario()) is LeanPipeline
-    sentinel = redis_topology("redis+sentinel://127.0.0.1:26379/mymaster/0", cluster=False)
-    assert sentinel is not None
-    assert isinstance(build_async_client(sentinel), LeanRedis)
 
 
 class _EchoServer:
