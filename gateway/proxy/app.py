@@ -95,9 +95,8 @@ async def read_body(receive: Receive, headers: dict[str, str]) -> bytes:
     """The request body, refusing anything over ``GATEWAY_MAX_BODY_BYTES``."""
     limit = settings.GATEWAY_MAX_BODY_BYTES
     declared = headers.get("content-length")
-    too_large = RequestTooLarge(f"Request body is larger than the limit of {limit} bytes.")
     if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise too_large
+        raise _too_large(limit)
     chunks: list[bytes] = []
     size = 0
     while True:
@@ -107,10 +106,15 @@ async def read_body(receive: Receive, headers: dict[str, str]) -> bytes:
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
-            raise too_large
-        chunks.append(chunk)
+            raise _too_large(limit)
         if not message.get("more_body"):
-            return b"".join(chunks)
+            # Most bodies come in one message: no join (a copy) of a one-element list.
+            return b"".join((*chunks, chunk)) if chunks else chunk
+        chunks.append(chunk)
+
+
+def _too_large(limit: int) -> RequestTooLarge:
+    return RequestTooLarge(f"Request body is larger than the limit of {limit} bytes.")
 
 
 def parse_json(raw: bytes) -> Any:
@@ -132,12 +136,12 @@ def parse_json(raw: bytes) -> Any:
 async def send_json(
     send: Send, status: int, body: bytes, headers: dict[str, str] | None = None
 ) -> None:
-    raw = list(_JSON_HEADERS)
+    raw = [*_JSON_HEADERS, (b"content-length", str(len(body)).encode())]
     if headers:
         raw += [
             (k.encode("latin-1"), v.encode("latin-1"))
             for k, v in headers.items()
-            if k != "content-type"
+            if k not in ("content-type", "content-length")
         ]
     await send({"type": "http.response.start", "status": status, "headers": raw})
     await send({"type": "http.response.body", "body": body})
@@ -150,10 +154,13 @@ async def send_result(result: ProxyResult, receive: Receive, send: Send) -> None
     upstream stream (the generator's ``finally``) instead of reading it to the end for nobody.
     """
     raw_headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in result.headers.items()]
-    await send({"type": "http.response.start", "status": result.status, "headers": raw_headers})
     if result.stream is None:
+        # Sized: the client reads exactly the body, and the server sends it as is (not chunked).
+        raw_headers.append((b"content-length", str(len(result.body)).encode()))
+        await send({"type": "http.response.start", "status": result.status, "headers": raw_headers})
         await send({"type": "http.response.body", "body": result.body})
         return
+    await send({"type": "http.response.start", "status": result.status, "headers": raw_headers})
     relay = asyncio.current_task()
     disconnected = False
 

@@ -98,3 +98,29 @@ def test_azure_wire_format(e2e: World, stream: bool) -> None:
     assert req.query == {"api-version": AZURE_API_VERSION}
     assert req.headers["api-key"] == azure.api_key
     assert "authorization" not in req.headers
+
+
+def test_whole_answers_are_sized_and_streams_chunked(e2e: World) -> None:
+    inst = e2e.provider("sized")
+    e2e.mapping("sized-model", inst)
+    key = e2e.vkey()
+    e2e.publish()
+    http = e2e.http()
+    auth = {"authorization": f"Bearer {key}"}
+    chat = {"model": "sized-model", "messages": MESSAGES}
+
+    answer = http.post("/v1/chat/completions", json=chat, headers=auth)
+    error = http.post("/v1/chat/completions", json={**chat, "model": "nope"}, headers=auth)
+    with http.stream(
+        "POST", "/v1/chat/completions", json={**chat, "stream": True}, headers=auth
+    ) as s:
+        stream_headers, stream_body = s.headers, s.read()
+
+    for whole, status in ((answer, 200), (error, 404)):
+        assert whole.status_code == status, whole.text
+        assert whole.headers["content-length"] == str(len(whole.content))
+        assert "transfer-encoding" not in whole.headers
+    # A stream's length is not known up front: chunked, as before.
+    assert stream_headers["transfer-encoding"] == "chunked"
+    assert "content-length" not in stream_headers
+    assert stream_body.rstrip().endswith(b"data: [DONE]")
