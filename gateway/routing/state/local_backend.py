@@ -45,7 +45,7 @@ class LocalRouting:
     # The helpers below expect the lock held.
 
     def _used(
-        self, keys: list[str], frac: float
+        self, keys: Sequence[str], frac: float
     ) -> tuple[float, float, float, float, float, float]:
         rc, rp, tc, tp = (self.counts.get(k, 0.0) for k in keys)
         return rp * (1 - frac) + rc, rc, rp, tp * (1 - frac) + tc, tc, tp

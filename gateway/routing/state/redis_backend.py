@@ -122,8 +122,8 @@ async def read_view(
         results = await _view_per_slot(client, fields, keys, vkey_id is not None, provider_groups)
     else:
         script = scripts_for(client).view
-        results = list(await run_script(client, script, keys, orjson.dumps(fields)))
-    ok, which, cur, prev = (int(x) for x in results.pop(0))
+        results = await run_script(client, script, keys, orjson.dumps(fields))
+    ok, which, cur, prev = (int(x) for x in results[0])
     if not ok:
         limit = int(vkey_rpm if which == 1 else vkey_tpm)  # type: ignore[arg-type]
         cost = 1 if which == 1 else est_tokens
@@ -132,28 +132,31 @@ async def read_view(
             limit,
             retry_after_for(limit, cost, cur, prev, now),
         )
-    turn = int(results.pop(0) or 0)
+    turn = int(results[1] or 0)
     rr = turn + (0 if consume_key else 1) if round_robin else 0
     view = RouteView(instances={}, rr=rr)
-    for pid, groups in provider_groups.items():
-        entry = results.pop(0)
-        cb, inst = entry[0:3], entry[3:5]
-        rc, rp, tc, tp = (float(x or 0) for x in entry[5:9])
+    kept = 1 - frac  # the share of the previous window still inside the sliding one
+    for entry, (pid, groups) in zip(results[2:], provider_groups.items(), strict=False):
+        state, failures, retry_at, inflight, latency, rc, rp, tc, tp = entry[:9]
         cooling: dict[int, float] = {}
         for g, ttl in zip(groups, entry[9:], strict=True):
             if int(ttl) > 0:
                 cooling[g] = int(ttl) / 1000
         view.instances[pid] = InstanceView(
-            circuit=CircuitState(cb[0].decode() if cb[0] else "closed"),
-            failure_count=int(cb[1] or 0),
-            retry_at=float(cb[2]) if cb[2] else None,
-            inflight=max(0, int(inst[0] or 0)),
-            latency_ms=float(inst[1]) if inst[1] else None,
-            rpm_used=rp * (1 - frac) + rc,
-            tpm_used=tp * (1 - frac) + tc,
-            cooling=cooling,
+            _CIRCUIT_STATES.get(state) or CircuitState.CLOSED,
+            int(failures or 0),
+            float(retry_at) if retry_at else None,
+            max(0, int(inflight or 0)),
+            float(latency) if latency else None,
+            float(rp or 0) * kept + float(rc or 0),
+            float(tp or 0) * kept + float(tc or 0),
+            cooling,
         )
-    return view, acquire is not None and int(results.pop(0)) == ACQUIRE_OK
+    return view, acquire is not None and int(results[2 + len(provider_groups)]) == ACQUIRE_OK
+
+
+# The breaker's state as the script returns it (bytes); nil (never opened) is closed.
+_CIRCUIT_STATES = {s.value.encode(): s for s in CircuitState}
 
 
 def _candidate_keys(pid: int, groups: Sequence[int], now: float) -> list[str]:

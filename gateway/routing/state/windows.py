@@ -14,15 +14,32 @@ percent, the approach Cloudflare and the ``limits`` library's "sliding window co
 from __future__ import annotations
 
 import math
+from functools import lru_cache
+from typing import Any
 
 from django.conf import settings
+from django.core.signals import setting_changed
+from django.dispatch import receiver
 
 from providers.circuit import instance_tag
+
+# The window's length, read from settings once: every routing step reads it (a few times per
+# request) and settings are a lazy object. Re-read when a test overrides it.
+_window: list[float] = []
 
 
 def window() -> float:
     """The rate-limit window, in seconds."""
-    return float(settings.GATEWAY_RATE_LIMIT_WINDOW)
+    if not _window:
+        _window.append(float(settings.GATEWAY_RATE_LIMIT_WINDOW))
+    return _window[0]
+
+
+@receiver(setting_changed)
+def _window_changed(*, setting: str, **kwargs: Any) -> None:
+    if setting == "GATEWAY_RATE_LIMIT_WINDOW":
+        _window.clear()
+        _window_key_names.cache_clear()
 
 
 def window_at(now: float) -> tuple[int, float]:
@@ -36,14 +53,20 @@ def window_ttl() -> int:
     return int(window() * 2) + 2
 
 
-def window_keys(scope: str, ident: int, now: float) -> list[str]:
+def window_keys(scope: str, ident: int, now: float) -> tuple[str, str, str, str]:
     """Requests current, requests previous, tokens current, tokens previous.
 
     ``scope``: "k" a virtual key, "p" a provider instance.
     """
-    idx, _ = window_at(now)
+    return _window_key_names(scope, ident, int(now // window()))
+
+
+# Each request names its key's and its candidates' windows: the same few strings for a whole
+# window. Bounded: a window's names are asked for again only until the next window.
+@lru_cache(maxsize=4096)
+def _window_key_names(scope: str, ident: int, idx: int) -> tuple[str, str, str, str]:
     base = f"gw:{{v:{ident}}}:rl" if scope == "k" else f"gw:{instance_tag(ident)}:rl"
-    return [f"{base}:r:{idx}", f"{base}:r:{idx - 1}", f"{base}:t:{idx}", f"{base}:t:{idx - 1}"]
+    return f"{base}:r:{idx}", f"{base}:r:{idx - 1}", f"{base}:t:{idx}", f"{base}:t:{idx - 1}"
 
 
 def instance_key(pid: int) -> str:
