@@ -39,7 +39,6 @@ def window() -> float:
 def _window_changed(*, setting: str, **kwargs: Any) -> None:
     if setting == "GATEWAY_RATE_LIMIT_WINDOW":
         _window.clear()
-        _window_key_names.cache_clear()
 
 
 def window_at(now: float) -> tuple[int, float]:
