@@ -252,9 +252,11 @@ class RedisStreamUsageQueue(BufferedUsageQueue):
 
     def _xadd_all(self, pipe: Any, payloads: list[bytes]) -> None:
         stream = settings.GATEWAY_USAGE_STREAM
-        maxlen = settings.GATEWAY_USAGE_STREAM_MAXLEN
+        # XADD <stream> MAXLEN ~ <n> * e <event>, as pipe.xadd(..., approximate=True) sends
+        # it, without re-checking and re-assembling the same arguments for every event.
+        head = ("XADD", stream, "MAXLEN", "~", settings.GATEWAY_USAGE_STREAM_MAXLEN, "*", _FIELD)
         for payload in payloads:
-            pipe.xadd(stream, {_FIELD: payload}, maxlen=maxlen, approximate=True)
+            pipe.execute_command(*head, payload)
 
     async def deliver(self, payloads: list[bytes]) -> None:
         """XADD ``payloads``; the routing releases queued meanwhile ride the same pipeline

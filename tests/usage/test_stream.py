@@ -262,6 +262,18 @@ def test_shutdown_drains_the_buffer(with_redis: str) -> None:
     assert stream_len() == 300
 
 
+def test_the_stream_is_capped_at_its_maxlen(with_redis: str, settings: Any) -> None:
+    # A cap far below what is appended: Redis trims whole nodes of entries ("~", cheap), so
+    # the stream ends up near the cap, never at everything appended.
+    settings.GATEWAY_USAGE_STREAM_MAXLEN = 10
+    put_all(RedisStreamUsageQueue(), [event() for _ in range(1_000)])
+    assert stream_len() <= 200  # one node (100 entries by default) over the cap at most
+    client = sync_redis()
+    assert client is not None
+    [(_, fields)] = client.xrevrange(settings.GATEWAY_USAGE_STREAM, count=1)
+    assert list(fields) == [b"e"] and orjson.loads(fields[b"e"])["endpoint"] == "chat"
+
+
 def test_live_spool_is_not_adopted_but_dead_ones_are(with_redis: str) -> None:
     live = Spool()
     live.append([event().to_dict().__repr__().encode()])  # content irrelevant: never read
