@@ -146,48 +146,87 @@ def error_label(error_type: str) -> str:
 
 class _Labels:
     """Label values from the route table only: a request's own strings (its ``model``) never
-    become a series, so a client cannot grow ``/metrics`` or the process's memory."""
+    become a series, so a client cannot grow ``/metrics`` or the process's memory.
+
+    One per route table (a table is replaced, never changed): what an event's labels and
+    estimated cost need from it is worked out once per instance, alias and mapping, then
+    looked up. Only names the table knows are kept, so the memo is bounded by the table.
+    """
+
+    __slots__ = ("_aliases", "_instances", "_rates", "table")
 
     def __init__(self, table: RouteTable | None) -> None:
         self.table = table
+        self._aliases: dict[str, str] = {"": ""}
+        self._instances: dict[int | None, tuple[str, str]] = {None: ("", "")}
+        self._rates: dict[tuple[str, int], tuple[float, float, float] | None] = {}
 
     def alias(self, alias: str) -> str:
-        if not alias:
-            return ""
-        known = self.table is not None and alias in self.table.aliases
-        return label_cap(alias) if known else UNKNOWN_MODEL
+        label = self._aliases.get(alias)
+        if label is None:
+            if self.table is None or alias not in self.table.aliases:
+                return UNKNOWN_MODEL
+            label = self._aliases[alias] = label_cap(alias)
+        return label
 
     def instance(self, provider_id: int | None) -> tuple[str, str]:
-        if provider_id is None:
-            return "", ""
-        snap = self.table.providers.get(provider_id) if self.table is not None else None
-        return str(provider_id), label_cap(snap.name) if snap is not None else UNKNOWN_MODEL
+        labels = self._instances.get(provider_id)
+        if labels is None:
+            assert provider_id is not None
+            snap = self.table.providers.get(provider_id) if self.table is not None else None
+            if snap is None:
+                return str(provider_id), UNKNOWN_MODEL
+            labels = self._instances[provider_id] = (str(provider_id), label_cap(snap.name))
+        return labels
+
+    def rates(self, alias: str, mapping_id: int) -> tuple[float, float, float] | None:
+        """(input, cached input, output) per million tokens of the mapping's price, or None
+        when the table has no price for it."""
+        key = (alias, mapping_id)
+        if key in self._rates:
+            return self._rates[key]
+        rates = None
+        candidates = self.table.candidates(alias) if self.table is not None else ()
+        for candidate in candidates:
+            if candidate.mapping_id == mapping_id:
+                price = candidate.price
+                if price is not None:
+                    cached = price.cached_input_per_million
+                    rates = (
+                        float(price.input_per_million),
+                        float(price.input_per_million if cached is None else cached),
+                        float(price.output_per_million),
+                    )
+                self._rates[key] = rates
+                break
+        return rates
 
 
-def _estimated_cost(event: UsageEvent, table: RouteTable | None) -> float | None:
+_labels: _Labels = _Labels(None)
+
+
+def _labels_for(table: RouteTable | None) -> _Labels:
+    global _labels
+    if _labels.table is not table:
+        _labels = _Labels(table)
+    return _labels
+
+
+def _estimated_cost(event: UsageEvent, labels: _Labels) -> float | None:
     """Cost from the in-memory route table's price of the event's mapping (no SQL)."""
     if event.mapping_id is None or not (event.prompt_tokens or event.completion_tokens):
         return None
-    if table is None:
+    rates = labels.rates(event.model_alias, event.mapping_id)
+    if rates is None:
         return None
-    for candidate in table.candidates(event.model_alias):
-        if candidate.mapping_id == event.mapping_id:
-            price = candidate.price
-            if price is None:
-                return None
-            cached = min(max(0, event.cached_tokens), event.prompt_tokens)
-            cached_rate = (
-                price.cached_input_per_million
-                if price.cached_input_per_million is not None
-                else price.input_per_million
-            )
-            total = (
-                (event.prompt_tokens - cached) * float(price.input_per_million)
-                + cached * float(cached_rate)
-                + event.completion_tokens * float(price.output_per_million)
-            )
-            return total / 1_000_000
-    return None
+    input_rate, cached_rate, output_rate = rates
+    cached = min(max(0, event.cached_tokens), event.prompt_tokens)
+    total = (
+        (event.prompt_tokens - cached) * input_rate
+        + cached * cached_rate
+        + event.completion_tokens * output_rate
+    )
+    return total / 1_000_000
 
 
 class _Tally:
@@ -252,8 +291,7 @@ def usage_event_observe(event: UsageEvent) -> None:
     """Count one request's event in the tally. Cheap and never raises (it runs on the request
     path); :func:`metrics_publish` makes it visible."""
     try:
-        table = route_tables.table
-        labels = _Labels(table)
+        labels = _labels_for(route_tables.table)
         pid, name = labels.instance(event.provider_id)
         alias = labels.alias(event.model_alias)
         tally = _TALLY
@@ -286,7 +324,7 @@ def usage_event_observe(event: UsageEvent) -> None:
                 ):
                     if n:
                         tally.count(TOKENS, (pid, name, kind), n)
-                cost = _estimated_cost(event, table)
+                cost = _estimated_cost(event, labels)
                 if cost:
                     group = "" if event.account_group is None else str(event.account_group)
                     key_id = "" if event.key_id is None else str(event.key_id)
