@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from functools import lru_cache
 from typing import Any
 
 import orjson
@@ -37,6 +38,7 @@ from gateway.routing.state.windows import (
     round_robin_key,
     window_at,
     window_keys,
+    window_keys_at,
     window_ttl,
 )
 from providers.circuit import CIRCUIT_LUA, TRIAL_STALE_SECONDS, CircuitState, circuit_key
@@ -159,10 +161,17 @@ async def read_view(
 _CIRCUIT_STATES = {s.value.encode(): s for s in CircuitState}
 
 
-def _candidate_keys(pid: int, groups: Sequence[int], now: float) -> list[str]:
+def _candidate_keys(pid: int, groups: Sequence[int], now: float) -> tuple[str, ...]:
     """One candidate's keys in ``view.lua``'s order (all in the instance's hash slot)."""
-    keys = [circuit_key(pid), instance_key(pid), *window_keys("p", pid, now)]
-    return keys + [cooling_key(pid, g) for g in groups]
+    return _candidate_key_names(pid, tuple(groups), window_at(now)[0])
+
+
+# The same names for every request to the instance in one window: built once per window.
+@lru_cache(maxsize=1024)
+def _candidate_key_names(pid: int, groups: tuple[int, ...], idx: int) -> tuple[str, ...]:
+    windows = window_keys_at("p", pid, idx)
+    cooling = (cooling_key(pid, g) for g in groups)
+    return (circuit_key(pid), instance_key(pid), *windows, *cooling)
 
 
 async def _view_per_slot(

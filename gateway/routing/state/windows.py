@@ -57,13 +57,14 @@ def window_keys(scope: str, ident: int, now: float) -> tuple[str, str, str, str]
 
     ``scope``: "k" a virtual key, "p" a provider instance.
     """
-    return _window_key_names(scope, ident, int(now // window()))
+    return window_keys_at(scope, ident, int(now // window()))
 
 
 # Each request names its key's and its candidates' windows: the same few strings for a whole
 # window. Bounded: a window's names are asked for again only until the next window.
 @lru_cache(maxsize=4096)
-def _window_key_names(scope: str, ident: int, idx: int) -> tuple[str, str, str, str]:
+def window_keys_at(scope: str, ident: int, idx: int) -> tuple[str, str, str, str]:
+    """:func:`window_keys` of the window numbered ``idx``."""
     base = f"gw:{{v:{ident}}}:rl" if scope == "k" else f"gw:{instance_tag(ident)}:rl"
     return f"{base}:r:{idx}", f"{base}:r:{idx - 1}", f"{base}:t:{idx}", f"{base}:t:{idx - 1}"
 
