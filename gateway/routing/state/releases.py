@@ -157,6 +157,8 @@ class Carried:
         """Check the results (``execute(raise_on_error=False)``): NOSCRIPT ones are sent
         again after loading the script (they did not run); a timeout or a lost connection
         reported for one op runs that op again on its own; other errors fall back."""
+        if not any(isinstance(result, Exception) for result in results):
+            return  # the usual case: every op applied
         retry: list[Pending] = []
         alone: list[Pending] = []
         failed: list[Pending] = []
