@@ -40,7 +40,7 @@ from gateway.proxy.endpoints.responses import (
     get_response,
 )
 from gateway.proxy.probes import PROBE_PATHS, probe_answer
-from gateway.proxy.validation import MAX_DEPTH, check_depth
+from gateway.proxy.validation import check_depth, may_nest_deeper
 from gateway.routing.holder import route_tables
 from gateway.usage import lifespan as usage_lifespan
 from gateway.usage.budget_state import budget_state
@@ -127,8 +127,8 @@ def parse_json(raw: bytes) -> Any:
             f"We could not parse the JSON body of your request: {exc}", code="invalid_json"
         ) from None
     # Each level of nesting opens with a bracket: a body with no more brackets than the limit
-    # (counted at C speed, those inside strings too) cannot nest deeper, and skips the walk.
-    if raw.count(b"{") + raw.count(b"[") > MAX_DEPTH:
+    # cannot nest deeper, and skips the walk.
+    if may_nest_deeper(raw):
         check_depth(body)
     return body
 
