@@ -159,13 +159,17 @@ class BufferedUsageQueue:
 
     async def flush(self) -> None:
         """Send everything buffered now (and, when the target is back, what was spooled)."""
-        metrics_publish()  # the events' request series, counted at put()
         if self.spool.size and time.monotonic() >= self._down_until:
             await self._resend_spool()
         # Every event buffered so far is in the sealed segment; events put while this flush
         # awaits go to the other one (and are taken below too, which only repeats them there).
         sealed = self.journal.seal()
         while self._buffer:
+            # The request series of the events about to be handed on (tallied at put()),
+            # published before each batch: an event put while an earlier batch was being
+            # sent is taken by this flush too, and a scrape must never see it recorded but
+            # not counted.
+            metrics_publish()
             payloads = self._take()
             try:
                 await self._send(payloads)
@@ -234,9 +238,9 @@ class BufferedUsageQueue:
 
     def flush_sync(self) -> None:
         """Synchronous flush for callers without an event loop (may block briefly)."""
-        metrics_publish()
         with self._sync_lock:
             while self._buffer:
+                metrics_publish()  # as flush() does, before each batch
                 payloads = self._take()
                 try:
                     self.deliver_sync(payloads)

@@ -106,6 +106,40 @@ def test_events_are_published_before_they_are_handed_on() -> None:
     queue.journal.close()
 
 
+class _Gated(_Handing):
+    """Holds its first delivery until ``gate`` is set."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.delivering = asyncio.Event()
+        self.gate = asyncio.Event()
+
+    async def deliver(self, payloads: list[bytes]) -> None:
+        if not self.seen_at_delivery:
+            self.delivering.set()
+            await self.gate.wait()
+        await super().deliver(payloads)
+
+
+@pytest.mark.django_db
+def test_an_event_put_during_a_flush_is_published_before_that_flush_hands_it_on() -> None:
+    metrics_publish()
+    before = _overhead_count()
+    queue = _Gated()
+
+    async def scenario() -> None:
+        queue.put(_event("tally-first"))
+        flushing = asyncio.ensure_future(queue.flush())
+        await queue.delivering.wait()  # the first batch is being sent
+        queue.put(_event("tally-late"))  # taken by the same flush, after the first batch
+        queue.gate.set()
+        await flushing
+        await queue.aclose()
+
+    asyncio.run(scenario())
+    assert queue.seen_at_delivery == [(1, before + 1), (1, before + 2)]
+
+
 def test_an_event_tallied_off_the_queue_is_in_the_next_scrape() -> None:
     from gateway.monitoring.scrape import metrics_render
 
