@@ -25,6 +25,7 @@ from django.utils import timezone
 
 from gateway.keys.models import VirtualKey
 from gateway.keys.services import virtual_key_create
+from gateway.routing.table import Candidate
 from gateway.usage.models import UsageRecord
 from mappings.models import ModelPrice, ModelProviderMapping
 from providers.models import Provider, ProviderKeyCredential
@@ -260,3 +261,22 @@ def provider_snapshot(**fields: Any) -> ProviderSnapshot:
         "keys": (),
     }
     return ProviderSnapshot(**(defaults | fields))
+
+
+def route_candidate(provider: ProviderSnapshot, **fields: Any) -> Candidate:
+    """A route-table candidate onto ``provider``, without a database row: capabilities
+    undeclared, no limits and no price, then ``fields``."""
+    defaults: dict[str, Any] = {
+        "mapping_id": 1,
+        "alias": "m",
+        "provider": provider,
+        "provider_model": "gpt",
+        "priority": 1,
+        "weight": 1,
+        "max_context_tokens": None,
+        "max_output_tokens": None,
+        "price": None,
+    }
+    capabilities = ("chat", "vision", "tools", "streaming", "embeddings", "json_mode")
+    defaults |= {f"supports_{name}": None for name in capabilities}
+    return Candidate(**(defaults | fields))

@@ -12,9 +12,9 @@ import pytest
 
 from gateway.monitoring import metrics
 from gateway.routing.holder import route_tables
-from gateway.routing.table import Candidate, PriceSnapshot, RouteTable
+from gateway.routing.table import PriceSnapshot, RouteTable
 from gateway.usage.events import UsageEvent
-from tests.factories import provider_snapshot
+from tests.factories import provider_snapshot, route_candidate
 
 PID = 90_417  # an instance id no other test's series use
 
@@ -27,20 +27,7 @@ def _table(name: str, input_price: str, cached_price: str | None) -> RouteTable:
         output_per_million=Decimal("10"),
         cached_input_per_million=None if cached_price is None else Decimal(cached_price),
     )
-    fields: dict[str, Any] = {f"supports_{c}": None for c in ("chat", "vision", "tools")}
-    fields |= {f"supports_{c}": None for c in ("streaming", "embeddings", "json_mode")}
-    candidate = Candidate(
-        mapping_id=7,
-        alias="labels-alias",
-        provider=provider,
-        provider_model="m",
-        priority=0,
-        weight=1,
-        max_context_tokens=None,
-        max_output_tokens=None,
-        price=price,
-        **fields,
-    )
+    candidate = route_candidate(provider, mapping_id=7, alias="labels-alias", price=price)
     return RouteTable(
         version=name,
         aliases={"labels-alias": (candidate,)},

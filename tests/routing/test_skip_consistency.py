@@ -10,7 +10,7 @@ from gateway.routing.state import ACQUIRE_OK
 from gateway.routing.state.local_backend import LocalRouting
 from gateway.routing.state.windows import window, window_keys
 from gateway.routing.table import Candidate
-from tests.factories import provider_snapshot
+from tests.factories import provider_snapshot, route_candidate
 
 PID = 9_901
 LIMIT = 3
@@ -20,23 +20,7 @@ def limited(rpm: int | None = None, tpm: int | None = None) -> Candidate:
     provider = provider_snapshot(
         id=PID, name="limited", requests_per_minute=rpm, tokens_per_minute=tpm
     )
-    return Candidate(
-        mapping_id=1,
-        alias="m",
-        provider=provider,
-        provider_model="gpt",
-        priority=1,
-        weight=1,
-        supports_chat=None,
-        supports_vision=None,
-        supports_tools=None,
-        supports_streaming=None,
-        supports_embeddings=None,
-        supports_json_mode=None,
-        max_context_tokens=None,
-        max_output_tokens=None,
-        price=None,
-    )
+    return route_candidate(provider)
 
 
 @pytest.mark.parametrize(
