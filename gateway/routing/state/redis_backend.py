@@ -145,14 +145,14 @@ async def read_view(
             if int(ttl) > 0:
                 cooling[g] = int(ttl) / 1000
         view.instances[pid] = InstanceView(
-            _CIRCUIT_STATES.get(state) or CircuitState.CLOSED,
-            int(failures or 0),
-            float(retry_at) if retry_at else None,
-            max(0, int(inflight or 0)),
-            float(latency) if latency else None,
-            float(rp or 0) * kept + float(rc or 0),
-            float(tp or 0) * kept + float(tc or 0),
-            cooling,
+            circuit=_CIRCUIT_STATES.get(state) or CircuitState.CLOSED,
+            failure_count=int(failures or 0),
+            retry_at=float(retry_at) if retry_at else None,
+            inflight=max(0, int(inflight or 0)),
+            latency_ms=float(latency) if latency else None,
+            rpm_used=float(rp or 0) * kept + float(rc or 0),
+            tpm_used=float(tp or 0) * kept + float(tc or 0),
+            cooling=cooling,
         )
     return view, acquire is not None and int(results[2 + len(provider_groups)]) == ACQUIRE_OK
 
