@@ -37,7 +37,6 @@ from gateway.routing.state.windows import (
     retry_after_for,
     round_robin_key,
     window_at,
-    window_keys,
     window_keys_at,
     window_ttl,
 )
@@ -92,15 +91,15 @@ async def read_view(
 
     ``vkey_id``: the key to count, None when it has no limit. Raises KeyRateLimited.
     """
-    _, frac = window_at(now)
+    idx, frac = window_at(now)
     keys: list[str] = []
     if vkey_id is not None:
-        keys += window_keys("k", vkey_id, now)
+        keys += window_keys_at("k", vkey_id, idx)
     if round_robin:
         keys.append(round_robin_key(alias))
     group_counts: list[int] = []
     for pid, groups in provider_groups.items():
-        keys += _candidate_keys(pid, groups, now)
+        keys += _candidate_keys(pid, tuple(groups), idx)
         group_counts.append(len(groups))
     fields: dict[str, Any] = {
         "frac": frac,
@@ -161,14 +160,12 @@ async def read_view(
 _CIRCUIT_STATES = {s.value.encode(): s for s in CircuitState}
 
 
-def _candidate_keys(pid: int, groups: Sequence[int], now: float) -> tuple[str, ...]:
-    """One candidate's keys in ``view.lua``'s order (all in the instance's hash slot)."""
-    return _candidate_key_names(pid, tuple(groups), window_at(now)[0])
-
-
 # The same names for every request to the instance in one window: built once per window.
 @lru_cache(maxsize=1024)
-def _candidate_key_names(pid: int, groups: tuple[int, ...], idx: int) -> tuple[str, ...]:
+def _candidate_keys(pid: int, groups: tuple[int, ...], idx: int) -> tuple[str, ...]:
+    """One candidate's keys in window ``idx``, in ``view.lua``'s order (all in the instance's
+    hash slot): breaker, in-flight hash, the four windows, then the cooling keys of
+    ``groups``. Without groups, ``acquire.lua``'s keys."""
     windows = window_keys_at("p", pid, idx)
     cooling = (cooling_key(pid, g) for g in groups)
     return (circuit_key(pid), instance_key(pid), *windows, *cooling)
@@ -226,9 +223,8 @@ async def acquire(
     force: bool,
 ) -> int:
     """Step 2 (``lua/acquire.lua``): the ACQUIRE_* code."""
-    _, frac = window_at(now)
-    keys = [circuit_key(provider_id), instance_key(provider_id)]
-    keys += window_keys("p", provider_id, now)
+    idx, frac = window_at(now)
+    keys = list(_candidate_keys(provider_id, (), idx))
     args = orjson.dumps(
         {
             "now": now,

@@ -57,7 +57,7 @@ def window_keys(scope: str, ident: int, now: float) -> tuple[str, str, str, str]
 
     ``scope``: "k" a virtual key, "p" a provider instance.
     """
-    return window_keys_at(scope, ident, int(now // window()))
+    return window_keys_at(scope, ident, window_at(now)[0])
 
 
 # Each request names its key's and its candidates' windows: the same few strings for a whole
