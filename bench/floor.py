@@ -18,20 +18,27 @@ from typing import Any
 
 import aiohttp
 import orjson
+import redis.asyncio as aioredis
 import uvicorn
 
 UPSTREAM = os.environ.get("FLOOR_UPSTREAM", "http://127.0.0.1:18081/v1") + "/chat/completions"
 STREAM = os.environ.get("FLOOR_STREAM_UPSTREAM", UPSTREAM.rsplit("/", 2)[0]) + "/chat/completions"
 session: aiohttp.ClientSession | None = None
+# Counts the request in a one-minute window key: one key read and written, as a rate limit's.
+COUNT_LUA = "local n = redis.call('INCR', KEYS[1]) redis.call('PEXPIRE', KEYS[1], 60000) return n"
+STATE_URL = os.environ.get("FLOOR_REDIS_URL", "")
+count: Any = None  # the registered script, on the worker's loop
 
 
 async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
-    global session
+    global session, count
     if scope["type"] == "lifespan":
         while (message := await receive())["type"] != "lifespan.shutdown":
             await send({"type": "lifespan.startup.complete"})
         if session is not None:
             await session.close()
+        if count is not None:
+            await count.registered_client.aclose()
         await send({"type": "lifespan.shutdown.complete"})
         return
     body, more = b"", True
@@ -40,6 +47,13 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         body, more = body + message.get("body", b""), message.get("more_body", False)
     if session is None:
         session = aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar())
+    if STATE_URL:
+        if count is None:
+            # A connection per request in flight, as redis-py pools them (its default cap
+            # refuses calls beyond it at c=256).
+            client = aioredis.Redis.from_url(STATE_URL, max_connections=4096)
+            count = client.register_script(COUNT_LUA)
+        await count(keys=["floor:requests"])
     url = STREAM if orjson.loads(body).get("model") == "bench-stream" else UPSTREAM
     headers = {"content-type": "application/json", "authorization": "Bearer sk-floor"}
     async with session.post(url, data=body, headers=headers) as upstream:
@@ -60,7 +74,10 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, default=18090)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--redis", metavar="URL", help="one Redis round trip per request")
     args = parser.parse_args()
+    if args.redis:
+        os.environ["FLOOR_REDIS_URL"] = args.redis  # the workers are spawned: they read it
     uvicorn.run(
         "floor:app",
         host="127.0.0.1",

@@ -115,9 +115,12 @@ async def _drive(app: App, warmup: int, requests: int) -> None:
 
 
 def drive(target: str, warmup: int, requests: int) -> None:
-    """Run in the process under callgrind: drive ``target`` ("gateway" or "floor")."""
+    """Run in the process under callgrind: drive ``target`` ("gateway", "floor" or "state",
+    the floor with one Redis round trip per request)."""
     import uvloop
 
+    if target == "state":
+        os.environ["FLOOR_REDIS_URL"] = os.environ["REDIS_URL"]  # read when floor is imported
     gateway = (HERE.parent, "gateway.asgi", "application")
     where, module, name = gateway if target == "gateway" else (HERE, "floor", "app")
     sys.path.insert(0, str(where))
@@ -143,6 +146,8 @@ def measure(args: argparse.Namespace) -> dict[str, float]:
     import run  # the bench's functions: upstream, throwaway database and Redis, configuration
 
     mode = "production" if run._production_ready() else "embedded"
+    # Production mode also counts the floor of shared state (bench/floor.py --redis).
+    targets = ("gateway", "floor", "state") if mode == "production" else ("gateway", "floor")
     with tempfile.TemporaryDirectory(prefix="gw-instr-") as tmpdir, ExitStack() as stack:
         tmp = Path(tmpdir)
         upstream, port, _ = run.start_fixed_upstream(tmp)
@@ -172,7 +177,7 @@ def measure(args: argparse.Namespace) -> dict[str, float]:
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.PIPE,
             )
-            for target in ("gateway", "floor")
+            for target in targets
         }
         for target, proc in procs.items():
             _, err = proc.communicate()
@@ -185,7 +190,13 @@ def measure(args: argparse.Namespace) -> dict[str, float]:
         f"{CONCURRENCY}, in process, no server), {time.monotonic() - started:.0f} s:\n"
         f"  gateway {counts['gateway'] / 1e6:.3f} M instructions per request\n"
         f"  floor   {counts['floor'] / 1e6:.3f} M instructions per request\n"
-        f"  ratio   {counts['gateway'] / counts['floor']:.2f}x"
+        + (
+            f"  floor + Redis round trip {counts['state'] / 1e6:.3f} M "
+            f"({counts['state'] / counts['floor']:.2f}x the floor's)\n"
+            if "state" in counts
+            else ""
+        )
+        + f"  ratio   {counts['gateway'] / counts['floor']:.2f}x"
     )
     return counts
 
@@ -196,7 +207,7 @@ def main() -> None:
     )
     parser.add_argument("--requests", type=int, default=600)
     parser.add_argument("--warmup", type=int, default=150)
-    parser.add_argument("--drive", choices=("gateway", "floor"), help=argparse.SUPPRESS)
+    parser.add_argument("--drive", choices=("gateway", "floor", "state"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.drive:
         drive(args.drive, args.warmup, args.requests)

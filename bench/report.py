@@ -1,5 +1,8 @@
 """The bench's markdown table: every gateway figure beside the floor's (the same run), the
-ratio, the target and whether it is met."""
+ratio, the target and whether it is met. In production mode a column also shows the floor of
+shared state (the floor plus one Redis round trip per request, ``bench/floor.py --redis``),
+each figure with its ratio to the floor's: what the one round trip that routing, breaker and
+limits shared across processes need takes of a target on its own."""
 
 from __future__ import annotations
 
@@ -24,14 +27,34 @@ def _ratio(a: float, b: float) -> float:
     return a / b if b > 0 else float("nan")
 
 
-def rows(mode: dict[str, Any]) -> list[tuple[str, str, str, str, str, str]]:
-    """(measure, direct, floor, gateway, ratio, target + met) for one mode's results."""
-    d, f, g = mode["direct"], mode["floor"], mode["gateway"]
-    out = []
+def _x(ratio: float) -> str:
+    return "-" if ratio != ratio else f"{ratio:.2f}x"
 
-    def add(measure: str, direct: str, floor: str, gw: str, ratio: float, target: str, ok: bool):
-        shown = "-" if ratio != ratio else f"{ratio:.2f}x"
-        out.append((measure, direct, floor, gw, shown, f"{target} {'**met**' if ok else 'MISSED'}"))
+
+def rows(mode: dict[str, Any]) -> list[tuple[str, ...]]:
+    """(measure, direct, floor, floor + Redis round trip, gateway, ratio, target + met) for one
+    mode's results; the round trip's column is "-" where the mode has none (embedded)."""
+    d, f, g = mode["direct"], mode["floor"], mode["gateway"]
+    s = mode.get("state")
+    out: list[tuple[str, ...]] = []
+
+    def add(
+        measure: str,
+        direct: str,
+        floor: str,
+        gw: str,
+        ratio: float,
+        target: str,
+        ok: bool,
+        state: str = "-",
+    ):
+        met = f"{target} {'**met**' if ok else 'MISSED'}"
+        out.append((measure, direct, floor, state if s else "-", gw, _x(ratio), met))
+
+    def overhead(figure: dict[str, Any], key: str) -> str:
+        """A state floor figure as overhead over direct, with its ratio to the floor's."""
+        so, fo = figure[key] - d["1"][key], f["1"][key] - d["1"][key]
+        return f"{_f(figure[key])} ({so:+.2f}, {_x(_ratio(so, fo))})"
 
     fo = f["1"]["p50_ms"] - d["1"]["p50_ms"]
     go = g["1"]["p50_ms"] - d["1"]["p50_ms"]
@@ -44,6 +67,7 @@ def rows(mode: dict[str, Any]) -> list[tuple[str, str, str, str, str, str]]:
         r,
         "<= 2x",
         r <= 2,
+        overhead(s["1"], "p50_ms") if s else "-",
     )
     fo = f["1"]["p99_ms"] - d["1"]["p99_ms"]
     go = g["1"]["p99_ms"] - d["1"]["p99_ms"]
@@ -56,6 +80,7 @@ def rows(mode: dict[str, Any]) -> list[tuple[str, str, str, str, str, str]]:
         r,
         "<= 3x",
         r <= 3,
+        overhead(s["1"], "p99_ms") if s else "-",
     )
     r = _ratio(g["16"]["rps"], f["16"]["rps"])
     add(
@@ -66,6 +91,7 @@ def rows(mode: dict[str, Any]) -> list[tuple[str, str, str, str, str, str]]:
         r,
         ">= 0.5x",
         r >= 0.5,
+        f"{_f(s['16']['rps'], 'rps')} ({_x(_ratio(s['16']['rps'], f['16']['rps']))})" if s else "-",
     )
     r = _ratio(g["16"]["p99_ms"], f["16"]["p99_ms"])
     add(
@@ -76,6 +102,9 @@ def rows(mode: dict[str, Any]) -> list[tuple[str, str, str, str, str, str]]:
         r,
         "<= 3x",
         r <= 3,
+        f"{_f(s['16']['p99_ms'])} ({_x(_ratio(s['16']['p99_ms'], f['16']['p99_ms']))})"
+        if s
+        else "-",
     )
     add(
         "c=16 errors",
@@ -85,6 +114,7 @@ def rows(mode: dict[str, Any]) -> list[tuple[str, str, str, str, str, str]]:
         float("nan"),
         "0",
         g["16"]["errors"] == 0,
+        str(int(s["16"]["errors"])) if s else "-",
     )
     r = _ratio(g["256"]["rps"], g["16"]["rps"])
     add(
@@ -95,6 +125,10 @@ def rows(mode: dict[str, Any]) -> list[tuple[str, str, str, str, str, str]]:
         r,
         ">= 0.9x, 0 errors",
         r >= 0.9 and g["256"]["errors"] == 0,
+        f"{_f(s['256']['rps'], 'rps')}, {int(s['256']['errors'])} errors "
+        f"({_x(_ratio(s['256']['rps'], s['16']['rps']))})"
+        if s
+        else "-",
     )
     add(
         "c=256 p99 (stated)",
@@ -104,10 +138,14 @@ def rows(mode: dict[str, Any]) -> list[tuple[str, str, str, str, str, str]]:
         _ratio(g["256"]["p99_ms"], f["256"]["p99_ms"]),
         "stated",
         True,
+        f"{_f(s['256']['p99_ms'])} ({_x(_ratio(s['256']['p99_ms'], f['256']['p99_ms']))})"
+        if s
+        else "-",
     )
     t = mode["ttft"]
     fo, go = t["floor"] - t["direct"], t["gateway"] - t["direct"]
     r = _ratio(go, fo)
+    so = t.get("state", float("nan")) - t["direct"]
     add(
         "stream TTFT p50 (overhead)",
         _f(t["direct"]),
@@ -116,20 +154,21 @@ def rows(mode: dict[str, Any]) -> list[tuple[str, str, str, str, str, str]]:
         r,
         "<= 2x",
         r <= 2,
+        f"{_f(t['state'])} ({so:+.2f}, {_x(_ratio(so, fo))})" if "state" in t else "-",
     )
-    s, fs = mode["long_stream"], mode.get("long_stream_floor")
+    ls, fs = mode["long_stream"], mode.get("long_stream_floor")
     # Relayed, not buffered: the first chunk arrives long before the last (the upstream takes
     # 1 s to pace them out) and most arrive on their own. On a loaded machine a reader that is
     # descheduled for a moment finds a few chunks together, so not every arrival is distinct.
-    whole = s["first_chunk_ms"] < s["last_chunk_ms"] / 4 and s["distinct_arrival_times"] >= (
-        s["chunks"] / 2
+    whole = ls["first_chunk_ms"] < ls["last_chunk_ms"] / 4 and ls["distinct_arrival_times"] >= (
+        ls["chunks"] / 2
     )
     add(
         "500-chunk stream, 2 ms apart (distinct arrivals)",
         "-",
         f"{int(fs['distinct_arrival_times'])} of {int(fs['chunks'])}" if fs else "-",
-        f"{int(s['distinct_arrival_times'])} of {int(s['chunks'])}, first at "
-        f"{s['first_chunk_ms']:.0f} ms, last at {s['last_chunk_ms']:.0f} ms",
+        f"{int(ls['distinct_arrival_times'])} of {int(ls['chunks'])}, first at "
+        f"{ls['first_chunk_ms']:.0f} ms, last at {ls['last_chunk_ms']:.0f} ms",
         float("nan"),
         "chunk by chunk",
         whole,
@@ -164,8 +203,16 @@ def rows(mode: dict[str, Any]) -> list[tuple[str, str, str, str, str, str]]:
     )
     fc, gc = f["16"].get("cpu_ms_per_request", 0), g["16"].get("cpu_ms_per_request", 0)
     r = _ratio(gc, fc)
+    sc = s["16"].get("cpu_ms_per_request", 0) if s else 0
     add(
-        "worker CPU per request, c=16 (all workers, /proc)", "-", _f(fc), _f(gc), r, "<= 2x", r <= 2
+        "worker CPU per request, c=16 (all workers, /proc)",
+        "-",
+        _f(fc),
+        _f(gc),
+        r,
+        "<= 2x",
+        r <= 2,
+        f"{_f(sc)} ({_x(_ratio(sc, fc))})" if s else "-",
     )
     soak = mode.get("cpu_soak_ms", {})
     if "celery" in soak:
@@ -196,6 +243,7 @@ def rows(mode: dict[str, Any]) -> list[tuple[str, str, str, str, str, str]]:
         _ratio(m["after_mb"], m["floor_mb"]),
         "<= 100 MB, < 5%",
         m["after_mb"] <= 100 and flat,
+        _f(m["state_mb"], "MB") if "state_mb" in m else "-",
     )
     u = mode.get("usage")
     if u:
@@ -217,7 +265,10 @@ def table(results: dict[str, Any]) -> str:
     parts = []
     for name, mode in results["modes"].items():
         parts.append(f"\n**{name}** ({mode['describe']})\n")
-        parts.append("| measure | direct | floor | gateway | gateway / floor | target |")
-        parts.append("|---|---|---|---|---|---|")
+        parts.append(
+            "| measure | direct | floor | floor + Redis round trip | gateway | gateway / floor "
+            "| target |"
+        )
+        parts.append("|---|---|---|---|---|---|---|")
         parts.extend("| " + " | ".join(row) + " |" for row in rows(mode))
     return "\n".join(parts)

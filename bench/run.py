@@ -332,8 +332,10 @@ def start_gateway(
 
 
 def start_floor(
-    workers: int, fixed_port: int, stream_port: int
+    workers: int, fixed_port: int, stream_port: int, redis_url: str | None = None
 ) -> tuple[subprocess.Popen[bytes], int]:
+    """The floor; with ``redis_url``, the floor of shared state (one Redis round trip per
+    request, ``bench/floor.py --redis``)."""
     port = free_port()
     env = dict(os.environ)
     env["FLOOR_UPSTREAM"] = f"http://127.0.0.1:{fixed_port}/v1"
@@ -346,6 +348,7 @@ def start_floor(
             str(port),
             "--workers",
             str(workers),
+            *(("--redis", redis_url) if redis_url else ()),
         ],
         env=env,
         start_new_session=True,
@@ -467,6 +470,13 @@ def run_mode(
     out: dict[str, Any] = {}
     with ExitStack() as stack:
         env, gw, gw_port, celery_pid = start_mode(stack, mode, args, upstream, tmp)
+        if mode == "production":
+            # Its key lives in the mode's Redis database, emptied with it.
+            state, state_port = start_floor(
+                args.workers, upstream["fixed_port"], upstream["stream_port"], env["REDIS_URL"]
+            )
+            stack.callback(stop, state)
+            upstream = {**upstream, "state_port": state_port, "state_pid": state.pid}
         out["describe"] = (
             f"database {env['DATABASE_URL'].split(':', 1)[0]}, "
             f"Redis {'yes' if env.get('REDIS_URL') else 'no'}"
@@ -495,14 +505,21 @@ def measure_all(
         "floor": f"http://127.0.0.1:{floor_port}",
         "gateway": f"http://127.0.0.1:{gw_port}",
     }
+    pids = {"direct": [], "floor": worker_pids(floor_pid), "gateway": worker_pids(gw_pid)}
+    # Production mode's reference for shared state: the floor plus one Redis round trip.
+    ports = {"direct": up["stream_port"], "floor": floor_port}
+    if "state_port" in up:
+        urls["state"] = f"http://127.0.0.1:{up['state_port']}"
+        pids["state"] = worker_pids(up["state_pid"])
+        ports["state"] = up["state_port"]
+    ports["gateway"] = gw_port
     chat = "/v1/chat/completions"
-    for name in ("floor", "gateway"):  # warm up: route table, connection pools
+    for name in urls.keys() - {"direct"}:  # warm up: route table, connection pools
         wrk(urls[name] + chat, lua["chat"], 4, 2)
     wrk(urls["gateway"] + "/v1/messages", lua["messages"], 2, 1)
     wrk(urls["gateway"] + "/v1/responses", lua["responses"], 2, 1)
-    pids = {"direct": [], "floor": worker_pids(floor_pid), "gateway": worker_pids(gw_pid)}
     warm = max(rss_mb(p) for p in pids["gateway"])
-    for name in ("direct", "floor", "gateway"):
+    for name in urls:
         out[name] = {}
     rounds = args.rounds
     chat_runs = {name: (urls[name] + chat, lua["chat"]) for name in urls}
@@ -522,9 +539,7 @@ def measure_all(
         name: r["p50_ms"] for name, r in wrk_rounds(translated, 1, args.duration, rounds).items()
     }
     print("streaming ...", file=sys.stderr)
-    samples = ttft(
-        {"direct": up["stream_port"], "floor": floor_port, "gateway": gw_port}, args.ttft_runs
-    )
+    samples = ttft(ports, args.ttft_runs)
     out["ttft"] = {name: statistics.median(v) for name, v in samples.items()}
     out["long_stream"] = long_stream(gw_port)
     out["long_stream_floor"] = long_stream(floor_port)
@@ -573,11 +588,13 @@ def measure_all(
         "workers": len(pids["gateway"]),
         "floor_mb": max(rss_mb(p) for p in pids["floor"]),
     }
+    if "state" in pids:
+        out["rss"]["state_mb"] = max(rss_mb(p) for p in pids["state"])
     # Last: a megabyte body grows the workers' buffers, which would blur the soak's figure.
     print("request bodies ...", file=sys.stderr)
     body: dict[str, float] = {}
     for size in ("1k", "1m"):
-        sized = {name: (urls[name] + chat, lua[f"chat_{size}"]) for name in urls}
+        sized = {name: (urls[name] + chat, lua[f"chat_{size}"]) for name in urls if name != "state"}
         for name, r in wrk_rounds(sized, 1, args.duration, rounds).items():
             body[f"{name}_{size}"] = r["p50_ms"]
             body[f"{name}_{size}_errors"] = r["errors"]
