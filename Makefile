@@ -90,11 +90,12 @@ beat: install
 	$(PY) manage.py setup_schedules
 	$(VENV)/bin/celery -A gateway beat --loglevel=INFO --scheduler django_celery_beat.schedulers:DatabaseScheduler
 
-# Load benchmark (not part of the tests): direct vs the Python floor (bench/floor.py) vs the
-# gateway, production mode (needs DATABASE_URL=postgres://... and REDIS_URL on an empty Redis
-# database) then embedded. wrk and nginx from Debian, installed here when missing and apt-get
-# can (root); else it says what to install. BENCH_ARGS=--quick for the short run (~5 min
-# instead of ~15), BENCH_ARGS=--help for options.
+# Load benchmark (not part of the tests): direct vs the Python floor (bench/floor.py; in
+# production mode also the floor plus one Redis round trip per request) vs the gateway,
+# production mode (needs DATABASE_URL=postgres://... and REDIS_URL on an empty Redis database)
+# then embedded. wrk and nginx from Debian, installed here when missing and apt-get can (root);
+# else it says what to install. BENCH_ARGS=--quick for the short run (~5 min instead of ~15),
+# BENCH_ARGS=--help for options.
 define BENCH_TOOLS
 	@if ! command -v wrk >/dev/null && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 		echo "installing wrk and nginx-light (apt-get)"; \
@@ -114,8 +115,9 @@ bench-profile: install
 	@test -x $(VENV)/bin/py-spy || $(PY) -m pip install --quiet py-spy
 	$(PY) bench/run.py --profile bench/profile.svg $(BENCH_ARGS)
 
-# Instructions per proxied request, gateway against floor, counted by valgrind's callgrind: the
-# figure that does not move with the machine's load (README "Performance"). ~2 minutes.
+# Instructions per proxied request, gateway against floor (and, in production mode, the floor plus
+# one Redis round trip), counted by valgrind's callgrind: the figure that does not move with the
+# machine's load (README "Performance"). ~2 minutes.
 bench-instructions: install
 	$(BENCH_TOOLS)
 	@command -v valgrind >/dev/null || { echo "valgrind is missing: apt-get install valgrind"; exit 1; }

@@ -11,7 +11,8 @@ does not depend on what else the machine is doing.
 
 How: the bench's nginx upstream and the mode's throwaway database, Redis database and
 configuration (the functions of ``bench/run.py``); then, under callgrind and side by side,
-one process drives the gateway's ASGI application and another the floor's (``bench/floor.py``)
+one process drives the gateway's ASGI application and another the floor's (``bench/floor.py``;
+in production mode a third, the floor with one Redis round trip per request, ``--redis``)
 in process: no server, so uvicorn's share (the same for both) is left out. Each sends
 ``--warmup`` chat completions at concurrency 16, has its counters zeroed, sends ``--requests``
 more, waits for the usage flusher, and dumps. The gateway's run includes its background work
