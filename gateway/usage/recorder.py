@@ -21,11 +21,10 @@ from typing import Any
 import orjson
 import redis
 from django.conf import settings
-from django.db import connection, transaction
-from django.db.models import Field, JSONField
-from psycopg import sql
+from django.db import transaction
 
 from gateway.keys.models import VirtualKey
+from gateway.usage.inserts import usage_rows_insert
 from gateway.usage.models import UsageRecord
 from gateway.usage.spool import orphans_claim
 from mappings.models import ModelProviderMapping
@@ -132,64 +131,7 @@ def usage_events_record(*, events: Sequence[Mapping[str, Any]]) -> int:
                 if e.get("provider_id") is not None
             },
         )
-        return _insert([_row(e, when, alive, book) for e, when in fresh])
-
-
-def _insert(rows: list[dict[str, Any]]) -> int:
-    """Insert ``rows`` (UsageRecord field values), skipping request ids already recorded;
-    return how many were inserted. Runs inside the caller's transaction; ``rows`` is not empty
-    and every row has the same keys (:func:`_row`'s).
-
-    On PostgreSQL the rows are COPYed into a temporary table and moved with one
-    ``INSERT ... SELECT ... ON CONFLICT DO NOTHING``: ``bulk_create`` spent most of a drain's
-    time building model instances and adapting each value in Python (5,600 rows/s against
-    24,000 rows/s by COPY, README "Performance"). Elsewhere (SQLite), ``bulk_create``.
-    """
-    if connection.vendor != "postgresql":
-        UsageRecord.objects.bulk_create(
-            [UsageRecord(**row) for row in rows], ignore_conflicts=True, batch_size=500
-        )
-        return len(rows)
-    meta = UsageRecord._meta
-    table = sql.Identifier(meta.db_table)
-    fields = tuple(rows[0])  # what _row fills, by attribute name (provider_id, not provider)
-    names: list[sql.Composable] = []
-    as_json: set[str] = set()  # COPY's text format takes JSON as its text
-    for name in fields:
-        field = meta.get_field(name)
-        assert isinstance(field, Field) and field.column  # _row fills concrete fields
-        names.append(sql.Identifier(field.column))
-        if isinstance(field, JSONField):
-            as_json.add(name)
-    columns = sql.SQL(", ").join(names)
-    with connection.cursor() as cursor:
-        raw = cursor.cursor  # psycopg's own cursor: Django's wrapper has no COPY
-        # Column types of the real table, none of its constraints (the conflicts are for the
-        # INSERT below to skip). Dropped at once; ON COMMIT DROP covers an error on the way.
-        raw.execute(
-            sql.SQL(
-                "CREATE TEMP TABLE usage_incoming ON COMMIT DROP AS "
-                "SELECT {columns} FROM {table} WITH NO DATA"
-            ).format(columns=columns, table=table)
-        )
-        copy_in = sql.SQL("COPY usage_incoming ({columns}) FROM STDIN").format(columns=columns)
-        with raw.copy(copy_in) as copy:
-            for row in rows:
-                copy.write_row(
-                    [
-                        orjson.dumps(row[name]).decode() if name in as_json else row[name]
-                        for name in fields
-                    ]
-                )
-        raw.execute(
-            sql.SQL(
-                "INSERT INTO {table} ({columns}) "
-                "SELECT {columns} FROM usage_incoming ON CONFLICT DO NOTHING"
-            ).format(columns=columns, table=table)
-        )
-        inserted = raw.rowcount
-        raw.execute("DROP TABLE usage_incoming")
-    return int(inserted)
+        return usage_rows_insert([_row(e, when, alive, book) for e, when in fresh])
 
 
 def _created_at(event: Mapping[str, Any]) -> datetime:

@@ -1,15 +1,23 @@
-"""The usage insert: COPY on PostgreSQL, ``bulk_create`` elsewhere; both must store exactly
-what the event said and skip a request id recorded meanwhile."""
+"""The usage insert: COPY on PostgreSQL, one prepared ``INSERT OR IGNORE`` on SQLite; both must
+store exactly what the event said and skip a request id recorded meanwhile.
+
+The suite runs on one database: when it is PostgreSQL (CI), the last test runs this module
+again on SQLite in a child pytest, so both inserts are checked on every run."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 from django.db import connection, transaction
 
 from gateway.usage import recorder
 from gateway.usage.events import Attempt
+from gateway.usage.inserts import usage_rows_insert
 from gateway.usage.models import UsageRecord
 from mappings.selectors import price_book_load
 from tests.factories import make_mapping_row, make_mock_provider
@@ -86,9 +94,64 @@ def test_a_request_id_recorded_meanwhile_is_skipped_not_overwritten() -> None:
         for e in ({**first.to_dict(), "prompt_tokens": 999}, fresh.to_dict())
     ]
     with transaction.atomic():
-        inserted = recorder._insert(rows)
+        inserted = usage_rows_insert(rows)
     assert UsageRecord.objects.get(request_id=first.request_id).prompt_tokens == 1
     assert UsageRecord.objects.filter(request_id=fresh.request_id).count() == 1
     assert UsageRecord.objects.count() == 2
-    if connection.vendor == "postgresql":
-        assert inserted == 1  # what was inserted, not what was sent
+    assert inserted == 1  # what was inserted, not what was sent
+
+
+def _rows_of(events: list[dict[str, object]]) -> list[dict[str, object]]:
+    alive: dict[str, set[int]] = {
+        name: set() for name in ("virtual_key_id", "provider_id", "key_id", "mapping_id")
+    }
+    book = price_book_load(mapping_ids=set(), targets=set())
+    return [recorder._row(e, recorder._created_at(e), alive, book) for e in events]
+
+
+def _stored() -> list[tuple[object, ...]]:
+    """Every usage row as the database holds it (the id aside), by request id."""
+    columns = [f.column for f in UsageRecord._meta.concrete_fields if f.column != "id"]
+    quoted = ", ".join(connection.ops.quote_name(c) for c in columns)
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {quoted} FROM gateway_usagerecord ORDER BY request_id")
+        return list(cursor.fetchall())
+
+
+@pytest.mark.skipif(connection.vendor != "sqlite", reason="SQLite's own insert")
+def test_sqlite_stores_what_bulk_create_stores() -> None:
+    # The prepared insert adapts values itself where Django's preparation does nothing: the
+    # database must hold byte for byte what bulk_create (the ORM's own insert) held.
+    attempts = [Attempt(1, "p", None, "k", None, "timeout \\ x", 30000.0)]
+    events = [
+        event(model_alias=AWKWARD, stream=True, ttft_ms=7.25, attempts=attempts).to_dict(),
+        event(ttft_ms=None, status_code=503, error_type="no_provider").to_dict(),
+        {**event(prompt_tokens=5).to_dict(), "cost": None},
+    ]
+    rows = _rows_of(events)
+    rows[0]["cost"] = Decimal("0.0045")  # a priced row beside the unpriced ones
+    rows[0]["account_group"] = 32
+    with transaction.atomic():
+        UsageRecord.objects.bulk_create([UsageRecord(**r) for r in rows], ignore_conflicts=True)
+    by_orm = _stored()
+    UsageRecord.objects.all().delete()
+    with transaction.atomic():
+        assert usage_rows_insert(rows) == 3
+    assert _stored() == by_orm
+    assert UsageRecord.objects.get(request_id=events[0]["request_id"]).cost == Decimal("0.0045")
+
+
+@pytest.mark.skipif(connection.vendor == "sqlite", reason="the suite runs on SQLite already")
+def test_this_module_passes_on_sqlite_too() -> None:
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
+    out = subprocess.run(
+        [sys.executable, "-m", "pytest", __file__, "-q", "-p", "no:cacheprovider", "-rA"],
+        cwd=Path(__file__).resolve().parents[2],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-2000:]
+    # The SQLite-only test ran there and passed (not skipped).
+    assert "PASSED tests/usage/test_record_insert.py::test_sqlite_stores_what" in out.stdout
