@@ -7,17 +7,19 @@ Each database gets the cheapest insert it has that skips conflicts:
   of a drain's time building model instances and adapting each value in Python (5,600 rows/s
   against 24,000 rows/s by COPY, README "Performance").
 * SQLite (embedded mode, where a gateway worker writes its own usage on its database thread):
-  one prepared ``INSERT OR IGNORE`` run over every row (``executemany``). ``bulk_create``
-  built a model instance per row and compiled its SQL value by value, ~100 us a row here,
-  all of it holding the GIL the worker's requests wait on. The statement is the one
-  ``bulk_create(ignore_conflicts=True)`` sends on SQLite, and the values are adapted by the
-  same field methods where adapting does anything (dates, decimals, JSON).
+  ``INSERT OR IGNORE`` statements of as many rows as SQLite's parameter limit allows, the
+  statements ``bulk_create(ignore_conflicts=True)`` sends there, built once per size.
+  ``bulk_create`` also built a model instance per row and compiled each statement value by
+  value, ~100 us a row here, all of it holding the GIL the worker's requests wait on. The
+  values are adapted by the fields' own methods where adapting does anything (dates,
+  decimals, JSON).
 * Anything else: ``bulk_create(ignore_conflicts=True)``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import lru_cache
 from typing import Any
 
 import orjson
@@ -70,22 +72,39 @@ def _columns(fields: tuple[str, ...]) -> list[tuple[Field[Any, Any], str]]:
 def _insert_sqlite(rows: list[dict[str, Any]]) -> int:
     fields = tuple(rows[0])
     columns = _columns(fields)
-    quote = connection.ops.quote_name
-    # Names from the model's metadata, quoted; every value goes as a parameter.
-    statement = "INSERT OR IGNORE INTO {} ({}) VALUES ({})".format(  # noqa: S608
-        quote(UsageRecord._meta.db_table),
-        ", ".join(quote(column) for _, column in columns),
-        ", ".join(["%s"] * len(columns)),
-    )
     adapt: list[Callable[[Any], Any] | None] = [
         None if f.get_internal_type() in _AS_IS else _adapter(f) for f, _ in columns
     ]
     pairs = list(zip(fields, adapt, strict=True))
-    params = [[row[n] if how is None else how(row[n]) for n, how in pairs] for row in rows]
+    # Many rows per statement, as many as SQLite's parameter limit allows (bulk_create's
+    # batches): sqlite3 releases the GIL around every statement it steps, and under load the
+    # event loop holds it for up to the switch interval (5 ms) before this thread gets it
+    # back. One statement per row (executemany) left the writer behind the requests.
+    limit = connection.features.max_query_params or 999  # SQLite's default limit
+    per_statement = max(1, limit // len(fields))
+    inserted = 0
     with connection.cursor() as cursor:
-        cursor.executemany(statement, params)
-        # sqlite3 sums the rows each execution changed: an ignored row changes none.
-        return max(int(cursor.rowcount), 0)
+        for at in range(0, len(rows), per_statement):
+            chunk = rows[at : at + per_statement]
+            params = [row[n] if how is None else how(row[n]) for row in chunk for n, how in pairs]
+            cursor.execute(_sqlite_statement(tuple(c for _, c in columns), len(chunk)), params)
+            # The rows the statement inserted: an ignored one is not counted.
+            inserted += max(int(cursor.rowcount), 0)
+    return inserted
+
+
+@lru_cache(maxsize=16)
+def _sqlite_statement(columns: tuple[str, ...], rows: int) -> str:
+    """``INSERT OR IGNORE`` of ``rows`` rows of ``columns``: the statement
+    ``bulk_create(ignore_conflicts=True)`` sends on SQLite."""
+    quote = connection.ops.quote_name
+    one = "({})".format(", ".join(["%s"] * len(columns)))
+    # Names from the model's metadata, quoted; every value goes as a parameter.
+    return "INSERT OR IGNORE INTO {} ({}) VALUES {}".format(  # noqa: S608
+        quote(UsageRecord._meta.db_table),
+        ", ".join(quote(c) for c in columns),
+        ", ".join([one] * rows),
+    )
 
 
 def _adapter(field: Field[Any, Any]) -> Callable[[Any], Any]:

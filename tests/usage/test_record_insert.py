@@ -141,6 +141,28 @@ def test_sqlite_stores_what_bulk_create_stores() -> None:
     assert UsageRecord.objects.get(request_id=events[0]["request_id"]).cost == Decimal("0.0045")
 
 
+@pytest.mark.skipif(connection.vendor != "sqlite", reason="SQLite's own insert")
+def test_sqlite_inserts_a_batch_in_few_statements() -> None:
+    # sqlite3 lets go of the GIL around every statement it runs, and under load the event
+    # loop keeps it for up to 5 ms before the database thread gets it back: a statement per
+    # row (executemany) left embedded mode's writer behind the requests and its memory
+    # growing (bench/run.py: 154 -> 332 MB over a soak). A batch goes in as few statements as
+    # SQLite's parameter limit allows, as bulk_create sends it.
+    rows = _rows_of([event().to_dict() for _ in range(250)])
+    calls: list[tuple[bool, int]] = []
+
+    def count(execute, sql, params, many, context):  # type: ignore[no-untyped-def]
+        if sql.startswith("INSERT"):  # not the test transaction's savepoints
+            calls.append((many, len(params) if many else 1))
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(count), transaction.atomic():
+        assert usage_rows_insert(rows) == 250
+    per_statement = (connection.features.max_query_params or 999) // len(rows[0])  # 49
+    assert calls == [(False, 1)] * -(-250 // per_statement)  # 6 statements, none per row
+    assert UsageRecord.objects.count() == 250
+
+
 @pytest.mark.skipif(connection.vendor == "sqlite", reason="the suite runs on SQLite already")
 def test_this_module_passes_on_sqlite_too() -> None:
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
