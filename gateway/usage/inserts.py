@@ -76,6 +76,7 @@ def _insert_sqlite(rows: list[dict[str, Any]]) -> int:
         None if f.get_internal_type() in _AS_IS else _adapter(f) for f, _ in columns
     ]
     pairs = list(zip(fields, adapt, strict=True))
+    names = tuple(column for _, column in columns)
     # Many rows per statement, as many as SQLite's parameter limit allows (bulk_create's
     # batches): sqlite3 releases the GIL around every statement it steps, and under load the
     # event loop holds it for up to the switch interval (5 ms) before this thread gets it
@@ -87,7 +88,7 @@ def _insert_sqlite(rows: list[dict[str, Any]]) -> int:
         for at in range(0, len(rows), per_statement):
             chunk = rows[at : at + per_statement]
             params = [row[n] if how is None else how(row[n]) for row in chunk for n, how in pairs]
-            cursor.execute(_sqlite_statement(tuple(c for _, c in columns), len(chunk)), params)
+            cursor.execute(_sqlite_statement(names, len(chunk)), params)
             # The rows the statement inserted: an ignored one is not counted.
             inserted += max(int(cursor.rowcount), 0)
     return inserted
