@@ -8,6 +8,7 @@ a missing service fails the test instead, so CI runs everything.
 from __future__ import annotations
 
 import os
+import socket
 from collections.abc import Iterator
 from typing import NoReturn
 
@@ -22,6 +23,13 @@ from providers.redis_conn import reset_clients
 from tests.redis_topologies.fixtures import redis_cluster, redis_sentinel  # noqa: F401
 
 REQUIRE_SERVICES = os.environ.get("CI_REQUIRE_SERVICES") == "1"
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now (for a server a test starts)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def missing_service(reason: str) -> NoReturn:

@@ -22,7 +22,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import missing_service
+from tests.conftest import free_port, missing_service
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 
@@ -37,12 +37,6 @@ def nginx() -> str:
         missing_service("nginx (apt-get install nginx-light)")
     assert NGINX is not None
     return NGINX
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Backend(BaseHTTPRequestHandler):

@@ -10,65 +10,27 @@ for the purpose: the state column beside the floor in production mode, "-" witho
 
 from __future__ import annotations
 
-import json
 import socket
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 import redis
+
+from tests.conftest import free_port
+from tests.fakes.upstream import FakeUpstream
 
 BENCH = Path(__file__).resolve().parents[2] / "bench"
 sys.path.insert(0, str(BENCH))
 
 from report import rows, table  # noqa: E402
 
-ANSWER = {"id": "chatcmpl-floor", "object": "chat.completion", "choices": []}
 
-
-class Upstream(BaseHTTPRequestHandler):
-    """Answers every POST with one chat completion."""
-
-    protocol_version = "HTTP/1.1"
-
-    def do_POST(self) -> None:
-        self.rfile.read(int(self.headers.get("Content-Length", 0)))
-        body = json.dumps(ANSWER).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@pytest.fixture
-def upstream() -> Iterator[int]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Upstream)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server.server_address[1]
-    server.shutdown()
-    server.server_close()
-
-
-def start_floor(port: int, upstream: int, *extra: str) -> subprocess.Popen[bytes]:
-    env = {"FLOOR_UPSTREAM": f"http://127.0.0.1:{upstream}/v1", "PATH": "/usr/bin:/bin"}
+def start_floor(port: int, upstream: FakeUpstream, *extra: str) -> subprocess.Popen[bytes]:
+    env = {"FLOOR_UPSTREAM": f"{upstream.url}/v1", "PATH": "/usr/bin:/bin"}
     proc = subprocess.Popen(
         [sys.executable, str(BENCH / "floor.py"), "--port", str(port), "--workers", "1", *extra],
         env=env,
@@ -97,27 +59,32 @@ def chat(port: int) -> httpx.Response:
     )
 
 
-def test_state_floor_counts_every_request_in_redis(redis_url: str, upstream: int) -> None:
+def test_state_floor_counts_every_request_in_redis(
+    redis_url: str, fake_upstream: FakeUpstream
+) -> None:
     port = free_port()
-    proc = start_floor(port, upstream, "--redis", redis_url)
+    proc = start_floor(port, fake_upstream, "--redis", redis_url)
     try:
         answers = [chat(port) for _ in range(5)]
     finally:
         proc.terminate()
         proc.wait(timeout=30)
     assert [a.status_code for a in answers] == [200] * 5
-    assert answers[0].json() == ANSWER  # forwarded, not answered by the floor itself
+    assert answers[0].json()["object"] == "chat.completion"
+    # Forwarded, not answered by the floor itself: the upstream saw all five.
+    assert len(fake_upstream.requests(path_contains="/chat/completions")) == 5
     assert int(redis.Redis.from_url(redis_url).get("floor:requests") or 0) == 5
 
 
-def test_plain_floor_never_touches_redis(redis_url: str, upstream: int) -> None:
+def test_plain_floor_never_touches_redis(redis_url: str, fake_upstream: FakeUpstream) -> None:
     port = free_port()
-    proc = start_floor(port, upstream)
+    proc = start_floor(port, fake_upstream)
     try:
-        assert chat(port).json() == ANSWER
+        assert chat(port).json()["object"] == "chat.completion"
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+    assert len(fake_upstream.requests(path_contains="/chat/completions")) == 1
     assert redis.Redis.from_url(redis_url).dbsize() == 0
 
 

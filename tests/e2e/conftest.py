@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import itertools
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -39,6 +38,7 @@ from mappings.models import ModelProviderMapping
 from providers.config_version import REDIS_KEY
 from providers.models import ConfigVersion
 from providers.redis_conn import sync_redis
+from tests.conftest import free_port
 from tests.factories import Instance, make_mapping, make_provider, make_vkey
 from tests.fakes.upstream import FakeUpstream, fake_upstream, fake_upstream_server  # noqa: F401
 
@@ -55,12 +55,6 @@ SYNC_TIMEOUT = 10.0
 #: Larger than the number of watched saves any test makes between two publishes.
 _VERSION_STRIDE = 1 << 20
 _versions = itertools.count(int(time.time()) * _VERSION_STRIDE, _VERSION_STRIDE)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def subprocess_database_url() -> str:

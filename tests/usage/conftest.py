@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-import socket
 import subprocess
 import threading
 import time
@@ -30,14 +29,7 @@ from gateway.usage.events import UsageEvent, set_usage_queue
 from mappings.models import ModelPrice
 from providers.models import Provider
 from providers.redis_conn import reset_clients
-from tests.conftest import missing_service
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
+from tests.conftest import free_port, missing_service
 
 # --- configuration rows ----------------------------------------------------------------------
 

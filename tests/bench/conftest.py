@@ -1,0 +1,1 @@
+from tests.fakes.upstream import fake_upstream, fake_upstream_server  # noqa: F401
